@@ -1,0 +1,876 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe abstractions for writing a device-mapper target in Rust.
+//!
+//! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h)
+//!
+//! A target implements [`Target`] and is registered with a pinned
+//! [`Registration`]. The `extern "C"` callbacks in this file turn the raw
+//! pointers that device-mapper core passes into safe views ([`Ctr`],
+//! [`TargetInfo`], [`Bio`], [`Emitter`], [`QueueLimits`]) and the target's
+//! private data back into `&T`. All unsafe code of the module that touches
+//! device-mapper lives here.
+
+use core::{fmt, marker::PhantomData, ptr::NonNull};
+use kernel::{
+    bindings::{bio, blk_status_t, block_device, queue_limits},
+    error::to_result,
+    prelude::*,
+    types::Opaque,
+};
+
+/// Bindings generated at build time for `device-mapper.h`, `dm-bufio.h` and
+/// `helpers.h`; everything they refer to comes from `kernel::bindings`.
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    improper_ctypes,
+    unsafe_op_in_unsafe_fn,
+    unreachable_pub,
+    missing_docs,
+    clippy::all,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::undocumented_unsafe_blocks
+)]
+pub(crate) mod bindings {
+    include!("dm_bindings_generated.rs");
+}
+
+use bindings as b;
+
+/// What a bio asks the target to do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum BioOp {
+    /// Read data.
+    Read,
+    /// Write data.
+    Write,
+    /// An empty cache flush (`REQ_PREFLUSH` without data).
+    Flush,
+    /// Discard a range.
+    Discard,
+    /// Securely erase a range.
+    SecureErase,
+    /// Write zeroes to a range.
+    WriteZeroes,
+    /// Any other operation (zone management and the like).
+    Other,
+}
+
+/// How `map` disposed of a bio.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum MapResult {
+    /// The bio was redirected; device-mapper core submits it.
+    Remapped,
+    /// The target took the bio and will submit or end it itself.
+    Submitted,
+    /// Device-mapper core should retry the bio later.
+    Requeue,
+    /// Fail the bio with an I/O error.
+    Kill,
+}
+
+/// How `end_io` disposed of a completed bio.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum EndIoResult {
+    /// The bio completes with the (possibly changed) status.
+    Done,
+    /// The target keeps the bio and ends it later.
+    Incomplete,
+    /// Device-mapper core should requeue the bio.
+    Requeue,
+}
+
+/// Which kind of text `status` is asked for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum StatusType {
+    /// `dmsetup status`: the target's state.
+    Info,
+    /// `dmsetup table`: the line that recreates the target.
+    Table,
+    /// The IMA measurement of the target, `name=value,...;`.
+    Ima,
+}
+
+/// A device-mapper target type.
+///
+/// Device-mapper core calls these methods for every target of the type that
+/// a table contains. `ctr` builds the target's private state, which then
+/// lives until `dtr`; every other method receives it as `&self`.
+#[vtable]
+pub(crate) trait Target: Sized + Send + Sync {
+    /// The target type's name in table lines.
+    const NAME: &'static CStr;
+    /// The target type's version, as `dmsetup targets` shows it.
+    const VERSION: [u32; 3];
+    /// `DM_TARGET_*` feature flags.
+    const FEATURES: u64 = 0;
+
+    /// Builds a target from its table line arguments. On failure, set the
+    /// reason shown to the user with [`Ctr::fail`].
+    fn ctr(ctx: &mut Ctr<'_>, args: &[&CStr]) -> Result<Pin<KBox<Self>>>;
+
+    /// Redirects or takes over a bio. Runs in the submitter's context: must
+    /// not sleep.
+    fn map(&self, ti: &TargetInfo<'_>, bio: &mut Bio<'_>) -> MapResult;
+
+    /// Sees a bio complete, in completion context: must not sleep.
+    fn end_io(&self, _ti: &TargetInfo<'_>, _bio: &mut Bio<'_>, _status: &mut u8) -> EndIoResult {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes the status text of the given kind.
+    fn status(&self, _ti: &TargetInfo<'_>, _kind: StatusType, _out: &mut Emitter<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles `dmsetup message`. `Ok` returns the text written to `out` to
+    /// the caller; an error is returned as an errno.
+    fn message(&self, _ti: &TargetInfo<'_>, _args: &[&CStr], _out: &mut Emitter<'_>) -> Result {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Calls `visitor` for each underlying device range the target uses,
+    /// stopping at, and returning, the first non-zero result.
+    fn iterate_devices(&self, _ti: &TargetInfo<'_>, _visitor: &mut DeviceVisitor<'_>) -> c_int {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Adjusts the queue limits of the mapped device.
+    fn io_hints(&self, _ti: &TargetInfo<'_>, _limits: &mut QueueLimits<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called before the device is suspended, while I/O may still arrive.
+    fn presuspend(&self, _ti: &TargetInfo<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called once the device is suspended and all I/O has completed.
+    fn postsuspend(&self, _ti: &TargetInfo<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called before resume; an error keeps the device suspended.
+    fn preresume(&self, _ti: &TargetInfo<'_>) -> Result {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called when the device resumes.
+    fn resume(&self, _ti: &TargetInfo<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The registration of a target type with device-mapper core.
+///
+/// # Invariants
+///
+/// `target_type` is registered with `dm_register_target` for the whole life
+/// of the registration and unregistered when it is dropped.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Target> {
+    #[pin]
+    target_type: Opaque<b::target_type>,
+    _target: PhantomData<T>,
+}
+
+// SAFETY: after registration only device-mapper core touches `target_type`,
+// under its own locking; the registration itself holds no other state.
+unsafe impl<T: Target> Send for Registration<T> {}
+// SAFETY: see `Send`: `&Registration` gives access to nothing.
+unsafe impl<T: Target> Sync for Registration<T> {}
+
+impl<T: Target> Registration<T> {
+    /// Registers target type `T`, owned by `module`.
+    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            target_type <- Opaque::try_ffi_init(move |slot: *mut b::target_type| {
+                let tt = b::target_type {
+                    features: T::FEATURES,
+                    name: T::NAME.as_char_ptr(),
+                    module: module.as_ptr(),
+                    version: T::VERSION,
+                    ctr: Some(ctr_callback::<T>),
+                    dtr: Some(dtr_callback::<T>),
+                    map: Some(map_callback::<T>),
+                    end_io: if T::HAS_END_IO { Some(end_io_callback::<T>) } else { None },
+                    status: if T::HAS_STATUS { Some(status_callback::<T>) } else { None },
+                    message: if T::HAS_MESSAGE { Some(message_callback::<T>) } else { None },
+                    iterate_devices: if T::HAS_ITERATE_DEVICES {
+                        Some(iterate_devices_callback::<T>)
+                    } else {
+                        None
+                    },
+                    io_hints: if T::HAS_IO_HINTS { Some(io_hints_callback::<T>) } else { None },
+                    presuspend: if T::HAS_PRESUSPEND {
+                        Some(presuspend_callback::<T>)
+                    } else {
+                        None
+                    },
+                    postsuspend: if T::HAS_POSTSUSPEND {
+                        Some(postsuspend_callback::<T>)
+                    } else {
+                        None
+                    },
+                    preresume: if T::HAS_PRERESUME { Some(preresume_callback::<T>) } else { None },
+                    resume: if T::HAS_RESUME { Some(resume_callback::<T>) } else { None },
+                    ..Default::default()
+                };
+                // SAFETY: `slot` is valid for writes and pinned: it is the
+                // place the registration lives in until it is dropped.
+                unsafe { slot.write(tt) };
+                // SAFETY: `slot` holds a fully initialised target type whose
+                // strings are `'static`; it stays pinned until `drop`
+                // unregisters it.
+                to_result(unsafe { b::dm_register_target(slot) })
+            }),
+            _target: PhantomData,
+        })
+    }
+}
+
+#[pinned_drop]
+impl<T: Target> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: by the type invariant the target type is registered. The
+        // module cannot be unloaded while a table uses it, so no target of
+        // this type is left.
+        unsafe { b::dm_unregister_target(self.target_type.get()) };
+    }
+}
+
+/// The target's view of its `struct dm_target` in a callback.
+///
+/// # Invariants
+///
+/// `ti` points to a valid `dm_target` for the lifetime `'a`.
+pub(crate) struct TargetInfo<'a> {
+    ti: NonNull<b::dm_target>,
+    _life: PhantomData<&'a b::dm_target>,
+}
+
+impl TargetInfo<'_> {
+    /// # Safety
+    ///
+    /// `ti` must point to a valid `dm_target` for the lifetime of the result.
+    unsafe fn from_raw(ti: *mut b::dm_target) -> Self {
+        Self {
+            // SAFETY: the caller guarantees `ti` is valid, hence not null.
+            ti: unsafe { NonNull::new_unchecked(ti) },
+            _life: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &b::dm_target {
+        // SAFETY: valid by the type invariant; device-mapper core does not
+        // change the fields read here while the target exists.
+        unsafe { self.ti.as_ref() }
+    }
+
+    /// First sector of the target in the mapped device.
+    pub(crate) fn begin(&self) -> u64 {
+        self.raw().begin
+    }
+
+    /// Length of the target in sectors.
+    pub(crate) fn len(&self) -> u64 {
+        self.raw().len
+    }
+
+    /// The offset of a mapped-device sector inside this target
+    /// (`dm_target_offset`).
+    #[inline(always)]
+    pub(crate) fn target_offset(&self, sector: u64) -> u64 {
+        sector - self.raw().begin
+    }
+
+    /// The target type's name and version, as IMA measurements print them.
+    pub(crate) fn emit_name_version(&self, out: &mut Emitter<'_>) {
+        let raw = self.raw();
+        // SAFETY: `type` points to the registered target type, alive while
+        // any of its targets exists; its name is a `'static` C string.
+        let (name, v) = unsafe { (CStr::from_char_ptr((*raw.type_).name), (*raw.type_).version) };
+        out.emit(fmt!(
+            "target_name={},target_version={}.{}.{}",
+            name.to_str().unwrap_or("?"),
+            v[0],
+            v[1],
+            v[2]
+        ));
+    }
+}
+
+/// The constructor's view of the new target.
+///
+/// # Invariants
+///
+/// `ti` points to the `dm_target` being constructed, valid for `'a`, and is
+/// not accessed by anyone else during the constructor.
+pub(crate) struct Ctr<'a> {
+    ti: NonNull<b::dm_target>,
+    _life: PhantomData<&'a mut b::dm_target>,
+}
+
+impl Ctr<'_> {
+    fn raw(&mut self) -> &mut b::dm_target {
+        // SAFETY: valid and exclusive by the type invariant.
+        unsafe { self.ti.as_mut() }
+    }
+
+    /// First sector of the target in the mapped device.
+    pub(crate) fn begin(&mut self) -> u64 {
+        self.raw().begin
+    }
+
+    /// Length of the target in sectors.
+    pub(crate) fn len(&mut self) -> u64 {
+        self.raw().len
+    }
+
+    /// Records why the constructor failed (`ti->error`), for the kernel log
+    /// and dmsetup, and returns `err` for the caller to propagate.
+    pub(crate) fn fail(&mut self, reason: &'static CStr, err: Error) -> Error {
+        self.raw().error = reason.as_char_ptr().cast_mut();
+        err
+    }
+
+    /// Opens an underlying device (`dm_get_device`) with the table's mode.
+    pub(crate) fn get_device(&mut self, path: &CStr) -> Result<DmDev> {
+        let ti = self.ti.as_ptr();
+        let mut dev: *mut b::dm_dev = core::ptr::null_mut();
+        // SAFETY: `ti` is valid (type invariant); its table is set before
+        // the constructor runs. `path` is a valid C string and `dev` a valid
+        // place for the result.
+        to_result(unsafe {
+            b::dm_get_device(ti, path.as_char_ptr(), b::dm_table_get_mode((*ti).table), &mut dev)
+        })?;
+        // INVARIANT: `dev` was just obtained for `ti`; `ti` outlives the
+        // target's private data, which is dropped in `dtr` at the latest.
+        Ok(DmDev {
+            ti: self.ti,
+            // SAFETY: `dm_get_device` succeeded, so `dev` is valid.
+            dev: unsafe { NonNull::new_unchecked(dev) },
+        })
+    }
+
+    /// Number of empty flush bios per flush (`num_flush_bios`); each one is
+    /// told apart by [`Bio::target_bio_nr`].
+    pub(crate) fn set_num_flush_bios(&mut self, n: u32) {
+        self.raw().num_flush_bios = n;
+    }
+
+    /// Number of bios per discard (`num_discard_bios`).
+    pub(crate) fn set_num_discard_bios(&mut self, n: u32) {
+        self.raw().num_discard_bios = n;
+    }
+
+    /// Number of bios per secure erase (`num_secure_erase_bios`).
+    pub(crate) fn set_num_secure_erase_bios(&mut self, n: u32) {
+        self.raw().num_secure_erase_bios = n;
+    }
+
+    /// Number of bios per write-zeroes (`num_write_zeroes_bios`).
+    pub(crate) fn set_num_write_zeroes_bios(&mut self, n: u32) {
+        self.raw().num_write_zeroes_bios = n;
+    }
+
+    /// Splits I/O at multiples of this many sectors (`max_io_len`).
+    pub(crate) fn set_max_io_len(&mut self, sectors: u32) -> Result {
+        // SAFETY: `ti` is valid and exclusively ours (type invariant).
+        to_result(unsafe { b::dm_set_target_max_io_len(self.ti.as_ptr(), sectors.into()) })
+    }
+
+    /// Bytes of per-bio data the target needs (`per_io_data_size`).
+    pub(crate) fn set_per_io_data_size(&mut self, bytes: u32) {
+        self.raw().per_io_data_size = bytes;
+    }
+}
+
+/// An underlying device opened with `dm_get_device`.
+///
+/// # Invariants
+///
+/// `dev` was returned by `dm_get_device` for the target `ti` and is put
+/// exactly once, on drop; `ti` outlives this handle.
+pub(crate) struct DmDev {
+    ti: NonNull<b::dm_target>,
+    dev: NonNull<b::dm_dev>,
+}
+
+// SAFETY: a `dm_dev` does not change while it is open, and putting it is
+// allowed from any thread in process context.
+unsafe impl Send for DmDev {}
+// SAFETY: all methods taking `&self` only read the open device.
+unsafe impl Sync for DmDev {}
+
+impl DmDev {
+    fn raw(&self) -> &b::dm_dev {
+        // SAFETY: open, hence valid, by the type invariant.
+        unsafe { self.dev.as_ref() }
+    }
+
+    /// The device's `major:minor` name, as table lines print it.
+    pub(crate) fn name(&self) -> &CStr {
+        let name = &self.raw().name;
+        // SAFETY: `dm_get_device` stores a NUL-terminated `major:minor`
+        // string in the 16-byte `name` array, which lives as long as `self`.
+        unsafe { CStr::from_char_ptr(name.as_ptr()) }
+    }
+
+    fn bdev(&self) -> *mut block_device {
+        self.raw().bdev
+    }
+
+    /// Size of the device in 512-byte sectors.
+    pub(crate) fn nr_sectors(&self) -> u64 {
+        // SAFETY: the block device of an open `dm_dev` is valid.
+        unsafe { b::dmr_bdev_nr_sectors(self.bdev()) }
+    }
+
+    /// Logical block size of the device in bytes.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        // SAFETY: the block device of an open `dm_dev` is valid.
+        unsafe { b::dmr_bdev_logical_block_size(self.bdev()) }
+    }
+
+    /// Whether both handles refer to the same block device.
+    pub(crate) fn same_device(&self, other: &DmDev) -> bool {
+        // SAFETY: the block devices of open `dm_dev`s are valid.
+        unsafe { b::dmr_bdev_devt(self.bdev()) == b::dmr_bdev_devt(other.bdev()) }
+    }
+}
+
+impl Drop for DmDev {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `dev` is open for `ti`, which is
+        // still valid, and this is the only place that puts it.
+        unsafe { b::dm_put_device(self.ti.as_ptr(), self.dev.as_ptr()) };
+    }
+}
+
+/// A bio handed to the target by device-mapper core.
+///
+/// # Invariants
+///
+/// `bio` points to a valid bio that the target may modify for `'a`.
+pub(crate) struct Bio<'a> {
+    bio: NonNull<bio>,
+    _life: PhantomData<&'a mut bio>,
+}
+
+impl Bio<'_> {
+    /// # Safety
+    ///
+    /// `bio` must be valid and modifiable by the caller for the lifetime of
+    /// the result.
+    unsafe fn from_raw(bio: *mut bio) -> Self {
+        Self {
+            // SAFETY: valid by the caller's guarantee, hence not null.
+            bio: unsafe { NonNull::new_unchecked(bio) },
+            _life: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &bio {
+        // SAFETY: valid by the type invariant.
+        unsafe { self.bio.as_ref() }
+    }
+
+    /// First sector of the bio in the mapped device.
+    #[inline(always)]
+    pub(crate) fn sector(&self) -> u64 {
+        self.raw().bi_iter.bi_sector
+    }
+
+    /// Size of the bio's remaining data in sectors.
+    #[inline(always)]
+    pub(crate) fn sectors(&self) -> u32 {
+        self.raw().bi_iter.bi_size >> 9
+    }
+
+    /// What the bio asks for.
+    #[inline(always)]
+    pub(crate) fn op(&self) -> BioOp {
+        // SAFETY: the bio is valid (type invariant).
+        match unsafe { b::dmr_bio_op(self.bio.as_ptr()) } {
+            b::dmr_bio_op_DMR_OP_READ => BioOp::Read,
+            b::dmr_bio_op_DMR_OP_WRITE => BioOp::Write,
+            b::dmr_bio_op_DMR_OP_FLUSH => BioOp::Flush,
+            b::dmr_bio_op_DMR_OP_DISCARD => BioOp::Discard,
+            b::dmr_bio_op_DMR_OP_SECURE_ERASE => BioOp::SecureErase,
+            b::dmr_bio_op_DMR_OP_WRITE_ZEROES => BioOp::WriteZeroes,
+            _ => BioOp::Other,
+        }
+    }
+
+    /// Which of the target's `num_*_bios` copies of a flush, discard,
+    /// secure erase or write-zeroes this is (0 for ordinary bios).
+    #[inline(always)]
+    pub(crate) fn target_bio_nr(&self) -> u32 {
+        // SAFETY: the bio is valid (type invariant) and came from dm core.
+        unsafe { b::dm_bio_get_target_bio_nr(self.bio.as_ptr()) }
+    }
+
+    /// Sends the bio to `dev` at `sector`.
+    #[inline(always)]
+    pub(crate) fn remap(&mut self, dev: &DmDev, sector: u64) {
+        // SAFETY: the bio is valid and ours to modify (type invariant); the
+        // block device of an open `dm_dev` is valid.
+        unsafe {
+            b::dmr_bio_set_dev(self.bio.as_ptr(), dev.bdev());
+            (*self.bio.as_ptr()).bi_iter.bi_sector = sector;
+        }
+    }
+}
+
+/// Writes text into a result buffer of device-mapper core, like `DMEMIT`.
+///
+/// Text that does not fit is cut off and the buffer is left full, which
+/// tells device-mapper core to retry with a larger buffer. The text is
+/// always NUL-terminated.
+pub(crate) struct Emitter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> Emitter<'a> {
+    /// An emitter over a byte buffer (used directly by the unit tests).
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        if let Some(first) = buf.first_mut() {
+            *first = 0;
+        }
+        Self { buf, len: 0 }
+    }
+
+    /// # Safety
+    ///
+    /// `result` must be valid for writes of `maxlen` bytes for `'a`.
+    unsafe fn from_raw(result: *mut c_char, maxlen: c_uint) -> Self {
+        let buf = if result.is_null() {
+            &mut [][..]
+        } else {
+            // SAFETY: valid for `maxlen` bytes by the caller's guarantee.
+            unsafe { core::slice::from_raw_parts_mut(result.cast::<u8>(), maxlen as usize) }
+        };
+        Self::new(buf)
+    }
+
+    /// Appends formatted text.
+    pub(crate) fn emit(&mut self, args: fmt::Arguments<'_>) {
+        // `write_str` never fails: text that does not fit is cut off.
+        let _ = fmt::Write::write_fmt(self, args);
+    }
+
+    /// The text written so far.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for Emitter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let room = self.buf.len() - 1 - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        self.buf[self.len] = 0;
+        Ok(())
+    }
+}
+
+/// The queue limits of the mapped device, in `io_hints`.
+pub(crate) struct QueueLimits<'a>(&'a mut queue_limits);
+
+impl QueueLimits<'_> {
+    /// Logical block size in bytes.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        self.0.logical_block_size
+    }
+
+    /// Raises the logical and physical block size and the minimum I/O size
+    /// to at least `bytes`, so no bio covers part of such a block.
+    pub(crate) fn raise_block_size(&mut self, bytes: u32) {
+        let l = &mut *self.0;
+        l.logical_block_size = l.logical_block_size.max(bytes);
+        l.physical_block_size = l.physical_block_size.max(bytes);
+        l.io_min = l.io_min.max(bytes);
+    }
+}
+
+/// The callout of `iterate_devices`.
+pub(crate) struct DeviceVisitor<'a> {
+    ti: *mut b::dm_target,
+    func: b::iterate_devices_callout_fn,
+    data: *mut c_void,
+    _life: PhantomData<&'a ()>,
+}
+
+impl DeviceVisitor<'_> {
+    /// Reports that the target uses `len` sectors of `dev` from `start`.
+    /// A non-zero result means stop and return it.
+    pub(crate) fn visit(&mut self, dev: &DmDev, start: u64, len: u64) -> c_int {
+        match self.func {
+            // SAFETY: device-mapper core gave us `func` with its `data` for
+            // this target; `dev` is open for it.
+            Some(f) => unsafe { f(self.ti, dev.dev.as_ptr(), start, len, self.data) },
+            None => 0,
+        }
+    }
+}
+
+/// Collects a callback's C string arguments into a vector.
+///
+/// # Safety
+///
+/// `argv` must hold `argc` valid C strings that live for `'a`.
+unsafe fn collect_args<'a>(argc: c_uint, argv: *mut *mut c_char) -> Result<KVec<&'a CStr>> {
+    let mut v = KVec::with_capacity(argc as usize, GFP_KERNEL)?;
+    for i in 0..argc as usize {
+        // SAFETY: `argv` has `argc` entries, each a valid C string for `'a`.
+        v.push(unsafe { CStr::from_char_ptr(*argv.add(i)) }, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// # Safety
+///
+/// `ti` must be valid with `private` set by [`ctr_callback`] and not yet
+/// released by [`dtr_callback`].
+unsafe fn private<'a, T: Target>(ti: *mut b::dm_target) -> &'a T {
+    // SAFETY: `private` holds the pointer from `KBox::into_raw` in
+    // `ctr_callback`, valid until `dtr_callback`.
+    unsafe { &*(*ti).private.cast::<T>() }
+}
+
+/// # Safety
+///
+/// `ti` must be a target under construction and `argv` must hold `argc`
+/// valid C strings, as device-mapper core passes them to `ctr`.
+unsafe extern "C" fn ctr_callback<T: Target>(
+    ti: *mut b::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+) -> c_int {
+    // INVARIANT: device-mapper core passes the target under construction,
+    // which nobody else touches during the constructor.
+    let mut ctx = Ctr {
+        // SAFETY: `ti` is valid, hence not null.
+        ti: unsafe { NonNull::new_unchecked(ti) },
+        _life: PhantomData,
+    };
+    // SAFETY: `argv` holds `argc` C strings valid during this call.
+    let args = match unsafe { collect_args(argc, argv) } {
+        Ok(args) => args,
+        Err(e) => return ctx.fail(c"Cannot allocate the argument list", e).to_errno(),
+    };
+    match T::ctr(&mut ctx, &args) {
+        Ok(target) => {
+            // SAFETY: `private` is only ever turned back into a shared
+            // reference or, in `dtr`, into the same pinned box: the value
+            // is never moved.
+            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(target) });
+            ctx.raw().private = raw.cast();
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed.
+unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: `ti` is valid and `private` came from `KBox::into_raw` of a
+    // pinned box in `ctr_callback`; `dtr` is the last callback.
+    drop(unsafe { Pin::new_unchecked(KBox::from_raw((*ti).private.cast::<T>())) });
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `map`.
+unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bio) -> c_int {
+    // SAFETY: device-mapper core passes a constructed target and a bio the
+    // target owns until it is remapped or ended.
+    let (target, info, mut bio) =
+        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), Bio::from_raw(bio)) };
+    (match target.map(&info, &mut bio) {
+        MapResult::Remapped => b::DM_MAPIO_REMAPPED,
+        MapResult::Submitted => b::DM_MAPIO_SUBMITTED,
+        MapResult::Requeue => b::DM_MAPIO_REQUEUE,
+        MapResult::Kill => b::DM_MAPIO_KILL,
+    }) as c_int
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `end_io`.
+unsafe extern "C" fn end_io_callback<T: Target>(
+    ti: *mut b::dm_target,
+    bio: *mut bio,
+    error: *mut blk_status_t,
+) -> c_int {
+    // SAFETY: device-mapper core passes a constructed target, the
+    // completing bio and a valid status to update.
+    let (target, info, mut bio, status) = unsafe {
+        (private::<T>(ti), TargetInfo::from_raw(ti), Bio::from_raw(bio), &mut *error)
+    };
+    (match target.end_io(&info, &mut bio, status) {
+        EndIoResult::Done => b::DM_ENDIO_DONE,
+        EndIoResult::Incomplete => b::DM_ENDIO_INCOMPLETE,
+        EndIoResult::Requeue => b::DM_ENDIO_REQUEUE,
+    }) as c_int
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `status`.
+unsafe extern "C" fn status_callback<T: Target>(
+    ti: *mut b::dm_target,
+    kind: b::status_type_t,
+    _status_flags: c_uint,
+    result: *mut c_char,
+    maxlen: c_uint,
+) {
+    let kind = match kind {
+        b::status_type_t_STATUSTYPE_INFO => StatusType::Info,
+        b::status_type_t_STATUSTYPE_TABLE => StatusType::Table,
+        b::status_type_t_STATUSTYPE_IMA => StatusType::Ima,
+        _ => return,
+    };
+    // SAFETY: a constructed target and a result buffer of `maxlen` bytes.
+    let (target, info, mut out) =
+        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), Emitter::from_raw(result, maxlen)) };
+    target.status(&info, kind, &mut out);
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `message`.
+unsafe extern "C" fn message_callback<T: Target>(
+    ti: *mut b::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+    result: *mut c_char,
+    maxlen: c_uint,
+) -> c_int {
+    // SAFETY: a constructed target, `argc` valid C strings and a result
+    // buffer of `maxlen` bytes, all valid during this call.
+    let (target, info, mut out, args) = unsafe {
+        (
+            private::<T>(ti),
+            TargetInfo::from_raw(ti),
+            Emitter::from_raw(result, maxlen),
+            collect_args(argc, argv),
+        )
+    };
+    let args = match args {
+        Ok(args) => args,
+        Err(e) => return e.to_errno(),
+    };
+    match target.message(&info, &args, &mut out) {
+        // 1: the text in `result` goes back to the caller.
+        Ok(()) => 1,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `iterate_devices`.
+unsafe extern "C" fn iterate_devices_callback<T: Target>(
+    ti: *mut b::dm_target,
+    func: b::iterate_devices_callout_fn,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    let mut visitor = DeviceVisitor {
+        ti,
+        func,
+        data,
+        _life: PhantomData,
+    };
+    target.iterate_devices(&info, &mut visitor)
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `io_hints`.
+unsafe extern "C" fn io_hints_callback<T: Target>(
+    ti: *mut b::dm_target,
+    limits: *mut queue_limits,
+) {
+    // SAFETY: a constructed target and the limits being stacked, ours to
+    // change during this call.
+    let (target, info, mut limits) =
+        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), QueueLimits(&mut *limits)) };
+    target.io_hints(&info, &mut limits);
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `presuspend`.
+unsafe extern "C" fn presuspend_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.presuspend(&info);
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `postsuspend`.
+unsafe extern "C" fn postsuspend_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.postsuspend(&info);
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `preresume`.
+unsafe extern "C" fn preresume_callback<T: Target>(ti: *mut b::dm_target) -> c_int {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    match target.preresume(&info) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed;
+/// the other arguments must be valid as device-mapper core passes them
+/// to `resume`.
+unsafe extern "C" fn resume_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.resume(&info);
+}

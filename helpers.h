@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C helpers of dm-remap: static inline functions and macros of the block
+ * layer and device-mapper that bindgen cannot turn into callable symbols.
+ */
+#ifndef DM_REMAP_HELPERS_H
+#define DM_REMAP_HELPERS_H
+
+#include <linux/types.h>
+
+struct bio;
+struct block_device;
+
+/* What a bio asks for, reduced to the cases the target treats differently. */
+enum dmr_bio_op {
+	DMR_OP_READ,
+	DMR_OP_WRITE,
+	DMR_OP_FLUSH,		/* an empty REQ_PREFLUSH bio */
+	DMR_OP_DISCARD,
+	DMR_OP_SECURE_ERASE,
+	DMR_OP_WRITE_ZEROES,
+	DMR_OP_OTHER,
+};
+
+enum dmr_bio_op dmr_bio_op(struct bio *bio);
+void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
+u64 dmr_bdev_nr_sectors(struct block_device *bdev);
+unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+u32 dmr_bdev_devt(struct block_device *bdev);
+
+#endif

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for the dm-remap scripts: cache layout, progress output,
+# the Debian mirror of this host, and running commands in the build root.
+# Sourced, not executed.
+
+set -euo pipefail
+
+PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The cache lives outside the clone so that fresh clones and CI reuse it.
+CACHE=${DM_REMAP_CACHE:-/var/cache/dm-remap}
+# Versions of the suites the build root is made from.  A change to this list,
+# or to the package list in scripts/packages.txt, gives a new build root.
+SUITE=trixie
+KSRC_PKG=linux-source-7.2
+KSRC_DIR=/build/linux-source-7.2
+
+ts() { date +%H:%M:%S; }
+say() { printf '[%s] %s\n' "$(ts)" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$(ts)" "$*" >&2; exit 1; }
+
+# Short content hash of files and strings, for cache keys.
+key_of() { cat "$@" | sha256sum | cut -c1-12; }
+
+# The build root's key: the package list and the suites it is made from.
+root_key() { { cat "$PROJ/scripts/packages.txt"; echo "$SUITE $KSRC_PKG"; } | sha256sum | cut -c1-12; }
+ROOT=$CACHE/root-$(root_key)
+
+# The Debian archive this host already uses, read from its apt sources at
+# run time (never written into the repository).  DM_REMAP_MIRROR overrides.
+debian_mirror() {
+	if [ -n "${DM_REMAP_MIRROR:-}" ]; then echo "$DM_REMAP_MIRROR"; return; fi
+	local uri
+	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' |
+		grep -E '/debian/?$' | head -n1 || true)
+	if [ -z "$uri" ]; then
+		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+			awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' |
+			grep -E '/debian/?$' | head -n1 || true)
+	fi
+	[ -n "$uri" ] || die "no Debian archive found in /etc/apt/sources*; set DM_REMAP_MIRROR"
+	echo "${uri%/}"
+}
+
+# Run a command inside the build root, with /proc, /sys, /dev and the
+# project directory (at the same path) mounted in a private mount namespace,
+# so that every mount disappears when the command ends.
+in_root() {
+	[ -x "$ROOT/usr/bin/make" ] || die "build root $ROOT missing: run scripts/toolchain.sh"
+	local cmd="$*"
+	unshare -m --propagation private -- bash -c '
+		set -e
+		R=$1; P=$2; shift 2
+		mount -t proc proc "$R/proc"
+		mount --rbind /sys "$R/sys"
+		mount --rbind /dev "$R/dev"
+		mkdir -p "$R$P"
+		mount --bind "$P" "$R$P"
+		exec chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			DM_REMAP_IN_ROOT=1 CI="${CI:-}" "${@}"
+	' in_root "$ROOT" "$PROJ" bash -c "cd '$PROJ' && $cmd"
+}
+
+# Keep the full output of a long step in a log and print a progress line
+# every N lines of it, plus any line that reports an error.
+progress() {
+	local label=$1 log=$2 every=${3:-250} n=0 line
+	: >"$log"
+	while IFS= read -r line; do
+		printf '%s\n' "$line" >>"$log"
+		n=$((n + 1))
+		if [ $((n % every)) -eq 0 ]; then say "$label: $n steps"; fi
+		case $line in *error:* | *Error\ [0-9]* | *ERROR:*) printf '  %s\n' "$line" >&2 ;; esac
+	done
+	say "$label: $n steps, done"
+}
