@@ -348,7 +348,12 @@ impl Ctr<'_> {
         // the constructor runs. `path` is a valid C string and `dev` a valid
         // place for the result.
         to_result(unsafe {
-            b::dm_get_device(ti, path.as_char_ptr(), b::dm_table_get_mode((*ti).table), &mut dev)
+            b::dm_get_device(
+                ti,
+                path.as_char_ptr(),
+                b::dm_table_get_mode((*ti).table),
+                &mut dev,
+            )
         })?;
         // INVARIANT: `dev` was just obtained for `ti`; `ti` outlives the
         // target's private data, which is dropped in `dtr` at the latest.
@@ -597,10 +602,15 @@ impl QueueLimits<'_> {
     }
 
     /// Raises the logical and physical block size and the minimum I/O size
-    /// to at least `bytes`, so no bio covers part of such a block.
+    /// to at least `bytes`, so no bio covers part of such a block. The
+    /// logical block size stops at the largest the block layer accepts
+    /// (the page size without large folios); above it, only the physical
+    /// block size and minimum I/O size say `bytes`.
     pub(crate) fn raise_block_size(&mut self, bytes: u32) {
+        // SAFETY: a plain function returning a constant.
+        let max_logical = unsafe { b::dmr_max_logical_block_size() };
         let l = &mut *self.0;
-        l.logical_block_size = l.logical_block_size.max(bytes);
+        l.logical_block_size = l.logical_block_size.max(bytes.min(max_logical));
         l.physical_block_size = l.physical_block_size.max(bytes);
         l.io_min = l.io_min.max(bytes);
     }
@@ -702,8 +712,13 @@ unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
 unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bio) -> c_int {
     // SAFETY: device-mapper core passes a constructed target and a bio the
     // target owns until it is remapped or ended.
-    let (target, info, mut bio) =
-        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), Bio::from_raw(bio)) };
+    let (target, info, mut bio) = unsafe {
+        (
+            private::<T>(ti),
+            TargetInfo::from_raw(ti),
+            Bio::from_raw(bio),
+        )
+    };
     (match target.map(&info, &mut bio) {
         MapResult::Remapped => b::DM_MAPIO_REMAPPED,
         MapResult::Submitted => b::DM_MAPIO_SUBMITTED,
@@ -725,7 +740,12 @@ unsafe extern "C" fn end_io_callback<T: Target>(
     // SAFETY: device-mapper core passes a constructed target, the
     // completing bio and a valid status to update.
     let (target, info, mut bio, status) = unsafe {
-        (private::<T>(ti), TargetInfo::from_raw(ti), Bio::from_raw(bio), &mut *error)
+        (
+            private::<T>(ti),
+            TargetInfo::from_raw(ti),
+            Bio::from_raw(bio),
+            &mut *error,
+        )
     };
     (match target.end_io(&info, &mut bio, status) {
         EndIoResult::Done => b::DM_ENDIO_DONE,
@@ -753,8 +773,13 @@ unsafe extern "C" fn status_callback<T: Target>(
         _ => return,
     };
     // SAFETY: a constructed target and a result buffer of `maxlen` bytes.
-    let (target, info, mut out) =
-        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), Emitter::from_raw(result, maxlen)) };
+    let (target, info, mut out) = unsafe {
+        (
+            private::<T>(ti),
+            TargetInfo::from_raw(ti),
+            Emitter::from_raw(result, maxlen),
+        )
+    };
     target.status(&info, kind, &mut out);
 }
 
@@ -823,8 +848,13 @@ unsafe extern "C" fn io_hints_callback<T: Target>(
 ) {
     // SAFETY: a constructed target and the limits being stacked, ours to
     // change during this call.
-    let (target, info, mut limits) =
-        unsafe { (private::<T>(ti), TargetInfo::from_raw(ti), QueueLimits(&mut *limits)) };
+    let (target, info, mut limits) = unsafe {
+        (
+            private::<T>(ti),
+            TargetInfo::from_raw(ti),
+            QueueLimits(&mut *limits),
+        )
+    };
     target.io_hints(&info, &mut limits);
 }
 
@@ -873,4 +903,38 @@ unsafe extern "C" fn resume_callback<T: Target>(ti: *mut b::dm_target) {
     // SAFETY: a constructed target.
     let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
     target.resume(&info);
+}
+
+#[kunit_tests(dm_remap_emitter)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emits_and_terminates() {
+        let mut buf = [0xffu8; 16];
+        let mut out = Emitter::new(&mut buf);
+        out.emit(fmt!("{} {}", 12, "ab"));
+        assert_eq!(out.as_bytes(), b"12 ab");
+        assert_eq!(buf[5], 0);
+    }
+
+    #[test]
+    fn cuts_off_and_fills_the_buffer() {
+        let mut buf = [0xffu8; 8];
+        let mut out = Emitter::new(&mut buf);
+        out.emit(fmt!("0123456789"));
+        out.emit(fmt!("more"));
+        // Full: strlen + 1 == maxlen, which device-mapper core reads as
+        // "buffer too small".
+        assert_eq!(out.as_bytes(), b"0123456");
+        assert_eq!(buf[7], 0);
+    }
+
+    #[test]
+    fn empty_buffer_takes_nothing() {
+        let mut buf = [0u8; 0];
+        let mut out = Emitter::new(&mut buf);
+        out.emit(fmt!("x"));
+        assert_eq!(out.as_bytes(), b"");
+    }
 }

@@ -19,7 +19,9 @@
 mod dm;
 mod table_args;
 
-use dm::{Bio, BioOp, Ctr, DeviceVisitor, DmDev, Emitter, MapResult, QueueLimits, StatusType, TargetInfo};
+use dm::{
+    Bio, BioOp, Ctr, DeviceVisitor, DmDev, Emitter, MapResult, QueueLimits, StatusType, TargetInfo,
+};
 use kernel::prelude::*;
 use table_args::{Features, Geometry};
 
@@ -119,7 +121,10 @@ impl dm::Target for RemapTarget {
             // The second flush of a two-device table goes to the spare.
             bio.remap(&self.spare, self.spare_offset);
         } else {
-            bio.remap(&self.data, self.data_offset + ti.target_offset(bio.sector()));
+            bio.remap(
+                &self.data,
+                self.data_offset + ti.target_offset(bio.sector()),
+            );
         }
         MapResult::Remapped
     }

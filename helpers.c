@@ -48,3 +48,9 @@ u32 dmr_bdev_devt(struct block_device *bdev)
 {
 	return bdev->bd_dev;
 }
+
+/* BLK_MAX_BLOCK_SIZE: 64 KiB with large folios, otherwise the page size. */
+unsigned int dmr_max_logical_block_size(void)
+{
+	return BLK_MAX_BLOCK_SIZE;
+}

@@ -27,5 +27,6 @@ void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 u64 dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
 u32 dmr_bdev_devt(struct block_device *bdev);
+unsigned int dmr_max_logical_block_size(void);
 
 #endif

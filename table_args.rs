@@ -113,7 +113,9 @@ pub(crate) fn parse<'a>(args: &[&'a CStr]) -> Result<TableArgs<'a>, ArgError> {
             let count = parse_u32(count).ok_or(ArgError(c"Invalid number of feature arguments"))?;
             let rest = &args[6..];
             if count as usize > rest.len() {
-                return Err(ArgError(c"Feature argument count exceeds the arguments given"));
+                return Err(ArgError(
+                    c"Feature argument count exceeds the arguments given",
+                ));
             }
             if (count as usize) < rest.len() {
                 return Err(ArgError(c"Too many arguments after the features"));
@@ -131,45 +133,63 @@ pub(crate) fn parse<'a>(args: &[&'a CStr]) -> Result<TableArgs<'a>, ArgError> {
     })
 }
 
+/// The reasons a numeric feature is refused.
+struct NumericFeature {
+    duplicate: &'static CStr,
+    missing: &'static CStr,
+    invalid: &'static CStr,
+}
+
+/// Takes the value word of a numeric feature from `words` into `slot`.
+fn numeric_feature(
+    slot: &mut Option<u32>,
+    words: &mut &[&CStr],
+    valid: impl Fn(u32) -> bool,
+    reasons: NumericFeature,
+) -> Result<(), ArgError> {
+    if slot.is_some() {
+        return Err(ArgError(reasons.duplicate));
+    }
+    let (value, rest) = words.split_first().ok_or(ArgError(reasons.missing))?;
+    *words = rest;
+    let n = parse_u32(value)
+        .filter(|n| valid(*n))
+        .ok_or(ArgError(reasons.invalid))?;
+    *slot = Some(n);
+    Ok(())
+}
+
 fn parse_features(mut words: &[&CStr]) -> Result<Features, ArgError> {
     let mut f = Features::default();
     while let Some((name, rest)) = words.split_first() {
         words = rest;
         match name.to_bytes() {
-            b"block_size" => {
-                if f.block_size.is_some() {
-                    return Err(ArgError(c"Duplicate feature block_size"));
-                }
-                let (value, rest) = words
-                    .split_first()
-                    .ok_or(ArgError(c"Feature block_size requires a value"))?;
-                words = rest;
-                let bytes = parse_u32(value)
-                    .filter(|b| {
-                        b.is_power_of_two() && (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(b)
-                    })
-                    .ok_or(ArgError(c"block_size must be a power of two from 512 to 65536"))?;
-                f.block_size = Some(bytes);
-            }
+            b"block_size" => numeric_feature(
+                &mut f.block_size,
+                &mut words,
+                |b| b.is_power_of_two() && (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&b),
+                NumericFeature {
+                    duplicate: c"Duplicate feature block_size",
+                    missing: c"Feature block_size requires a value",
+                    invalid: c"block_size must be a power of two from 512 to 65536",
+                },
+            )?,
             b"no_auto_remap" => {
                 if f.no_auto_remap {
                     return Err(ArgError(c"Duplicate feature no_auto_remap"));
                 }
                 f.no_auto_remap = true;
             }
-            b"read_retries" => {
-                if f.read_retries.is_some() {
-                    return Err(ArgError(c"Duplicate feature read_retries"));
-                }
-                let (value, rest) = words
-                    .split_first()
-                    .ok_or(ArgError(c"Feature read_retries requires a value"))?;
-                words = rest;
-                let n = parse_u32(value)
-                    .filter(|n| *n <= MAX_READ_RETRIES)
-                    .ok_or(ArgError(c"read_retries must be a number from 0 to 16"))?;
-                f.read_retries = Some(n);
-            }
+            b"read_retries" => numeric_feature(
+                &mut f.read_retries,
+                &mut words,
+                |n| n <= MAX_READ_RETRIES,
+                NumericFeature {
+                    duplicate: c"Duplicate feature read_retries",
+                    missing: c"Feature read_retries requires a value",
+                    invalid: c"read_retries must be a number from 0 to 16",
+                },
+            )?,
             _ => return Err(ArgError(c"Unrecognised feature")),
         }
     }
@@ -195,9 +215,12 @@ pub(crate) fn validate(args: &TableArgs<'_>, g: &Geometry) -> Result<u32, ArgErr
         None => device_lbs,
     };
     // At least 1: block sizes are 512 bytes or more.
-    let block_sectors = NonZeroU64::new(u64::from(block_size >> 9)).ok_or(ArgError(c"Invalid block size"))?;
+    let block_sectors =
+        NonZeroU64::new(u64::from(block_size >> 9)).ok_or(ArgError(c"Invalid block size"))?;
     if g.target_len == 0 || g.target_len % block_sectors != 0 {
-        return Err(ArgError(c"Target length is not a non-zero multiple of block_size"));
+        return Err(ArgError(
+            c"Target length is not a non-zero multiple of block_size",
+        ));
     }
     if args.data_offset % block_sectors != 0 {
         return Err(ArgError(c"data_offset is not a multiple of block_size"));
@@ -210,14 +233,27 @@ pub(crate) fn validate(args: &TableArgs<'_>, g: &Geometry) -> Result<u32, ArgErr
     }
     match args.data_offset.checked_add(g.target_len) {
         Some(end) if end <= g.data_dev_sectors => {}
-        _ => return Err(ArgError(c"Data area extends beyond the end of the data device")),
+        _ => {
+            return Err(ArgError(
+                c"Data area extends beyond the end of the data device",
+            ))
+        }
     }
     match args.spare_offset.checked_add(args.spare_len) {
         Some(end) if end <= g.spare_dev_sectors => {}
-        _ => return Err(ArgError(c"Spare area extends beyond the end of the spare device")),
+        _ => {
+            return Err(ArgError(
+                c"Spare area extends beyond the end of the spare device",
+            ))
+        }
     }
     if g.same_device
-        && ranges_overlap(args.data_offset, g.target_len, args.spare_offset, args.spare_len)
+        && ranges_overlap(
+            args.data_offset,
+            g.target_len,
+            args.spare_offset,
+            args.spare_len,
+        )
     {
         return Err(ArgError(c"Data and spare areas overlap on the same device"));
     }
@@ -335,59 +371,75 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0"]),
-            c"Not enough arguments: <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len> required"
-        );
+        let base = [DATA, c"0", SPARE, c"0", c"8"];
+        let with = |extra: &[&'static CStr]| -> KVec<&'static CStr> {
+            let mut v = KVec::new();
+            for w in base.iter().copied() {
+                v.push(w, GFP_KERNEL).unwrap();
+            }
+            for w in extra.iter().copied() {
+                v.push(w, GFP_KERNEL).unwrap();
+            }
+            v
+        };
+        let cases: [(&[&CStr], &CStr); 5] = [
+            (
+                &[DATA, c"0", SPARE, c"0"],
+                c"Not enough arguments: <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len> required",
+            ),
+            (&[DATA, c"x", SPARE, c"0", c"8"], c"Invalid data_offset"),
+            (&[DATA, c"0", SPARE, c"-8", c"8"], c"Invalid spare_offset"),
+            (&[DATA, c"0", SPARE, c"0", c"8k"], c"Invalid spare_len"),
+            (&[DATA, c"0", SPARE, c"0", c"0"], c"spare_len must not be zero"),
+        ];
+        for (args, reason) in cases {
+            assert_eq!(err(args), reason);
+        }
         assert_eq!(err(&[]), err(&[DATA]));
-        assert_eq!(err(&[DATA, c"x", SPARE, c"0", c"8"]), c"Invalid data_offset");
-        assert_eq!(err(&[DATA, c"0", SPARE, c"-8", c"8"]), c"Invalid spare_offset");
-        assert_eq!(err(&[DATA, c"0", SPARE, c"0", c"8k"]), c"Invalid spare_len");
-        assert_eq!(err(&[DATA, c"0", SPARE, c"0", c"0"]), c"spare_len must not be zero");
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"one"]),
-            c"Invalid number of feature arguments"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"2", c"no_auto_remap"]),
-            c"Feature argument count exceeds the arguments given"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"0", c"no_auto_remap"]),
-            c"Too many arguments after the features"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"1", c"fast"]),
-            c"Unrecognised feature"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"1", c"block_size"]),
-            c"Feature block_size requires a value"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"2", c"block_size", c"4095"]),
-            c"block_size must be a power of two from 512 to 65536"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"1", c"read_retries"]),
-            c"Feature read_retries requires a value"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"2", c"read_retries", c"99"]),
-            c"read_retries must be a number from 0 to 16"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"4", c"block_size", c"512", c"block_size", c"512"]),
-            c"Duplicate feature block_size"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"2", c"no_auto_remap", c"no_auto_remap"]),
-            c"Duplicate feature no_auto_remap"
-        );
-        assert_eq!(
-            err(&[DATA, c"0", SPARE, c"0", c"8", c"4", c"read_retries", c"1", c"read_retries", c"2"]),
-            c"Duplicate feature read_retries"
-        );
+        let feature_cases: [(&[&'static CStr], &CStr); 12] = [
+            (&[c"one"], c"Invalid number of feature arguments"),
+            (
+                &[c"2", c"no_auto_remap"],
+                c"Feature argument count exceeds the arguments given",
+            ),
+            (
+                &[c"0", c"no_auto_remap"],
+                c"Too many arguments after the features",
+            ),
+            (&[c"1", c"fast"], c"Unrecognised feature"),
+            (
+                &[c"1", c"block_size"],
+                c"Feature block_size requires a value",
+            ),
+            (
+                &[c"2", c"block_size", c"4095"],
+                c"block_size must be a power of two from 512 to 65536",
+            ),
+            (
+                &[c"1", c"read_retries"],
+                c"Feature read_retries requires a value",
+            ),
+            (
+                &[c"2", c"read_retries", c"99"],
+                c"read_retries must be a number from 0 to 16",
+            ),
+            (
+                &[c"4", c"block_size", c"512", c"block_size", c"512"],
+                c"Duplicate feature block_size",
+            ),
+            (
+                &[c"2", c"no_auto_remap", c"no_auto_remap"],
+                c"Duplicate feature no_auto_remap",
+            ),
+            (
+                &[c"4", c"read_retries", c"1", c"read_retries", c"2"],
+                c"Duplicate feature read_retries",
+            ),
+            (&[c"1", c"no_auto_remap"], c"(accepted)"),
+        ];
+        for (extra, reason) in feature_cases {
+            assert_eq!(err(&with(extra)), reason);
+        }
     }
 
     #[test]
@@ -400,7 +452,16 @@ mod tests {
             ..g
         };
         assert_eq!(validate(&parse(&line).unwrap(), &g4k), Ok(4096));
-        let line = [DATA, c"0", SPARE, c"0", c"8192", c"2", c"block_size", c"65536"];
+        let line = [
+            DATA,
+            c"0",
+            SPARE,
+            c"0",
+            c"8192",
+            c"2",
+            c"block_size",
+            c"65536",
+        ];
         assert_eq!(validate(&parse(&line).unwrap(), &g), Ok(65536));
     }
 
@@ -415,11 +476,23 @@ mod tests {
             ..g
         };
         assert_eq!(
-            verr(&bs4k(c"0", c"0", c"8")[..], &Geometry { data_lbs: 8192, ..g }),
+            verr(
+                &bs4k(c"0", c"0", c"8")[..],
+                &Geometry {
+                    data_lbs: 8192,
+                    ..g
+                }
+            ),
             c"block_size is smaller than the logical block size of a device"
         );
         assert_eq!(
-            verr(&[DATA, c"0", SPARE, c"0", c"8"], &Geometry { target_len: 7, ..g4k }),
+            verr(
+                &[DATA, c"0", SPARE, c"0", c"8"],
+                &Geometry {
+                    target_len: 7,
+                    ..g4k
+                }
+            ),
             c"Target length is not a non-zero multiple of block_size"
         );
         assert_eq!(
@@ -471,6 +544,10 @@ mod tests {
         assert!(validate(&parse(&[DATA, c"0", DATA, c"8192", c"16"]).unwrap(), &same).is_ok());
         assert!(validate(&parse(&[DATA, c"16", DATA, c"0", c"16"]).unwrap(), &same).is_ok());
         // The same ranges on two devices do not overlap.
-        assert!(validate(&parse(&[DATA, c"0", SPARE, c"0", c"16"]).unwrap(), &geometry()).is_ok());
+        assert!(validate(
+            &parse(&[DATA, c"0", SPARE, c"0", c"16"]).unwrap(),
+            &geometry()
+        )
+        .is_ok());
     }
 }

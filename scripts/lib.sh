@@ -75,3 +75,47 @@ progress() {
 	done
 	say "$label: $n steps, done"
 }
+
+# The accelerator for QEMU: KVM when a probe boot of the test kernel
+# finishes in time, TCG otherwise (nested KVM was seen to hang at boot on
+# these machines).  The probe result is cached; DM_REMAP_ACCEL overrides.
+qemu_accel() {
+	local initrd=$1
+	if [ -n "${DM_REMAP_ACCEL:-}" ]; then echo "$DM_REMAP_ACCEL"; return; fi
+	if [ -f "$CACHE/accel" ]; then cat "$CACHE/accel"; return; fi
+	local accel=tcg
+	if [ -c /dev/kvm ]; then
+		say "probing KVM with a 30-second test boot"
+		if DM_REMAP_ACCEL=kvm DM_REMAP_GUEST_TIMEOUT=30 boot_guest test "$initrd" probe /dev/null 2>/dev/null |
+			grep -q DMR-DONE; then
+			accel=kvm
+		fi
+	fi
+	say "QEMU accelerator: $accel"
+	echo $accel >"$CACHE/accel"
+	echo $accel
+}
+
+# boot_guest FLAVOR INITRD MODE KERNEL_LOG [DISK_IMAGE]: boot the guest;
+# the kernel log (ttyS0) goes to KERNEL_LOG, the guest's own output (ttyS1)
+# to stdout.  Paths are as seen inside the build root.
+boot_guest() {
+	local flavor=$1 initrd=$2 mode=$3 klog=$4 disk=${5:-} accel
+	accel=$(qemu_accel "$initrd")
+	local a="-accel tcg,thread=multi -cpu max"
+	[ "$accel" = kvm ] && a="-enable-kvm -cpu host"
+	in_root "timeout ${DM_REMAP_GUEST_TIMEOUT:-1500} qemu-system-x86_64 $a -m 1536 -smp 2 \
+		-display none -monitor none -no-reboot -nodefaults \
+		-kernel /build/out-$flavor/arch/x86/boot/bzImage -initrd $initrd \
+		-serial file:$klog -serial stdio \
+		${disk:+-drive file=$disk,if=virtio,format=raw} \
+		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode'"
+}
+
+# guest_image FLAVOR MODE: build the initramfs for a flavour; prints its
+# path inside the build root.
+guest_image() {
+	local img=/build/initramfs-$1-$2.cpio.gz
+	in_root "bash scripts/guest-image.sh /build/out-$1 $img $PROJ/dm-remap.ko" >&2
+	echo "$img"
+}

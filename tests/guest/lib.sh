@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for the guest tests (busybox sh).  Each test file sets T and
+# reports each check as one "DMR-RESULT ok|not ok <T>: <name>" line.
+export DM_DISABLE_UDEV=1
+
+# busybox sh runs its own applets before anything in PATH: call the real
+# tools copied into the image instead of busybox's weaker ones.
+blkdiscard() { /sbin/blkdiscard "$@"; }
+blockdev() { /sbin/blockdev "$@"; }
+mkfs_ext4() { /sbin/mke2fs -t ext4 "$@"; }
+fsck_ext4() { /sbin/e2fsck "$@"; }
+
+pass() { echo "DMR-RESULT ok $T: $1"; }
+fail() {
+	name=$1
+	shift
+	echo "DMR-RESULT not ok $T: $name # $*"
+}
+
+# check NAME CMD...: the check passes when CMD succeeds.
+check() {
+	name=$1
+	shift
+	if "$@" >/tmp/check.out 2>&1; then
+		pass "$name"
+	else
+		fail "$name" "$(tail -n 4 /tmp/check.out | tr '\n' ' ')"
+	fi
+}
+
+# wait_for PATH: wait up to 10 s for a device node or file to appear.
+wait_for() {
+	i=0
+	while [ ! -e "$1" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -e "$1" ]
+}
+
+# nullb_make NAME SIZE_MB [BLOCKSIZE] [CACHE_MB]: a memory-backed null_blk
+# device with discard, made through configfs.  Prints its path.
+nullb_make() {
+	modprobe null_blk nr_devices=0 || return 1
+	d=/sys/kernel/config/nullb/$1
+	mkdir "$d" || return 1
+	echo "$2" >"$d/size"
+	echo "${3:-512}" >"$d/blocksize"
+	echo 1 >"$d/memory_backed"
+	echo 1 >"$d/discard"
+	echo "${4:-0}" >"$d/cache_size"
+	echo 1 >"$d/power" || return 1
+	wait_for "/dev/$1" && echo "/dev/$1"
+}
+
+nullb_drop() {
+	echo 0 >"/sys/kernel/config/nullb/$1/power"
+	rmdir "/sys/kernel/config/nullb/$1"
+}
+
+# scsi_debug_make SIZE_MB [ARGS...]: one scsi_debug disk.  Prints its path.
+scsi_debug_make() {
+	size=$1
+	shift
+	modprobe scsi_debug dev_size_mb="$size" "$@" || return 1
+	i=0
+	while [ $i -lt 100 ]; do
+		for b in /sys/block/sd*; do
+			[ -e "$b" ] && wait_for "/dev/${b##*/}" && echo "/dev/${b##*/}" && return 0
+		done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+scsi_debug_drop() { rmmod scsi_debug; }
+
+# sectors DEV: size in 512-byte sectors.
+sectors() { blockdev --getsz "$1"; }
+
+# write_read DEV INDEX: write 16 KiB of random data with direct I/O at
+# 16 KiB block INDEX of DEV, read it back and compare; the data stays in
+# /tmp/pattern for read_matches.
+write_read() {
+	dd if=/dev/urandom of=/tmp/pattern bs=16384 count=1 2>/dev/null &&
+		dd if=/tmp/pattern of="$1" bs=16384 seek="$2" count=1 oflag=direct conv=notrunc,fsync 2>/dev/null &&
+		dd if="$1" of=/tmp/readback bs=16384 skip="$2" count=1 iflag=direct 2>/dev/null &&
+		cmp /tmp/pattern /tmp/readback
+}
+
+# read_matches DEV SECTOR: DEV holds /tmp/pattern at SECTOR.
+read_matches() {
+	dd if="$1" of=/tmp/readraw bs=16384 skip=$(($2 * 512)) count=1 iflag=direct,skip_bytes 2>/dev/null &&
+		cmp /tmp/pattern /tmp/readraw
+}
+
+# refused NAME REASON TABLE: "dmsetup create" must fail, leave no device
+# and log "remap: REASON" in the kernel log.
+refused() {
+	name=$1 reason=$2 table=$3
+	dmesg -c >/dev/null
+	if dmsetup create bad --table "$table" >/tmp/refused.out 2>&1; then
+		fail "$name" "accepted: $table"
+		dmsetup remove bad
+		return
+	fi
+	dmsetup remove bad >/dev/null 2>&1
+	if ! dmesg | grep -qF "remap: $reason"; then
+		fail "$name" "no 'remap: $reason' in kernel log: $(dmesg | grep remap | tail -n 2 | tr '\n' ' ')"
+	elif dmsetup info bad >/dev/null 2>&1; then
+		fail "$name" "device left behind"
+	else
+		pass "$name"
+	fi
+}

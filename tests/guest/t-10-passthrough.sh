@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: GPL-2.0
+# Passthrough: data written through remap lands on the data device at
+# data_offset, on scsi_debug and null_blk, with the spare area on the same
+# device and on another; dmsetup table prints a line that recreates the
+# device; block_size reaches the queue limits; messages answer.
+
+# exercise NAME DMNAME DATADEV DATA_OFFSET LEN_SECTORS: write patterns at
+# the start, in the middle and at the end of the target, find them on the
+# data device at data_offset; then re-create the device from the line
+# "dmsetup table" prints and find the same table and data.
+exercise() {
+	last=$(($5 / 32 - 1))
+	for at in 0 617 $last; do
+		check "$1: write and read back at 16k block $at" write_read "/dev/mapper/$2" $at
+		check "$1: data device holds it at data_offset" read_matches "$3" $(($4 + at * 32))
+	done
+	line=$(dmsetup table "$2")
+	if dmsetup create "$2-copy" --table "$line" && [ "$(dmsetup table "$2-copy")" = "$line" ] &&
+		read_matches "/dev/mapper/$2-copy" $((last * 32)); then
+		pass "$1: a second device made from the printed line has the same table and data"
+	else
+		fail "$1: a second device made from the printed line" "'$line' gave '$(dmsetup table "$2-copy" 2>&1)'"
+	fi
+	dmsetup remove "$2-copy"
+	dmsetup remove "$2"
+	if dmsetup create "$2" --table "$line" && [ "$(dmsetup table "$2")" = "$line" ]; then
+		pass "$1: table round-trips: $line"
+	else
+		fail "$1: table round-trips" "printed '$line', got '$(dmsetup table "$2" 2>&1)'"
+	fi
+	check "$1: data still there after re-create" read_matches "/dev/mapper/$2" $((last * 32))
+}
+
+sda=$(scsi_debug_make 64)
+nb1=$(nullb_make nb1 64 4096)
+nb2=$(nullb_make nb2 32 512)
+[ -n "$sda" ] && [ -n "$nb1" ] && [ -n "$nb2" ] || fail "test devices" "sda=$sda nb1=$nb1 nb2=$nb2"
+
+# scsi_debug, data and spare on one device: data 2048..92160, spare at 98304.
+check "scsi_debug one device: create" dmsetup create r1 --table "0 90112 remap $sda 2048 $sda 98304 16384"
+exercise "scsi_debug one device" r1 "$sda" 2048 90112
+check "scsi_debug one device: 512-byte blocks by default" [ "$(blockdev --getss /dev/mapper/r1)" = 512 ]
+check "scsi_debug one device: remove" dmsetup remove r1
+
+# scsi_debug data, null_blk spare, 4 KiB remap blocks on 512-byte devices.
+check "scsi_debug + null_blk: create" dmsetup create r2 --table "0 131072 remap $sda 0 $nb2 64 2048 2 block_size 4096"
+exercise "scsi_debug + null_blk" r2 "$sda" 0 131072
+check "scsi_debug + null_blk: block_size 4096 advertised" [ "$(blockdev --getss /dev/mapper/r2)" = 4096 ]
+check "scsi_debug + null_blk: io_min 4096" [ "$(blockdev --getiomin /dev/mapper/r2)" = 4096 ]
+check "scsi_debug + null_blk: remove" dmsetup remove r2
+
+# null_blk with 4 KiB sectors, one device, every feature.
+check "null_blk one device: create" dmsetup create r3 \
+	--table "0 65536 remap $nb1 16 $nb1 65552 8192 5 block_size 8192 no_auto_remap read_retries 2"
+exercise "null_blk one device" r3 "$nb1" 16 65536
+check "null_blk one device: block_size 8192 advertised" [ "$(blockdev --getss /dev/mapper/r3)" = 8192 ]
+check "null_blk one device: remove" dmsetup remove r3
+
+# null_blk data and another null_blk (4 KiB sectors) as spare.
+check "null_blk two devices: create" dmsetup create r4 --table "0 32768 remap $nb2 1024 $nb1 0 4096"
+exercise "null_blk two devices" r4 "$nb2" 1024 32768
+check "null_blk two devices: spare's 4 KiB sectors stacked" [ "$(blockdev --getss /dev/mapper/r4)" = 4096 ]
+
+# 64 KiB remap blocks: the largest logical block size the block layer takes.
+check "64 KiB blocks: create" dmsetup create r7 --table "0 32768 remap $nb2 0 $nb2 32768 4096 2 block_size 65536"
+check "64 KiB blocks: advertised as logical block size" [ "$(blockdev --getss /dev/mapper/r7)" = 65536 ]
+dd if=/dev/urandom of=/tmp/pattern bs=65536 count=1 2>/dev/null
+check "64 KiB blocks: direct 64 KiB write" dd if=/tmp/pattern of=/dev/mapper/r7 bs=65536 seek=3 oflag=direct conv=notrunc
+check "64 KiB blocks: lands on the data device" sh -c "dd if=$nb2 bs=65536 skip=3 count=1 iflag=direct 2>/dev/null | cmp - /tmp/pattern"
+check "64 KiB blocks: remove" dmsetup remove r7
+
+# Messages and status.
+check "message help answers" sh -c "dmsetup message r4 0 help | grep -q 'remap target messages'"
+dmesg -c >/dev/null
+if dmsetup message r4 0 frobnicate 1 >/dev/null 2>&1; then
+	fail "unknown message refused" "accepted"
+else
+	check "unknown message refused with a reason" sh -c "dmesg | grep -q \"unrecognised message 'frobnicate'\""
+fi
+status=$(dmsetup status r4)
+check "status INFO is empty at the passthrough stage" [ "${status% }" = "0 32768 remap" ]
+check "null_blk two devices: remove" dmsetup remove r4
+
+# Discard and write-zeroes pass through to the data device.
+check "discard: create" dmsetup create r5 --table "0 32768 remap $nb2 1024 $nb1 0 4096"
+write_read /dev/mapper/r5 4
+check "discard passes through" blkdiscard -o $((4 * 16384)) -l 16384 /dev/mapper/r5
+dd if=/dev/zero of=/tmp/pattern bs=16384 count=1 2>/dev/null
+check "discarded range reads as zeroes on the data device" read_matches "$nb2" $((1024 + 4 * 32))
+write_read /dev/mapper/r5 9
+check "write-zeroes passes through" blkdiscard -z -o $((9 * 16384)) -l 16384 /dev/mapper/r5
+dd if=/dev/zero of=/tmp/pattern bs=16384 count=1 2>/dev/null
+check "zeroed range reads as zeroes on the data device" read_matches "$nb2" $((1024 + 9 * 32))
+check "discard: remove" dmsetup remove r5
+nullb_drop nb1
+nullb_drop nb2
+scsi_debug_drop
+
+# Flushes reach both devices when the spare area is on another device:
+# null_blk devices with a volatile write cache count the flushes they get.
+c1=$(nullb_make c1 32 512 4)
+c2=$(nullb_make c2 32 512 4)
+flushes() { awk '{ print $16 }' "/sys/block/$1/stat"; }
+check "flush: create" dmsetup create r6 --table "0 16384 remap $c1 0 $c2 0 2048"
+f1=$(flushes c1)
+f2=$(flushes c2)
+dd if=/dev/urandom of=/dev/mapper/r6 bs=4096 count=1 conv=fsync 2>/dev/null
+check "flush reaches the data device" [ "$(flushes c1)" -gt "$f1" ]
+check "flush reaches the spare device" [ "$(flushes c2)" -gt "$f2" ]
+check "flush: remove" dmsetup remove r6
+nullb_drop c1
+nullb_drop c2
