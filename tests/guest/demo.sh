@@ -41,6 +41,12 @@ echo "$(wc -l </tmp/demo.md5) files written, $(du -sh /mnt/demo | cut -f1) in al
 run umount /mnt/demo
 run fsck_ext4 -fn /dev/mapper/demo || die "fsck"
 
+step "the filesystem went to the example disk itself, at data_offset 0"
+echo "# dd if=$disk bs=1 skip=1080 count=2 | od -An -tx1    (the ext4 superblock magic)"
+magic=$(dd if=$disk bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')
+echo "$magic"
+[ "$magic" = 53ef ] || die "no ext4 magic on $disk"
+
 step "remove the device and re-create it from the line dmsetup table printed"
 line=$(dmsetup table demo)
 run dmsetup remove demo
