@@ -17,12 +17,15 @@
 // the target uses part of it.
 #[allow(dead_code)]
 mod dm;
+mod spare_alloc;
 mod table_args;
 
+use core::num::NonZeroU32;
 use dm::{
     Bio, BioOp, Ctr, DeviceVisitor, DmDev, Emitter, MapResult, QueueLimits, StatusType, TargetInfo,
 };
 use kernel::prelude::*;
+use spare_alloc::MetadataLayout;
 use table_args::{Features, Geometry};
 
 module! {
@@ -92,6 +95,21 @@ impl dm::Target for RemapTarget {
         };
         let block_size =
             table_args::validate(&parsed, &geometry).map_err(|e| ctx.fail(e.0, EINVAL))?;
+        let block_size = NonZeroU32::new(block_size).ok_or(EINVAL)?;
+        let nr_spare_blocks = parsed
+            .spare_len
+            .checked_div(u64::from(block_size.get() >> 9))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| ctx.fail(c"Spare area has more than 2^32 blocks", EINVAL))?;
+        let copy_blocks = spare_alloc::metadata_copy_blocks(nr_spare_blocks, block_size);
+        // The five metadata copies get their fixed places now, so that the
+        // spare area is checked to hold them and at least one spare.
+        MetadataLayout::new(nr_spare_blocks, copy_blocks).map_err(|_| {
+            ctx.fail(
+                c"Spare area too small for 5 metadata copies and one spare block",
+                EINVAL,
+            )
+        })?;
 
         // Spares and metadata live on the spare device: a flush must reach
         // it too when it is a different device.
@@ -107,7 +125,7 @@ impl dm::Target for RemapTarget {
                 spare,
                 spare_offset: parsed.spare_offset,
                 spare_len: parsed.spare_len,
-                block_size,
+                block_size: block_size.get(),
                 features: parsed.features,
             },
             GFP_KERNEL,

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The spare block allocator.
+//!
+//! The spare area is divided into `nr_blocks` blocks of the remap block
+//! size. Five runs of `copy_blocks` blocks, spread evenly over the area (the
+//! first at its start, the last at its end), are reserved for the five
+//! metadata copies and are never handed out. Every other block is free,
+//! in use, or retired (failed once, never used again).
+//!
+//! Allocation and release are O(1): free blocks sit on a stack (4 bytes per
+//! spare block), and a bitmap (1 bit per block) tells which blocks are out
+//! of the free stack so that a double release or the release of a reserved
+//! block is refused. The allocator is rebuilt from the list of blocks in
+//! use, which is what the metadata records.
+
+// The target's map path and messages take spares with the remap table;
+// until that lands, the constructor uses the layout and the KUnit tests
+// use the rest.
+#![allow(dead_code)]
+
+use core::num::{NonZeroU32, NonZeroU64};
+use kernel::{alloc::AllocError, prelude::*};
+
+/// Number of metadata copies kept in the spare area.
+pub(crate) const METADATA_COPIES: usize = 5;
+
+/// Why an allocator operation was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SpareError {
+    /// The block number is not inside the spare area.
+    OutOfRange,
+    /// The block holds a metadata copy.
+    Reserved,
+    /// The block is not in use (a double release).
+    NotInUse,
+    /// The block is listed twice in a rebuild.
+    Duplicate,
+    /// The spare area cannot hold five metadata copies and one spare.
+    TooSmall,
+    /// Memory for the allocator could not be had.
+    NoMemory,
+}
+
+impl From<AllocError> for SpareError {
+    fn from(_: AllocError) -> Self {
+        SpareError::NoMemory
+    }
+}
+
+/// Blocks one metadata copy takes in an area of `nr_blocks` spare blocks of
+/// `block_size` bytes: a 4 KiB header and 16 bytes for every block that
+/// could be remapped.
+pub(crate) fn metadata_copy_blocks(nr_blocks: u32, block_size: NonZeroU32) -> u32 {
+    let bytes = 4096 + 16 * u64::from(nr_blocks);
+    let block_size = NonZeroU64::from(block_size);
+    // At most 2^36 / 512 for block sizes of 512 and more: fits in u32.
+    ((bytes + block_size.get() - 1) / block_size) as u32
+}
+
+/// Where the metadata copies lie in the spare area, in blocks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct MetadataLayout {
+    /// Blocks per copy.
+    pub(crate) copy_blocks: u32,
+    /// First block of each copy.
+    pub(crate) starts: [u32; METADATA_COPIES],
+}
+
+impl MetadataLayout {
+    /// Spreads five copies of `copy_blocks` blocks over `nr_blocks` blocks,
+    /// leaving at least one block for spares.
+    pub(crate) fn new(nr_blocks: u32, copy_blocks: u32) -> Result<Self, SpareError> {
+        let copies = METADATA_COPIES as u64;
+        if copy_blocks == 0 || u64::from(nr_blocks) <= copies * u64::from(copy_blocks) {
+            return Err(SpareError::TooSmall);
+        }
+        let span = u64::from(nr_blocks - copy_blocks);
+        let mut starts = [0u32; METADATA_COPIES];
+        for (i, start) in starts.iter_mut().enumerate() {
+            // span * i / 4 <= span < 2^32: the cast cannot truncate.
+            *start = (span * i as u64 / (copies - 1)) as u32;
+        }
+        Ok(Self {
+            copy_blocks,
+            starts,
+        })
+    }
+
+    /// Whether `block` belongs to a metadata copy.
+    pub(crate) fn is_reserved(&self, block: u32) -> bool {
+        self.starts
+            .iter()
+            .any(|&s| block >= s && block - s < self.copy_blocks)
+    }
+}
+
+/// A fixed-size bitmap with O(1) tests.
+struct BlockBits {
+    words: KVVec<u64>,
+}
+
+impl BlockBits {
+    fn new(nr_bits: u32) -> Result<Self, AllocError> {
+        let n = (nr_bits as usize).div_ceil(64);
+        let mut words = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            words.push(0, GFP_KERNEL)?;
+        }
+        Ok(Self { words })
+    }
+
+    fn test(&self, bit: u32) -> bool {
+        self.words[bit as usize / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn set(&mut self, bit: u32) {
+        self.words[bit as usize / 64] |= 1 << (bit % 64);
+    }
+
+    fn clear(&mut self, bit: u32) {
+        self.words[bit as usize / 64] &= !(1 << (bit % 64));
+    }
+}
+
+/// The allocator of one spare area. Callers serialise access (it is used
+/// from process context under the target's mutex).
+///
+/// # Invariants
+///
+/// Every block `b < nr_blocks` is in exactly one of: the metadata layout,
+/// the `free` stack (and then its `taken` bit is clear), or taken (its
+/// `taken` bit set: in use or retired). `in_use + retired` counts the taken
+/// blocks that are not reserved.
+pub(crate) struct SpareAllocator {
+    layout: MetadataLayout,
+    nr_blocks: u32,
+    taken: BlockBits,
+    retired: BlockBits,
+    free: KVVec<u32>,
+    in_use: u32,
+    nr_retired: u32,
+}
+
+impl SpareAllocator {
+    /// An allocator for `nr_blocks` spare blocks with the given metadata
+    /// layout, rebuilt from the blocks in use and the retired blocks that
+    /// the metadata records.
+    pub(crate) fn rebuild(
+        nr_blocks: u32,
+        layout: MetadataLayout,
+        in_use: &[u32],
+        retired: &[u32],
+    ) -> Result<Self, SpareError> {
+        let mut taken = BlockBits::new(nr_blocks)?;
+        let mut retired_bits = BlockBits::new(nr_blocks)?;
+        for &b in Iterator::chain(in_use.iter(), retired) {
+            if b >= nr_blocks {
+                return Err(SpareError::OutOfRange);
+            }
+            if layout.is_reserved(b) {
+                return Err(SpareError::Reserved);
+            }
+            if taken.test(b) {
+                return Err(SpareError::Duplicate);
+            }
+            taken.set(b);
+        }
+        for &b in retired {
+            retired_bits.set(b);
+        }
+        for s in layout.starts {
+            for b in s..s + layout.copy_blocks {
+                taken.set(b);
+            }
+        }
+        let nr_free = nr_blocks as usize
+            - METADATA_COPIES * layout.copy_blocks as usize
+            - in_use.len()
+            - retired.len();
+        let mut free = KVVec::with_capacity(nr_free, GFP_KERNEL)?;
+        // Pushed from the top down so that allocation starts at the lowest
+        // free block.
+        for b in (0..nr_blocks).rev() {
+            if !taken.test(b) {
+                free.push(b, GFP_KERNEL)?;
+            }
+        }
+        Ok(Self {
+            layout,
+            nr_blocks,
+            taken,
+            retired: retired_bits,
+            free,
+            in_use: in_use.len() as u32,
+            nr_retired: retired.len() as u32,
+        })
+    }
+
+    /// An allocator with every spare block free.
+    pub(crate) fn new(nr_blocks: u32, layout: MetadataLayout) -> Result<Self, SpareError> {
+        Self::rebuild(nr_blocks, layout, &[], &[])
+    }
+
+    /// Takes a free spare block, or `None` when all are used.
+    pub(crate) fn alloc(&mut self) -> Option<u32> {
+        let b = self.free.pop()?;
+        self.taken.set(b);
+        self.in_use += 1;
+        Some(b)
+    }
+
+    fn check_in_use(&self, b: u32) -> Result<(), SpareError> {
+        if b >= self.nr_blocks {
+            Err(SpareError::OutOfRange)
+        } else if self.layout.is_reserved(b) {
+            Err(SpareError::Reserved)
+        } else if !self.taken.test(b) || self.retired.test(b) {
+            Err(SpareError::NotInUse)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Returns a block in use to the free blocks.
+    pub(crate) fn release(&mut self, b: u32) -> Result<(), SpareError> {
+        self.check_in_use(b)?;
+        // The stack has room for every non-reserved block, so this does not
+        // allocate.
+        self.free
+            .push_within_capacity(b)
+            .map_err(|_| SpareError::NoMemory)?;
+        self.taken.clear(b);
+        self.in_use -= 1;
+        Ok(())
+    }
+
+    /// Takes a block in use out of service for good: it failed.
+    pub(crate) fn retire(&mut self, b: u32) -> Result<(), SpareError> {
+        self.check_in_use(b)?;
+        self.retired.set(b);
+        self.in_use -= 1;
+        self.nr_retired += 1;
+        Ok(())
+    }
+
+    /// The metadata layout.
+    pub(crate) fn layout(&self) -> &MetadataLayout {
+        &self.layout
+    }
+
+    /// Spare blocks that can hold data: all but the metadata copies.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.nr_blocks - METADATA_COPIES as u32 * self.layout.copy_blocks
+    }
+
+    /// Spare blocks in use.
+    pub(crate) fn in_use(&self) -> u32 {
+        self.in_use
+    }
+
+    /// Spare blocks retired after a failure.
+    pub(crate) fn retired(&self) -> u32 {
+        self.nr_retired
+    }
+
+    /// Spare blocks free.
+    pub(crate) fn free(&self) -> u32 {
+        self.free.len() as u32
+    }
+}
+
+#[kunit_tests(dm_remap_spare_alloc)]
+mod tests {
+    use super::*;
+
+    fn bs(bytes: u32) -> NonZeroU32 {
+        NonZeroU32::new(bytes).unwrap()
+    }
+
+    fn layout(nr: u32, copy: u32) -> MetadataLayout {
+        MetadataLayout::new(nr, copy).unwrap()
+    }
+
+    #[test]
+    fn layout_spreads_copies() {
+        let l = layout(1000, 10);
+        assert_eq!(l.starts, [0, 247, 495, 742, 990]);
+        assert!(l.is_reserved(0) && l.is_reserved(9) && !l.is_reserved(10));
+        assert!(l.is_reserved(990) && l.is_reserved(999) && !l.is_reserved(989));
+        // The smallest area: five copies and one spare.
+        let l = layout(6, 1);
+        assert_eq!(l.starts, [0, 1, 2, 3, 5]);
+        assert_eq!(MetadataLayout::new(5, 1), Err(SpareError::TooSmall));
+        assert_eq!(MetadataLayout::new(100, 20), Err(SpareError::TooSmall));
+        assert_eq!(MetadataLayout::new(100, 0), Err(SpareError::TooSmall));
+    }
+
+    #[test]
+    fn metadata_copy_size() {
+        assert_eq!(metadata_copy_blocks(0, bs(512)), 8);
+        assert_eq!(metadata_copy_blocks(32, bs(512)), 9);
+        assert_eq!(metadata_copy_blocks(256, bs(4096)), 2);
+        assert_eq!(metadata_copy_blocks(32, bs(65536)), 1);
+        assert_eq!(metadata_copy_blocks(u32::MAX, bs(512)), 134_217_736);
+    }
+
+    #[test]
+    fn allocates_every_free_block_once_then_runs_out() {
+        let mut a = SpareAllocator::new(64, layout(64, 2)).unwrap();
+        assert_eq!(a.capacity(), 54);
+        let mut seen = BlockBits::new(64).unwrap();
+        for _ in 0..54 {
+            let b = a.alloc().unwrap();
+            assert!(!a.layout().is_reserved(b));
+            assert!(!seen.test(b));
+            seen.set(b);
+        }
+        assert_eq!(a.alloc(), None);
+        assert_eq!((a.in_use(), a.free()), (54, 0));
+    }
+
+    #[test]
+    fn release_and_reuse() {
+        let mut a = SpareAllocator::new(16, layout(16, 1)).unwrap();
+        let first = a.alloc().unwrap();
+        assert_eq!(first, 1);
+        let second = a.alloc().unwrap();
+        assert_eq!(a.release(first), Ok(()));
+        assert_eq!(a.alloc(), Some(first));
+        assert_eq!(a.release(second), Ok(()));
+        assert_eq!(a.in_use(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_releases() {
+        let mut a = SpareAllocator::new(16, layout(16, 1)).unwrap();
+        let b = a.alloc().unwrap();
+        assert_eq!(a.release(b), Ok(()));
+        assert_eq!(a.release(b), Err(SpareError::NotInUse));
+        assert_eq!(a.release(0), Err(SpareError::Reserved));
+        assert_eq!(a.release(15), Err(SpareError::Reserved));
+        assert_eq!(a.release(16), Err(SpareError::OutOfRange));
+        assert_eq!(a.release(8), Err(SpareError::NotInUse));
+        assert_eq!(a.free(), 11);
+    }
+
+    #[test]
+    fn retired_blocks_never_return() {
+        let mut a = SpareAllocator::new(8, layout(8, 1)).unwrap();
+        // 8 blocks, copies at 0, 1, 3, 5, 7: spares 2, 4, 6.
+        assert_eq!(a.capacity(), 3);
+        let b = a.alloc().unwrap();
+        assert_eq!(a.retire(b), Ok(()));
+        assert_eq!(a.release(b), Err(SpareError::NotInUse));
+        assert_eq!(a.retire(b), Err(SpareError::NotInUse));
+        assert_eq!(a.retired(), 1);
+        let mut left = 0;
+        while let Some(x) = a.alloc() {
+            assert!(x != b);
+            left += 1;
+        }
+        assert_eq!(left, 2);
+    }
+
+    #[test]
+    fn rebuild_from_used_list() {
+        let l = layout(32, 2);
+        let a = SpareAllocator::rebuild(32, l, &[3, 20, 2], &[4]).unwrap();
+        assert_eq!((a.in_use(), a.retired(), a.free()), (3, 1, 18));
+        let mut a = a;
+        while let Some(b) = a.alloc() {
+            assert!(![2, 3, 4, 20].contains(&b));
+            assert!(!l.is_reserved(b));
+        }
+        assert_eq!(a.release(20), Ok(()));
+        assert_eq!(a.release(4), Err(SpareError::NotInUse));
+    }
+
+    #[test]
+    fn rebuild_refuses_bad_lists() {
+        let l = layout(32, 2);
+        let err =
+            |used: &[u32], retired: &[u32]| SpareAllocator::rebuild(32, l, used, retired).err();
+        assert_eq!(err(&[0], &[]), Some(SpareError::Reserved));
+        assert_eq!(err(&[32], &[]), Some(SpareError::OutOfRange));
+        assert_eq!(err(&[5, 5], &[]), Some(SpareError::Duplicate));
+        assert_eq!(err(&[5], &[5]), Some(SpareError::Duplicate));
+        assert_eq!(err(&[], &[31]), Some(SpareError::Reserved));
+    }
+}
