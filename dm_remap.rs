@@ -17,6 +17,8 @@
 // the target uses part of it.
 #[allow(dead_code)]
 mod dm;
+mod rcu_box;
+mod remap_table;
 mod spare_alloc;
 mod table_args;
 
