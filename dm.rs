@@ -110,6 +110,9 @@ pub(crate) trait Target: Sized + Send + Sync {
     const VERSION: [u32; 3];
     /// `DM_TARGET_*` feature flags.
     const FEATURES: u64 = 0;
+    /// Whether each bio carries a `u64` of per-bio data for the target
+    /// ([`Bio::per_bio_data`]), set in `map` and read in `end_io`.
+    const PER_BIO_DATA: bool = false;
 
     /// Builds a target from its table line arguments. On failure, set the
     /// reason shown to the user with [`Ctr::fail`].
@@ -370,19 +373,23 @@ impl Ctr<'_> {
         self.raw().num_flush_bios = n;
     }
 
-    /// Number of bios per discard (`num_discard_bios`).
-    pub(crate) fn set_num_discard_bios(&mut self, n: u32) {
-        self.raw().num_discard_bios = n;
+    // Discards, secure erases and write-zeroes reach the target as one bio
+    // or not at all: duplicated bios could not be split with
+    // `Bio::accept_partial`.
+
+    /// Whether the target takes discards (`num_discard_bios` 1 or 0).
+    pub(crate) fn set_discards(&mut self, on: bool) {
+        self.raw().num_discard_bios = u32::from(on);
     }
 
-    /// Number of bios per secure erase (`num_secure_erase_bios`).
-    pub(crate) fn set_num_secure_erase_bios(&mut self, n: u32) {
-        self.raw().num_secure_erase_bios = n;
+    /// Whether the target takes secure erases (`num_secure_erase_bios`).
+    pub(crate) fn set_secure_erases(&mut self, on: bool) {
+        self.raw().num_secure_erase_bios = u32::from(on);
     }
 
-    /// Number of bios per write-zeroes (`num_write_zeroes_bios`).
-    pub(crate) fn set_num_write_zeroes_bios(&mut self, n: u32) {
-        self.raw().num_write_zeroes_bios = n;
+    /// Whether the target takes write-zeroes (`num_write_zeroes_bios`).
+    pub(crate) fn set_write_zeroes(&mut self, on: bool) {
+        self.raw().num_write_zeroes_bios = u32::from(on);
     }
 
     /// Splits I/O at multiples of this many sectors (`max_io_len`).
@@ -444,6 +451,24 @@ impl DmDev {
         unsafe { b::dmr_bdev_logical_block_size(self.bdev()) }
     }
 
+    /// Reads or writes `buf` at `sector` synchronously; writes are FUA, so
+    /// durable once this returns. Sleeps: process context only, never from
+    /// `map` or `end_io`. `buf` is a `KVec` so that it is kmalloc memory, as
+    /// the block layer needs for a linear buffer.
+    pub(crate) fn rw_sync(&self, sector: u64, buf: &mut KVec<u8>, write: bool) -> Result {
+        // SAFETY: the block device is open; `buf` is kmalloc memory of
+        // `buf.len()` bytes, borrowed for the whole synchronous I/O.
+        to_result(unsafe {
+            b::dmr_rw_sync(
+                self.bdev(),
+                sector,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                write,
+            )
+        })
+    }
+
     /// Whether both handles refer to the same block device.
     pub(crate) fn same_device(&self, other: &DmDev) -> bool {
         // SAFETY: the block devices of open `dm_dev`s are valid.
@@ -466,6 +491,10 @@ impl Drop for DmDev {
 /// `bio` points to a valid bio that the target may modify for `'a`.
 pub(crate) struct Bio<'a> {
     bio: NonNull<bio>,
+    /// Whether the bio carries a `u64` of per-bio data.
+    per_bio_data: bool,
+    /// Whether this is `map`, where a bio may be shortened.
+    in_map: bool,
     _life: PhantomData<&'a mut bio>,
 }
 
@@ -474,10 +503,13 @@ impl Bio<'_> {
     ///
     /// `bio` must be valid and modifiable by the caller for the lifetime of
     /// the result.
-    unsafe fn from_raw(bio: *mut bio) -> Self {
+    /// `per_bio_data` must say whether the target asked for per-bio data.
+    unsafe fn from_raw(bio: *mut bio, per_bio_data: bool, in_map: bool) -> Self {
         Self {
             // SAFETY: valid by the caller's guarantee, hence not null.
             bio: unsafe { NonNull::new_unchecked(bio) },
+            per_bio_data,
+            in_map,
             _life: PhantomData,
         }
     }
@@ -520,6 +552,36 @@ impl Bio<'_> {
     pub(crate) fn target_bio_nr(&self) -> u32 {
         // SAFETY: the bio is valid (type invariant) and came from dm core.
         unsafe { b::dm_bio_get_target_bio_nr(self.bio.as_ptr()) }
+    }
+
+    /// The target's `u64` of per-bio data, if it asked for it
+    /// ([`Target::PER_BIO_DATA`]).
+    #[inline(always)]
+    pub(crate) fn per_bio_data(&mut self) -> Option<&mut u64> {
+        if !self.per_bio_data {
+            return None;
+        }
+        // SAFETY: the target asked for 8 bytes of per-bio data, which
+        // device-mapper core allocates with every bio it hands over, aligned
+        // for pointers; it lives as long as the bio.
+        Some(unsafe { &mut *b::dm_per_bio_data(self.bio.as_ptr(), 8).cast::<u64>() })
+    }
+
+    /// In `map`: keeps only the first `sectors` sectors of the bio;
+    /// device-mapper core maps the rest as a new bio. Refused (returns
+    /// `false`) outside `map`, for empty flushes (which may be duplicated)
+    /// and unless `0 < sectors < self.sectors()`.
+    #[inline(always)]
+    pub(crate) fn accept_partial(&mut self, sectors: u32) -> bool {
+        if !self.in_map || sectors == 0 || sectors >= self.sectors() || self.op() == BioOp::Flush {
+            return false;
+        }
+        // SAFETY: called from `map` on a bio that is not a duplicate (only
+        // flushes can be duplicated, see `Ctr::set_discards`) and is not
+        // REQ_ATOMIC (targets here do not advertise atomic writes), with
+        // fewer sectors than it has.
+        unsafe { b::dm_accept_partial_bio(self.bio.as_ptr(), sectors) };
+        true
     }
 
     /// Sends the bio to `dev` at `sector`.
@@ -570,6 +632,11 @@ impl<'a> Emitter<'a> {
     pub(crate) fn emit(&mut self, args: fmt::Arguments<'_>) {
         // `write_str` never fails: text that does not fit is cut off.
         let _ = fmt::Write::write_fmt(self, args);
+    }
+
+    /// Bytes that can still be written.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.len + 1)
     }
 
     /// The text written so far.
@@ -682,6 +749,9 @@ unsafe extern "C" fn ctr_callback<T: Target>(
         Ok(args) => args,
         Err(e) => return ctx.fail(c"Cannot allocate the argument list", e).to_errno(),
     };
+    if T::PER_BIO_DATA {
+        ctx.set_per_io_data_size(8);
+    }
     match T::ctr(&mut ctx, &args) {
         Ok(target) => {
             // SAFETY: `private` is only ever turned back into a shared
@@ -716,7 +786,7 @@ unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bi
         (
             private::<T>(ti),
             TargetInfo::from_raw(ti),
-            Bio::from_raw(bio),
+            Bio::from_raw(bio, T::PER_BIO_DATA, true),
         )
     };
     (match target.map(&info, &mut bio) {
@@ -743,7 +813,7 @@ unsafe extern "C" fn end_io_callback<T: Target>(
         (
             private::<T>(ti),
             TargetInfo::from_raw(ti),
-            Bio::from_raw(bio),
+            Bio::from_raw(bio, T::PER_BIO_DATA, false),
             &mut *error,
         )
     };

@@ -5,6 +5,9 @@
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/percpu.h>
+#include <linux/slab.h>
+#include <linux/srcu.h>
 #include "helpers.h"
 
 enum dmr_bio_op dmr_bio_op(struct bio *bio)
@@ -53,4 +56,75 @@ u32 dmr_bdev_devt(struct block_device *bdev)
 unsigned int dmr_max_logical_block_size(void)
 {
 	return BLK_MAX_BLOCK_SIZE;
+}
+
+u64 __percpu *dmr_counters_alloc(unsigned int n)
+{
+	return __alloc_percpu(n * sizeof(u64), sizeof(u64));
+}
+
+void dmr_counters_free(u64 __percpu *c)
+{
+	free_percpu(c);
+}
+
+void dmr_counter_inc(u64 __percpu *c, unsigned int i)
+{
+	this_cpu_inc(c[i]);
+}
+
+u64 dmr_counter_sum(u64 __percpu *c, unsigned int i)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(&c[i], cpu);
+	return sum;
+}
+
+void dmr_counter_clear(u64 __percpu *c, unsigned int i)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		*per_cpu_ptr(&c[i], cpu) = 0;
+}
+
+struct srcu_struct *dmr_srcu_alloc(void)
+{
+	struct srcu_struct *ssp = kzalloc(sizeof(*ssp), GFP_KERNEL);
+
+	if (ssp && init_srcu_struct(ssp)) {
+		kfree(ssp);
+		ssp = NULL;
+	}
+	return ssp;
+}
+
+void dmr_srcu_free(struct srcu_struct *ssp)
+{
+	cleanup_srcu_struct(ssp);
+	kfree(ssp);
+}
+
+int dmr_srcu_down_read(struct srcu_struct *ssp)
+{
+	return srcu_down_read(ssp);
+}
+
+void dmr_srcu_up_read(struct srcu_struct *ssp, int idx)
+{
+	srcu_up_read(ssp, idx);
+}
+
+void dmr_srcu_synchronize(struct srcu_struct *ssp)
+{
+	synchronize_srcu(ssp);
+}
+
+int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write)
+{
+	return bdev_rw_virt(bdev, sector, data, len,
+			    write ? REQ_OP_WRITE | REQ_FUA : REQ_OP_READ);
 }

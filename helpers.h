@@ -30,3 +30,21 @@ u32 dmr_bdev_devt(struct block_device *bdev);
 unsigned int dmr_max_logical_block_size(void);
 
 #endif
+
+/* Per-CPU u64 counters, n of them, for statistics without shared lines. */
+u64 __percpu *dmr_counters_alloc(unsigned int n);
+void dmr_counters_free(u64 __percpu *c);
+void dmr_counter_inc(u64 __percpu *c, unsigned int i);
+u64 dmr_counter_sum(u64 __percpu *c, unsigned int i);
+void dmr_counter_clear(u64 __percpu *c, unsigned int i);
+
+/* SRCU whose read side may end in another context (srcu_down_read). */
+struct srcu_struct;
+struct srcu_struct *dmr_srcu_alloc(void);
+void dmr_srcu_free(struct srcu_struct *ssp);
+int dmr_srcu_down_read(struct srcu_struct *ssp);
+void dmr_srcu_up_read(struct srcu_struct *ssp, int idx);
+void dmr_srcu_synchronize(struct srcu_struct *ssp);
+
+/* Synchronous I/O of a kmalloc'd buffer; writes are FUA. */
+int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write);

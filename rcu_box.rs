@@ -6,10 +6,6 @@
 //!
 //! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
 
-// The target's map path and messages use the table next; until then the
-// KUnit tests do.
-#![allow(dead_code)]
-
 use kernel::{
     prelude::*,
     sync::{

@@ -23,10 +23,6 @@
 //! place, only dropped when the table is rebuilt and republished under RCU,
 //! so a reader can never pair a key with another key's value.
 
-// The target's map path and messages use the table next; until then the
-// KUnit tests do.
-#![allow(dead_code)]
-
 use crate::rcu_box::RcuBox;
 use kernel::{
     alloc::AllocError,
@@ -185,6 +181,17 @@ impl RemapTable {
         slots
             .find(key_of(block))
             .map(|i| slots.values[i].load(Relaxed))
+    }
+
+    /// The spare of `block`, if it is remapped (outside `map`).
+    pub(crate) fn get(&self, block: u64) -> Option<u32> {
+        let guard = rcu::read_lock();
+        self.lookup(&guard, block)
+    }
+
+    /// Whether `block` is remapped (outside `map`).
+    pub(crate) fn contains(&self, block: u64) -> bool {
+        self.get(block).is_some()
     }
 
     /// The first remapped block in `first..first + count` and its spare.

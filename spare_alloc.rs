@@ -14,11 +14,6 @@
 //! block is refused. The allocator is rebuilt from the list of blocks in
 //! use, which is what the metadata records.
 
-// The target's map path and messages take spares with the remap table;
-// until that lands, the constructor uses the layout and the KUnit tests
-// use the rest.
-#![allow(dead_code)]
-
 use core::num::{NonZeroU32, NonZeroU64};
 use kernel::{alloc::AllocError, prelude::*};
 

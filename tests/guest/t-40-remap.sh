@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: GPL-2.0
+# Manual remapping: remap/unremap/lookup/list/stats messages, bios split at
+# remapped blocks, data copied to and from spares, status fields, and no
+# write lost while blocks switch under running I/O.
+
+d=$(nullb_make rm1 64 512)
+s=$(nullb_make rm2 16 512)
+# 4 KiB blocks: data 0..131072 on rm1, spare area all of rm2 (4096 blocks).
+check "create" dmsetup create rm --table "0 131072 remap $d 0 $s 0 32768 2 block_size 4096"
+dev=/dev/mapper/rm
+
+# Fill the whole device with known data, through the target.
+dd if=/dev/urandom of=/tmp/image bs=1M count=64 2>/dev/null
+check "fill the device" dd if=/tmp/image of=$dev bs=1M oflag=direct conv=fsync
+
+# spare_sector MSG_OUTPUT: the spare device sector the remap message named.
+spare_sector() { sed -n 's/.*spare device sector \([0-9]*\).*/\1/p'; }
+
+blocks="0 1 7 8 100 2047 2048 5000 16383"
+ok=1
+for b in $blocks; do
+	out=$(dmsetup message rm 0 remap $((b * 8))) || { ok=0; echo "remap $b failed"; continue; }
+	sec=$(echo "$out" | spare_sector)
+	dd if=/tmp/image of=/tmp/want bs=4096 skip=$b count=1 2>/dev/null
+	dd if=$s of=/tmp/blk bs=4096 skip=$((sec / 8)) count=1 iflag=direct 2>/dev/null
+	cmp -s /tmp/want /tmp/blk || { ok=0; echo "block $b: spare at sector $sec does not hold the data"; }
+done
+[ $ok = 1 ] && pass "remap copies each block's data to the spare the message names" ||
+	fail "remap copies each block's data to the spare" "see above"
+check "whole device reads back unchanged after remaps" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+
+# Writes to a remapped block go to its spare; the data device keeps the old data.
+out=$(dmsetup message rm 0 lookup $((100 * 8)))
+check "lookup names the spare of a remapped block" sh -c "echo '$out' | grep -q 'block 100 remapped to spare block'"
+sec=$(echo "$out" | spare_sector)
+dd if=/dev/urandom of=/tmp/new bs=4096 count=1 2>/dev/null
+dd if=/tmp/new of=$dev bs=4096 seek=100 oflag=direct conv=notrunc 2>/dev/null
+check "a write to a remapped block lands on its spare" sh -c "dd if=$s bs=4096 skip=$((sec / 8)) count=1 iflag=direct 2>/dev/null | cmp - /tmp/new"
+check "the data device keeps the old data of a remapped block" sh -c "dd if=$d bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/new; [ \$? = 1 ]"
+dd if=/tmp/new of=/tmp/image bs=4096 seek=100 conv=notrunc 2>/dev/null
+check "lookup of a block that is not remapped" sh -c "dmsetup message rm 0 lookup 808 | grep -q 'block 101 not remapped'"
+
+# list: sorted, paged.
+check "list shows every remapped block in order" sh -c "[ \"\$(dmsetup message rm 0 list | cut -d' ' -f1 | tr '\n' ' ')\" = '0 1 7 8 100 2047 2048 5000 16383 ' ]"
+check "list from a block with a count, then where to go on" sh -c "[ \"\$(dmsetup message rm 0 list 8 3 | cut -d' ' -f1 | tr '\n' ' ')\" = '8 100 2047 more ' ] && dmsetup message rm 0 list 8 3 | grep -qx 'more 2048'"
+
+# Status: <remapped> <used>/<total> <read_errors> <write_errors> <state>
+st=$(dmsetup status rm | cut -d' ' -f4-)
+check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok$'"
+stats=$(dmsetup message rm 0 stats)
+check "stats count remapped writes and reads" sh -c "echo '$stats' | grep -q 'remapped_writes=[1-9]' && echo '$stats' | grep -q 'remapped_reads=[1-9]'"
+check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 spares_used=9'"
+check "clear_stats" sh -c "dmsetup message rm 0 clear_stats >/dev/null && dmsetup message rm 0 stats | grep -q 'reads=0 writes=0'"
+
+# Bios that straddle remapped blocks, odd sizes and offsets (direct I/O).
+check "fio bsrange writes+verify across remapped blocks" fio --name=straddle --filename=$dev \
+	--direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite --bsrange=4k-132k --size=64m \
+	--io_size=32m --verify=crc32c --verify_fatal=1 --randrepeat=1 --output=/tmp/fio-straddle.out
+check "splits happened at remapped blocks" sh -c "dmsetup message rm 0 stats | grep -q 'splits=[1-9]'"
+# Refill the reference image after fio's writes.
+dd if=$dev of=/tmp/image bs=1M iflag=direct 2>/dev/null
+
+# unremap copies back and frees the spare.
+check "unremap" dmsetup message rm 0 unremap $((2047 * 8))
+dd if=$d of=/tmp/blk bs=4096 skip=2047 count=1 iflag=direct 2>/dev/null
+check "unremapped block's data is back on the data device" sh -c "dd if=/tmp/image bs=4096 skip=2047 count=1 2>/dev/null | cmp - /tmp/blk"
+check "spare freed after unremap" sh -c "dmsetup status rm | grep -qE ' 8 8/[0-9]+ '"
+check "whole device unchanged after unremap" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+
+# Malformed messages: refused with a reason, nothing changes.
+bad_message() {
+	name=$1 reason=$2
+	shift 2
+	dmesg -c >/dev/null
+	if dmsetup message rm 0 "$@" >/dev/null 2>&1; then
+		fail "$name" "accepted: $*"
+	elif ! dmesg | grep -qF "remap: $reason"; then
+		fail "$name" "no 'remap: $reason' in the kernel log: $(dmesg | tail -n 1)"
+	else
+		pass "$name"
+	fi
+}
+bad_message "remap without a sector" "wrong number of arguments for 'remap'" remap
+bad_message "remap with two sectors" "wrong number of arguments for 'remap'" remap 1 2
+bad_message "remap of a non-number" "invalid sector 'x'" remap x
+bad_message "remap past the end" "invalid sector '131072'" remap 131072
+bad_message "remap of a remapped block" "block 0 is already remapped" remap 3
+bad_message "unremap of a block not remapped" "block 3 is not remapped" unremap 24
+bad_message "unremap without a sector" "wrong number of arguments for 'unremap'" unremap
+bad_message "lookup of a non-number" "invalid sector '5x'" lookup 5x
+bad_message "list with a bad block" "list takes [<block> [<count>]] as numbers" list x
+bad_message "list with a bad count" "list takes [<block> [<count>]] as numbers" list 0 y
+bad_message "list with three arguments" "list takes [<block> [<count>]]" list 0 1 2
+bad_message "list past the end" "list takes [<block> [<count>]]" list 16384
+bad_message "stats with an argument" "wrong number of arguments for 'stats'" stats 1
+bad_message "help with an argument" "wrong number of arguments for 'help'" help me
+bad_message "unknown message" "unrecognised message 'remapall'" remapall
+check "nothing changed by refused messages" sh -c "dmsetup status rm | grep -qE ' 8 8/[0-9]+ '"
+
+# 1000 remaps while fio writes and verifies: no write is lost while blocks
+# switch, then a full verify pass.
+fio --name=during --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 --rw=randwrite \
+	--bs=4k --size=64m --io_size=48m --verify=crc32c --verify_fatal=1 --randrepeat=1 \
+	--output=/tmp/fio-during.out >/dev/null 2>&1 &
+fio_pid=$!
+n=0
+failed=0
+i=0
+while [ $n -lt 1000 ] && [ $i -lt 3000 ]; do
+	i=$((i + 1))
+	b=$(((i * 7919) % 16384))
+	if dmsetup message rm 0 remap $((b * 8)) >/dev/null 2>&1; then n=$((n + 1)); fi
+done
+wait $fio_pid
+rc=$?
+echo "$n remaps made while fio ran"
+check "1000 remaps made" [ $n -ge 1000 ]
+if [ $rc = 0 ] && grep -q 'err= 0' /tmp/fio-during.out; then
+	pass "fio write+verify during the remaps"
+else
+	fail "fio write+verify during the remaps" "rc=$rc $(grep -iE 'err=|verify' /tmp/fio-during.out | head -n 3 | tr '\n' ' ')"
+fi
+check "full verify pass after 1000 remaps" fio --name=during --filename=$dev --direct=1 \
+	--ioengine=libaio --iodepth=16 --rw=randwrite --bs=4k --size=64m --io_size=48m \
+	--verify=crc32c --verify_fatal=1 --randrepeat=1 --verify_only --output=/tmp/fio-verify.out
+# Page through the list with the "more <block>" lines.
+from=0
+listed=0
+pages=0
+while [ $pages -lt 1000 ]; do
+	dmsetup message rm 0 list $from 100 >/tmp/page || break
+	pages=$((pages + 1))
+	listed=$((listed + $(grep -vc '^more ' /tmp/page)))
+	next=$(sed -n 's/^more //p' /tmp/page)
+	[ -n "$next" ] || break
+	from=$next
+done
+remapped=$(dmsetup status rm | cut -d' ' -f4)
+echo "list: $listed blocks in $pages pages; status: $remapped remapped"
+check "paged list covers every remapped block" [ "$listed" = "$remapped" ]
+check "the list came in pages of 100" [ "$pages" = $(((remapped + 99) / 100)) ]
+check "more than 1000 blocks remapped" [ "$remapped" -gt 1000 ]
+check "remove" dmsetup remove rm
+
+# Spare exhaustion: a small spare area runs out, status says so.
+check "small spare area: create" dmsetup create rx --table "0 65536 remap $d 0 $s 0 120 2 block_size 4096"
+made=0
+while dmsetup message rx 0 remap $((made * 8)) >/dev/null 2>&1; do made=$((made + 1)); done
+echo "remaps until the spares ran out: $made"
+check "spares run out" [ $made -gt 0 ]
+check "status says spares_exhausted" sh -c "dmsetup status rx | grep -q 'spares_exhausted'"
+check "small spare area: remove" dmsetup remove rx
+nullb_drop rm1
+nullb_drop rm2
+
+# 512-byte blocks: bios of odd sizes at odd offsets straddle remapped blocks.
+o=$(nullb_make rm3 32 512)
+check "512-byte blocks: create" dmsetup create ro --table "0 57344 remap $o 0 $o 57344 8192"
+dd if=/dev/urandom of=/tmp/image bs=1M count=28 2>/dev/null
+dd if=/tmp/image of=/dev/mapper/ro bs=1M oflag=direct 2>/dev/null
+for sec in 5 6 100 1001 1003 20000; do dmsetup message ro 0 remap $sec >/dev/null; done
+dd if=/dev/urandom of=/tmp/odd bs=512 count=3 2>/dev/null
+ok=1
+for at in 4 99 1000 1002 19999; do
+	dd if=/tmp/odd of=/dev/mapper/ro bs=512 seek=$at count=3 oflag=direct conv=notrunc 2>/dev/null || ok=0
+	dd if=/tmp/odd of=/tmp/image bs=512 seek=$at count=3 conv=notrunc 2>/dev/null
+done
+[ $ok = 1 ] && pass "512-byte blocks: 1.5 KiB direct writes across remapped blocks" ||
+	fail "512-byte blocks: 1.5 KiB direct writes" "dd failed"
+check "512-byte blocks: device reads back what was written" sh -c "dd if=/dev/mapper/ro bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+check "512-byte blocks: fio bsrange 512-9k write+verify" fio --name=odd --filename=/dev/mapper/ro \
+	--direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite --bsrange=512-9k --size=28m \
+	--io_size=8m --verify=crc32c --verify_fatal=1 --randrepeat=1 --output=/tmp/fio-odd.out
+check "512-byte blocks: remove" dmsetup remove ro
+nullb_drop rm3
