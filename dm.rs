@@ -120,7 +120,7 @@ pub(crate) trait Target: Sized + Send + Sync {
 
     /// Redirects or takes over a bio. Runs in the submitter's context: must
     /// not sleep.
-    fn map(&self, ti: &TargetInfo<'_>, bio: &mut Bio<'_>) -> MapResult;
+    fn map(&self, ti: &TargetInfo<'_>, bio: Bio<'_>) -> MapResult;
 
     /// Sees a bio complete, in completion context: must not sleep.
     fn end_io(&self, _ti: &TargetInfo<'_>, _bio: &mut Bio<'_>, _status: &mut u8) -> EndIoResult {
@@ -596,6 +596,100 @@ impl Bio<'_> {
     }
 }
 
+/// A hold on one block whose mapping is switching: `map` hands bios that
+/// start in the held block to the hold instead of mapping them, and when
+/// the hold ends they are mapped again and submitted
+/// (`dm_submit_bio_remap`). Unlike `DM_MAPIO_REQUEUE`, which device-mapper
+/// core turns into an I/O error for the rest of a split bio, this never
+/// fails a bio.
+///
+/// # Invariants
+///
+/// `hold` comes from `dmr_hold_alloc` and is freed on drop; the bios on its
+/// list are dm clones that `map` returned as submitted.
+pub(crate) struct BlockHold {
+    hold: NonNull<b::dmr_hold>,
+    per_bio_data: bool,
+}
+
+// SAFETY: the hold's state is protected by its irq-safe spinlock.
+unsafe impl Send for BlockHold {}
+// SAFETY: see `Send`.
+unsafe impl Sync for BlockHold {}
+
+/// No block is held.
+pub(crate) const NOT_HELD: u64 = u64::MAX;
+
+impl BlockHold {
+    /// A hold for the bios of target type `T`, holding no block.
+    pub(crate) fn new<T: Target>() -> Result<Self> {
+        // SAFETY: a plain allocation call.
+        let hold = unsafe { b::dmr_hold_alloc() };
+        // INVARIANT: non-null means allocated, with an empty list.
+        NonNull::new(hold)
+            .map(|hold| Self {
+                hold,
+                per_bio_data: T::PER_BIO_DATA,
+            })
+            .ok_or(ENOMEM)
+    }
+
+    /// The held block, or [`NOT_HELD`].
+    #[inline(always)]
+    pub(crate) fn held_block(&self) -> u64 {
+        // SAFETY: `hold` is valid (type invariant).
+        unsafe { b::dmr_hold_block(self.hold.as_ptr()) }
+    }
+
+    /// Starts holding `block`. Callers serialise holds.
+    pub(crate) fn begin(&self, block: u64) {
+        // SAFETY: `hold` is valid (type invariant).
+        unsafe { b::dmr_hold_begin(self.hold.as_ptr(), block) };
+    }
+
+    /// In `map`: takes `bio` if `block` is still held, and then returns the
+    /// result `map` must give; otherwise hands the bio back.
+    pub(crate) fn defer<'a>(&self, bio: Bio<'a>, block: u64) -> Result<MapResult, Bio<'a>> {
+        if !bio.in_map {
+            return Err(bio);
+        }
+        // SAFETY: `hold` is valid; the bio is a clone handed to `map`, which
+        // returns `Submitted` for it: device-mapper core leaves it to us.
+        if unsafe { b::dmr_hold_defer(self.hold.as_ptr(), bio.bio.as_ptr(), block) } {
+            Ok(MapResult::Submitted)
+        } else {
+            Err(bio)
+        }
+    }
+
+    /// Ends the hold. Each deferred bio is passed to `remap`, which must
+    /// point it at its device, and is then submitted. Process context.
+    pub(crate) fn end(&self, mut remap: impl FnMut(&mut Bio<'_>)) {
+        // SAFETY: `hold` is valid (type invariant).
+        let mut next = unsafe { b::dmr_hold_end(self.hold.as_ptr()) };
+        while !next.is_null() {
+            let raw = next;
+            // SAFETY: `raw` is on the list taken from the hold, linked by
+            // `bi_next`; unlinking it leaves the rest of the list intact.
+            next = unsafe { b::dmr_bio_list_next(raw) };
+            // SAFETY: a deferred dm clone, ours until submitted below.
+            let mut bio = unsafe { Bio::from_raw(raw, self.per_bio_data, false) };
+            remap(&mut bio);
+            // SAFETY: the clone was returned as submitted from `map` and has
+            // been pointed at its device; it is submitted once.
+            unsafe { b::dm_submit_bio_remap(raw, core::ptr::null_mut()) };
+        }
+    }
+}
+
+impl Drop for BlockHold {
+    fn drop(&mut self) {
+        // SAFETY: valid (type invariant); a hold always ends before its
+        // owner goes away, so the list is empty.
+        unsafe { b::dmr_hold_free(self.hold.as_ptr()) };
+    }
+}
+
 /// Writes text into a result buffer of device-mapper core, like `DMEMIT`.
 ///
 /// Text that does not fit is cut off and the buffer is left full, which
@@ -782,14 +876,14 @@ unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
 unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bio) -> c_int {
     // SAFETY: device-mapper core passes a constructed target and a bio the
     // target owns until it is remapped or ended.
-    let (target, info, mut bio) = unsafe {
+    let (target, info, bio) = unsafe {
         (
             private::<T>(ti),
             TargetInfo::from_raw(ti),
             Bio::from_raw(bio, T::PER_BIO_DATA, true),
         )
     };
-    (match target.map(&info, &mut bio) {
+    (match target.map(&info, bio) {
         MapResult::Remapped => b::DM_MAPIO_REMAPPED,
         MapResult::Submitted => b::DM_MAPIO_SUBMITTED,
         MapResult::Requeue => b::DM_MAPIO_REQUEUE,

@@ -13,7 +13,7 @@
 //! go to their spare blocks, the rest to the data device at
 //! `data_offset + dm_target_offset(sector)`. Flushes reach the spare device
 //! too. Blocks are remapped and unremapped with `dmsetup message`; while a
-//! block's mapping switches, bios touching it are requeued, and bios mapped
+//! block's mapping switches, bios starting in it wait on a hold list, and bios mapped
 //! before the switch are waited for (SRCU from `map` to `end_io`), so no
 //! write is lost. The table lives in memory at this stage.
 
@@ -30,16 +30,13 @@ mod table_args;
 
 use core::{fmt, num::NonZeroU32};
 use dm::{
-    Bio, BioOp, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits,
+    Bio, BioOp, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits,
     StatusType, TargetInfo,
 };
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{
-        atomic::{Acquire, Atomic, Release},
-        rcu, Mutex,
-    },
+    sync::{rcu, Mutex},
 };
 use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};
@@ -72,8 +69,6 @@ impl kernel::InPlaceModule for RemapModule {
 /// Table values: the spare block, and this flag when the data block could
 /// not be read when it was remapped (its spare was zero-filled).
 const DATA_LOST: u32 = 1 << 31;
-/// No block is switching.
-const NOT_SWITCHING: u64 = u64::MAX;
 
 /// The statistics counters, by index.
 mod stat {
@@ -84,11 +79,12 @@ mod stat {
     pub(crate) const REMAPPED_WRITES: usize = 4;
     pub(crate) const REMAPPED_OTHER: usize = 5;
     pub(crate) const SPLITS: usize = 6;
-    pub(crate) const REQUEUES: usize = 7;
+    pub(crate) const DEFERRED: usize = 7;
     pub(crate) const READ_ERRORS: usize = 8;
     pub(crate) const WRITE_ERRORS: usize = 9;
     pub(crate) const OTHER_ERRORS: usize = 10;
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const LOOKUPS: usize = 11;
+    pub(crate) const COUNT: usize = 12;
     pub(crate) const NAMES: [&str; COUNT] = [
         "reads",
         "writes",
@@ -97,10 +93,11 @@ mod stat {
         "remapped_writes",
         "remapped_other",
         "splits",
-        "requeues",
+        "deferred",
         "read_errors",
         "write_errors",
         "other_errors",
+        "lookups",
     ];
 }
 
@@ -137,8 +134,8 @@ struct RemapTarget {
     table: RemapTable,
     /// Bios are inside a read section from `map` to `end_io`.
     in_flight: Srcu,
-    /// The block whose mapping is being switched, or `NOT_SWITCHING`.
-    switching: Atomic<u64>,
+    /// The block whose mapping is switching; bios starting in it wait.
+    hold: BlockHold,
     stats: PerCpuCounters<{ stat::COUNT }>,
     #[pin]
     admin: Mutex<Admin>,
@@ -193,14 +190,62 @@ impl RemapTarget {
     }
 
     /// Holds new I/O to `block` and waits for the I/O already mapped, runs
-    /// `f`, then lets I/O flow again. Called with `admin` locked, so one
-    /// block switches at a time.
-    fn with_block_held<R>(&self, block: u64, f: impl FnOnce() -> R) -> R {
-        self.switching.store(block, Release);
+    /// `f`, then maps and submits the bios that waited. Called with `admin`
+    /// locked, so one block switches at a time.
+    fn with_block_held<R>(&self, ti: &TargetInfo<'_>, block: u64, f: impl FnOnce() -> R) -> R {
+        self.hold.begin(block);
         self.in_flight.synchronize();
         let r = f();
-        self.switching.store(NOT_SWITCHING, Release);
+        self.hold.end(|bio| {
+            // A deferred bio lies within the held block.
+            let idx = self.in_flight.down_read();
+            let offset = ti.target_offset(bio.sector());
+            let guard = rcu::read_lock();
+            let value = self.table.lookup(&guard, block);
+            drop(guard);
+            match value {
+                Some(value) => self.send_to_spare(bio, offset, block, value),
+                None => bio.remap(&self.data, self.data_offset + offset),
+            }
+            self.account(bio, idx);
+        });
         r
+    }
+
+    /// Sends a bio that starts at target offset `offset`, in remapped
+    /// `block`, to that block's spare.
+    #[inline(always)]
+    fn send_to_spare(&self, bio: &mut Bio<'_>, offset: u64, block: u64, value: u32) {
+        let within = offset - (block << self.block_shift);
+        bio.remap(&self.spare, self.spare_sector(value) + within);
+        self.stats.inc(match bio.op() {
+            BioOp::Read => stat::REMAPPED_READS,
+            BioOp::Write => stat::REMAPPED_WRITES,
+            _ => stat::REMAPPED_OTHER,
+        });
+    }
+
+    /// Counts a mapped bio and records, for `end_io`, its read section and
+    /// what it was.
+    #[inline(always)]
+    fn account(&self, bio: &mut Bio<'_>, idx: ReadIndex) {
+        let (kind, counter) = match bio.op() {
+            BioOp::Read => (per_bio::READ, stat::READS),
+            BioOp::Write => (per_bio::WRITE, stat::WRITES),
+            _ => (0, stat::OTHER_BIOS),
+        };
+        self.stats.inc(counter);
+        if let Some(data) = bio.per_bio_data() {
+            *data = idx.to_raw() | kind;
+        }
+    }
+
+    /// Keeps the first `sectors` of a bio in `map`, counting the split.
+    #[inline(always)]
+    fn cut(&self, bio: &mut Bio<'_>, sectors: u64) {
+        if bio.accept_partial(sectors as u32) {
+            self.stats.inc(stat::SPLITS);
+        }
     }
 
     fn block_buffer(&self) -> Result<KVec<u8>> {
@@ -223,7 +268,7 @@ impl RemapTarget {
                 format_args!("no free spare block for block {}", block),
             );
         };
-        let copied = self.with_block_held(block, || {
+        let copied = self.with_block_held(ti, block, || {
             let lost = self
                 .data
                 .rw_sync(self.data_sector(block), &mut buf, false)
@@ -277,7 +322,7 @@ impl RemapTarget {
             return refuse(ENOENT, format_args!("block {} is not remapped", block));
         };
         let spare = value & !DATA_LOST;
-        let result = self.with_block_held(block, || {
+        let result = self.with_block_held(ti, block, || {
             self.spare
                 .rw_sync(self.spare_sector(value), &mut buf, false)?;
             self.data.rw_sync(self.data_sector(block), &mut buf, true)?;
@@ -469,6 +514,8 @@ impl dm::Target for RemapTarget {
         )
         .map_err(|_| ctx.fail(c"Cannot allocate the remap table", ENOMEM))?;
         let in_flight = Srcu::new().map_err(|e| ctx.fail(c"Cannot set up SRCU", e))?;
+        let hold =
+            BlockHold::new::<Self>().map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
         let stats =
             PerCpuCounters::new().map_err(|e| ctx.fail(c"Cannot allocate the statistics", e))?;
 
@@ -491,7 +538,7 @@ impl dm::Target for RemapTarget {
                 features: parsed.features,
                 table,
                 in_flight,
-                switching: Atomic::new(NOT_SWITCHING),
+                hold,
                 stats,
                 admin <- new_mutex!(Admin { writer, spares }),
             }),
@@ -501,62 +548,68 @@ impl dm::Target for RemapTarget {
     }
 
     #[inline(always)]
-    fn map(&self, ti: &TargetInfo<'_>, bio: &mut Bio<'_>) -> MapResult {
-        let idx = self.in_flight.down_read();
-        let op = bio.op();
-        let (kind, remapped_stat) = match op {
-            BioOp::Read => (per_bio::READ, stat::REMAPPED_READS),
-            BioOp::Write => (per_bio::WRITE, stat::REMAPPED_WRITES),
-            _ => (0, stat::REMAPPED_OTHER),
-        };
-        if op == BioOp::Flush {
+    fn map(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
+        let mut idx = self.in_flight.down_read();
+        if bio.op() == BioOp::Flush {
             if bio.target_bio_nr() == 1 {
                 // The second flush of a two-device table goes to the spare.
                 bio.remap(&self.spare, self.spare_offset);
             } else {
                 bio.remap(&self.data, self.data_offset);
             }
-        } else {
-            let offset = ti.target_offset(bio.sector());
-            let sectors = u64::from(bio.sectors()).max(1);
-            let first = offset >> self.block_shift;
-            let last = (offset + sectors - 1) >> self.block_shift;
-            let switching = self.switching.load(Acquire);
-            if (first..=last).contains(&switching) {
+            self.account(&mut bio, idx);
+            return MapResult::Remapped;
+        }
+        let shift = self.block_shift;
+        let offset = ti.target_offset(bio.sector());
+        let first = offset >> shift;
+        // The last block the bio covers, as it is now (it may be cut).
+        let last = |bio: &Bio<'_>| (offset + u64::from(bio.sectors()).max(1) - 1) >> shift;
+
+        let held = self.hold.held_block();
+        if (first..=last(&bio)).contains(&held) {
+            if held > first {
+                // Map the part before the held block now; device-mapper
+                // core brings the rest back to `map`.
+                self.cut(&mut bio, (held << shift) - offset);
+            } else {
+                self.cut(&mut bio, ((first + 1) << shift) - offset);
+                // Leave the read section: the switch waits for those.
                 self.in_flight.up_read(idx);
-                self.stats.inc(stat::REQUEUES);
-                return MapResult::Requeue;
-            }
-            let guard = rcu::read_lock();
-            match self.table.first_remapped(&guard, first, last - first + 1) {
-                None => bio.remap(&self.data, self.data_offset + offset),
-                Some((block, value)) if block == first => {
-                    let block_end = (block + 1) << self.block_shift;
-                    if block_end < offset + sectors
-                        && bio.accept_partial((block_end - offset) as u32)
-                    {
-                        self.stats.inc(stat::SPLITS);
+                match self.hold.defer(bio, first) {
+                    Ok(result) => {
+                        self.stats.inc(stat::DEFERRED);
+                        return result;
                     }
-                    let within = offset - (block << self.block_shift);
-                    bio.remap(&self.spare, self.spare_sector(value) + within);
-                    self.stats.inc(remapped_stat);
-                }
-                Some((block, _)) => {
-                    if bio.accept_partial(((block << self.block_shift) - offset) as u32) {
-                        self.stats.inc(stat::SPLITS);
+                    Err(back) => {
+                        // The hold ended meanwhile: map it now.
+                        bio = back;
+                        idx = self.in_flight.down_read();
                     }
-                    bio.remap(&self.data, self.data_offset + offset);
                 }
             }
         }
-        self.stats.inc(match kind {
-            per_bio::READ => stat::READS,
-            per_bio::WRITE => stat::WRITES,
-            _ => stat::OTHER_BIOS,
-        });
-        if let Some(data) = bio.per_bio_data() {
-            *data = idx.to_raw() | kind;
+
+        let guard = rcu::read_lock();
+        self.stats.inc(stat::LOOKUPS);
+        match self
+            .table
+            .first_remapped(&guard, first, last(&bio) - first + 1)
+        {
+            None => bio.remap(&self.data, self.data_offset + offset),
+            Some((block, value)) if block == first => {
+                if last(&bio) > block {
+                    self.cut(&mut bio, ((block + 1) << shift) - offset);
+                }
+                self.send_to_spare(&mut bio, offset, block, value);
+            }
+            Some((block, _)) => {
+                self.cut(&mut bio, (block << shift) - offset);
+                bio.remap(&self.data, self.data_offset + offset);
+            }
         }
+        drop(guard);
+        self.account(&mut bio, idx);
         MapResult::Remapped
     }
 

@@ -128,3 +128,80 @@ int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, b
 	return bdev_rw_virt(bdev, sector, data, len,
 			    write ? REQ_OP_WRITE | REQ_FUA : REQ_OP_READ);
 }
+
+#define DMR_NOT_HELD U64_MAX
+
+struct dmr_hold {
+	spinlock_t lock;
+	u64 block;
+	struct bio_list bios;
+};
+
+struct dmr_hold *dmr_hold_alloc(void)
+{
+	struct dmr_hold *h = kzalloc(sizeof(*h), GFP_KERNEL);
+
+	if (h) {
+		spin_lock_init(&h->lock);
+		h->block = DMR_NOT_HELD;
+		bio_list_init(&h->bios);
+	}
+	return h;
+}
+
+void dmr_hold_free(struct dmr_hold *h)
+{
+	WARN_ON(!bio_list_empty(&h->bios));
+	kfree(h);
+}
+
+u64 dmr_hold_block(struct dmr_hold *h)
+{
+	return smp_load_acquire(&h->block);
+}
+
+void dmr_hold_begin(struct dmr_hold *h, u64 block)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&h->lock, flags);
+	smp_store_release(&h->block, block);
+	spin_unlock_irqrestore(&h->lock, flags);
+}
+
+/* Defers @bio if @block is still held; under the lock, so no bio is added
+ * after dmr_hold_end() took the list. */
+bool dmr_hold_defer(struct dmr_hold *h, struct bio *bio, u64 block)
+{
+	unsigned long flags;
+	bool held;
+
+	spin_lock_irqsave(&h->lock, flags);
+	held = h->block == block;
+	if (held)
+		bio_list_add(&h->bios, bio);
+	spin_unlock_irqrestore(&h->lock, flags);
+	return held;
+}
+
+/* Releases the hold; returns the deferred bios, linked by bi_next. */
+struct bio *dmr_hold_end(struct dmr_hold *h)
+{
+	unsigned long flags;
+	struct bio *bios;
+
+	spin_lock_irqsave(&h->lock, flags);
+	smp_store_release(&h->block, DMR_NOT_HELD);
+	bios = bio_list_get(&h->bios);
+	spin_unlock_irqrestore(&h->lock, flags);
+	return bios;
+}
+
+/* Unlinks @bio from a bi_next list; returns the next one. */
+struct bio *dmr_bio_list_next(struct bio *bio)
+{
+	struct bio *next = bio->bi_next;
+
+	bio->bi_next = NULL;
+	return next;
+}

@@ -48,3 +48,16 @@ void dmr_srcu_synchronize(struct srcu_struct *ssp);
 
 /* Synchronous I/O of a kmalloc'd buffer; writes are FUA. */
 int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write);
+
+/*
+ * The hold on one block whose mapping switches: map defers bios that start
+ * in it, and the switcher resubmits them once the new mapping is in place.
+ */
+struct dmr_hold;
+struct dmr_hold *dmr_hold_alloc(void);
+void dmr_hold_free(struct dmr_hold *h);
+u64 dmr_hold_block(struct dmr_hold *h);
+void dmr_hold_begin(struct dmr_hold *h, u64 block);
+bool dmr_hold_defer(struct dmr_hold *h, struct bio *bio, u64 block);
+struct bio *dmr_hold_end(struct dmr_hold *h);
+struct bio *dmr_bio_list_next(struct bio *bio);

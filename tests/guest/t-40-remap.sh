@@ -113,7 +113,7 @@ while [ $n -lt 1000 ] && [ $i -lt 3000 ]; do
 done
 wait $fio_pid
 rc=$?
-echo "$n remaps made while fio ran"
+echo "$n remaps made while fio ran; $(dmsetup message rm 0 stats | tr ' ' '\n' | grep -E '^(deferred|splits)=' | tr '\n' ' ')"
 check "1000 remaps made" [ $n -ge 1000 ]
 if [ $rc = 0 ] && grep -q 'err= 0' /tmp/fio-during.out; then
 	pass "fio write+verify during the remaps"
@@ -152,6 +152,27 @@ check "status says spares_exhausted" sh -c "dmsetup status rx | grep -q 'spares_
 check "small spare area: remove" dmsetup remove rx
 nullb_drop rm1
 nullb_drop rm2
+
+# A block that cannot be read is remapped zero-filled and flagged lost:
+# dm-dust fails reads of its bad blocks.
+modprobe dm-dust
+u=$(nullb_make rm4 16 512)
+check "unreadable block: dust device" dmsetup create dust4 --table "0 32768 dust $u 0 512"
+dd if=/dev/urandom of=/dev/mapper/dust4 bs=1M count=16 oflag=direct 2>/dev/null
+dmsetup message dust4 0 addbadblock 800 >/dev/null
+dmsetup message dust4 0 enable >/dev/null
+check "unreadable block: create remap over dust" dmsetup create ru --table "0 16384 remap /dev/mapper/dust4 0 /dev/mapper/dust4 16384 8192"
+out=$(dmsetup message ru 0 remap 800)
+check "remap of an unreadable block says it was zero-filled" sh -c "echo '$out' | grep -q 'data unreadable: zero-filled'"
+check "lookup flags its data as lost" sh -c "dmsetup message ru 0 lookup 800 | grep -q 'data lost'"
+check "list flags it lost" sh -c "dmsetup message ru 0 list | grep -qx '800 [0-9]* lost'"
+check "the block reads as zeroes through the target, not as stale spare content" sh -c "[ -z \"\$(dd if=/dev/mapper/ru bs=512 skip=800 count=1 iflag=direct 2>/dev/null | od -An -tx1 | tr -d ' 0*\n')\" ]"
+dd if=/dev/urandom of=/tmp/heal bs=512 count=1 2>/dev/null
+dd if=/tmp/heal of=/dev/mapper/ru bs=512 seek=800 oflag=direct conv=notrunc 2>/dev/null
+check "a write to it lands on the spare and reads back" sh -c "dd if=/dev/mapper/ru bs=512 skip=800 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
+check "unreadable block: remove" dmsetup remove ru
+dmsetup remove dust4
+nullb_drop rm4
 
 # 512-byte blocks: bios of odd sizes at odd offsets straddle remapped blocks.
 o=$(nullb_make rm3 32 512)
