@@ -268,6 +268,7 @@ impl RemapTarget {
                 format_args!("no free spare block for block {}", block),
             );
         };
+        // Err((errno, whether the spare itself failed)).
         let copied = self.with_block_held(ti, block, || {
             let lost = self
                 .data
@@ -277,11 +278,12 @@ impl RemapTarget {
                 buf.fill(0);
             }
             self.spare
-                .rw_sync(self.spare_sector(spare), &mut buf, true)?;
+                .rw_sync(self.spare_sector(spare), &mut buf, true)
+                .map_err(|e| (e, true))?;
             let value = spare | if lost { DATA_LOST } else { 0 };
             self.table
                 .insert(&mut admin.writer, block, value)
-                .map_err(table_errno)?;
+                .map_err(|e| (table_errno(e), false))?;
             Ok(lost)
         });
         match copied {
@@ -299,16 +301,20 @@ impl RemapTarget {
                 ));
                 Ok(())
             }
-            Err(e) => {
+            Err((e, true)) => {
                 // A spare that cannot be written is not used again.
                 let _ = admin.spares.retire(spare);
                 refuse(
                     e,
                     format_args!(
-                        "remap of block {} failed: spare block {} retired",
+                        "remap of block {} failed writing spare block {}: spare retired",
                         block, spare
                     ),
                 )
+            }
+            Err((e, false)) => {
+                let _ = admin.spares.release(spare);
+                refuse(e, format_args!("remap of block {} failed", block))
             }
         }
     }

@@ -49,6 +49,8 @@ nullb_make() {
 	echo 1 >"$d/memory_backed"
 	echo 1 >"$d/discard"
 	echo "${4:-0}" >"$d/cache_size"
+	# NULLB_ATTRS="name=value ...": more attributes, e.g. a completion delay.
+	for kv in ${NULLB_ATTRS:-}; do echo "${kv#*=}" >"$d/${kv%%=*}"; done
 	echo 1 >"$d/power" || return 1
 	wait_for "/dev/$1" && echo "/dev/$1"
 }

@@ -174,6 +174,60 @@ check "unreadable block: remove" dmsetup remove ru
 dmsetup remove dust4
 nullb_drop rm4
 
+# A spare that fails its write is retired, never handed out again.
+v=$(nullb_make rm5 16 512)
+w=$(nullb_make rm6 16 512)
+check "failing spare: dust over the spare device" dmsetup create dust6 --table "0 32768 dust $w 0 512"
+# 8192 spare blocks of 512 bytes: the first copy of the metadata takes 264
+# blocks, so the first spare handed out is block 264.
+dmsetup message dust6 0 addbadblock 264 1 >/dev/null
+dmsetup message dust6 0 enable >/dev/null
+check "failing spare: create" dmsetup create rf --table "0 16384 remap $v 0 /dev/mapper/dust6 0 8192"
+dmesg -c >/dev/null
+if dmsetup message rf 0 remap 40 >/dev/null 2>&1; then
+	fail "remap onto a failing spare fails" "accepted"
+else
+	check "remap onto a failing spare fails and retires it" sh -c "dmesg | grep -q 'remap: remap of block 40 failed writing spare block 264: spare retired'"
+fi
+check "the block is not remapped after the failure" sh -c "dmsetup message rf 0 lookup 40 | grep -q 'not remapped'"
+check "stats count the retired spare" sh -c "dmsetup message rf 0 stats | grep -q 'spares_used=0 spares_free=[0-9]* spares_retired=1'"
+check "the retry takes the next spare" sh -c "dmsetup message rf 0 remap 40 | grep -q 'to spare block 265 '"
+check "failing spare: remove" dmsetup remove rf
+dmsetup remove dust6
+nullb_drop rm5
+nullb_drop rm6
+
+# Bios that arrive while their block switches wait and then land in the
+# right place: a data device that takes 20 ms per I/O keeps each switch
+# open long enough for a writer hammering the same block.
+slow=$(NULLB_ATTRS="irqmode=2 completion_nsec=20000000" nullb_make rm7 16 512)
+fast=$(nullb_make rm8 16 512)
+check "switch under I/O: create" dmsetup create rs --table "0 16384 remap $slow 0 $fast 0 8192 2 block_size 4096"
+dd if=/dev/urandom of=/tmp/hammer bs=4096 count=1 2>/dev/null
+(
+	i=0
+	while [ $i -lt 60 ]; do
+		dd if=/tmp/hammer of=/dev/mapper/rs bs=4096 seek=10 count=1 oflag=direct conv=notrunc 2>/dev/null
+		i=$((i + 1))
+	done
+) &
+writer=$!
+cycles=0
+while kill -0 $writer 2>/dev/null && [ $cycles -lt 20 ]; do
+	dmsetup message rs 0 remap 80 >/dev/null && dmsetup message rs 0 unremap 80 >/dev/null
+	cycles=$((cycles + 1))
+done
+wait $writer
+dmsetup message rs 0 remap 80 >/dev/null
+deferred=$(dmsetup message rs 0 stats | tr ' ' '\n' | sed -n 's/^deferred=//p')
+echo "switch under I/O: $cycles remap/unremap cycles, $deferred bios deferred"
+check "bios arriving during a switch were deferred" [ "$deferred" -gt 0 ]
+check "switch under I/O: the block holds the last write" sh -c "dd if=/dev/mapper/rs bs=4096 skip=10 count=1 iflag=direct 2>/dev/null | cmp - /tmp/hammer"
+check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok$'"
+check "switch under I/O: remove" dmsetup remove rs
+nullb_drop rm7
+nullb_drop rm8
+
 # 512-byte blocks: bios of odd sizes at odd offsets straddle remapped blocks.
 o=$(nullb_make rm3 32 512)
 check "512-byte blocks: create" dmsetup create ro --table "0 57344 remap $o 0 $o 57344 8192"
