@@ -116,7 +116,7 @@ struct Admin {
 }
 
 /// One `remap` target: a data area and a spare area, on one device or two.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct RemapTarget {
     data: DmDev,
     /// First sector of the data area on the data device.
@@ -458,6 +458,22 @@ fn heap_sort_by_block(v: &mut [(u64, u32)]) {
     for end in (1..n).rev() {
         v.swap(0, end);
         sift_down(v, 0, end);
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for RemapTarget {
+    fn drop(self: Pin<&mut Self>) {
+        // The table lives in memory at this stage: say loudly what a
+        // reload or remove takes with it.
+        let admin = self.admin.lock();
+        let remapped = self.table.len(&admin.writer);
+        if remapped > 0 {
+            pr_warn!(
+                "remap: {} remapped blocks dropped with the table: the remap table is not persistent yet, their latest data is on the spare device\n",
+                remapped
+            );
+        }
     }
 }
 

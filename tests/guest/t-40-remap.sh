@@ -140,7 +140,9 @@ echo "list: $listed blocks in $pages pages; status: $remapped remapped"
 check "paged list covers every remapped block" [ "$listed" = "$remapped" ]
 check "the list came in pages of 100" [ "$pages" = $(((remapped + 99) / 100)) ]
 check "more than 1000 blocks remapped" [ "$remapped" -gt 1000 ]
+dmesg -c >/dev/null
 check "remove" dmsetup remove rm
+check "remove warns that the remaps are dropped" sh -c "dmesg | grep -q 'remap: [0-9]* remapped blocks dropped with the table'"
 
 # Spare exhaustion: a small spare area runs out, status says so.
 check "small spare area: create" dmsetup create rx --table "0 65536 remap $d 0 $s 0 120 2 block_size 4096"
