@@ -569,17 +569,17 @@ impl Bio<'_> {
 
     /// In `map`: keeps only the first `sectors` sectors of the bio;
     /// device-mapper core maps the rest as a new bio. Refused (returns
-    /// `false`) outside `map`, for empty flushes (which may be duplicated)
-    /// and unless `0 < sectors < self.sectors()`.
+    /// `false`) outside `map` and unless `0 < sectors < self.sectors()`,
+    /// which also refuses every empty flush.
     #[inline(always)]
     pub(crate) fn accept_partial(&mut self, sectors: u32) -> bool {
-        if !self.in_map || sectors == 0 || sectors >= self.sectors() || self.op() == BioOp::Flush {
+        if !self.in_map || sectors == 0 || sectors >= self.sectors() {
             return false;
         }
-        // SAFETY: called from `map` on a bio that is not a duplicate (only
-        // flushes can be duplicated, see `Ctr::set_discards`) and is not
-        // REQ_ATOMIC (targets here do not advertise atomic writes), with
-        // fewer sectors than it has.
+        // SAFETY: called from `map` on a bio with more than `sectors`
+        // sectors, so not an empty flush, and the empty flushes are the
+        // only bios that can be duplicated (see `Ctr::set_discards`); not
+        // REQ_ATOMIC (targets here do not advertise atomic writes).
         unsafe { b::dm_accept_partial_bio(self.bio.as_ptr(), sectors) };
         true
     }

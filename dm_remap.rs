@@ -199,15 +199,16 @@ impl RemapTarget {
         self.hold.end(|bio| {
             // A deferred bio lies within the held block.
             let idx = self.in_flight.down_read();
+            let op = bio.op();
             let offset = ti.target_offset(bio.sector());
             let guard = rcu::read_lock();
             let value = self.table.lookup(&guard, block);
             drop(guard);
             match value {
-                Some(value) => self.send_to_spare(bio, offset, block, value),
+                Some(value) => self.send_to_spare(bio, op, offset, block, value),
                 None => bio.remap(&self.data, self.data_offset + offset),
             }
-            self.account(bio, idx);
+            self.account(bio, op, idx);
         });
         r
     }
@@ -215,10 +216,10 @@ impl RemapTarget {
     /// Sends a bio that starts at target offset `offset`, in remapped
     /// `block`, to that block's spare.
     #[inline(always)]
-    fn send_to_spare(&self, bio: &mut Bio<'_>, offset: u64, block: u64, value: u32) {
+    fn send_to_spare(&self, bio: &mut Bio<'_>, op: BioOp, offset: u64, block: u64, value: u32) {
         let within = offset - (block << self.block_shift);
         bio.remap(&self.spare, self.spare_sector(value) + within);
-        self.stats.inc(match bio.op() {
+        self.stats.inc(match op {
             BioOp::Read => stat::REMAPPED_READS,
             BioOp::Write => stat::REMAPPED_WRITES,
             _ => stat::REMAPPED_OTHER,
@@ -226,10 +227,10 @@ impl RemapTarget {
     }
 
     /// Counts a mapped bio and records, for `end_io`, its read section and
-    /// what it was.
+    /// what it was. `op` is `bio.op()`, decoded once per bio by the caller.
     #[inline(always)]
-    fn account(&self, bio: &mut Bio<'_>, idx: ReadIndex) {
-        let (kind, counter) = match bio.op() {
+    fn account(&self, bio: &mut Bio<'_>, op: BioOp, idx: ReadIndex) {
+        let (kind, counter) = match op {
             BioOp::Read => (per_bio::READ, stat::READS),
             BioOp::Write => (per_bio::WRITE, stat::WRITES),
             _ => (0, stat::OTHER_BIOS),
@@ -572,14 +573,15 @@ impl dm::Target for RemapTarget {
     #[inline(always)]
     fn map(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
         let mut idx = self.in_flight.down_read();
-        if bio.op() == BioOp::Flush {
+        let op = bio.op();
+        if op == BioOp::Flush {
             if bio.target_bio_nr() == 1 {
                 // The second flush of a two-device table goes to the spare.
                 bio.remap(&self.spare, self.spare_offset);
             } else {
                 bio.remap(&self.data, self.data_offset);
             }
-            self.account(&mut bio, idx);
+            self.account(&mut bio, op, idx);
             return MapResult::Remapped;
         }
         let shift = self.block_shift;
@@ -623,7 +625,7 @@ impl dm::Target for RemapTarget {
                 if last(&bio) > block {
                     self.cut(&mut bio, ((block + 1) << shift) - offset);
                 }
-                self.send_to_spare(&mut bio, offset, block, value);
+                self.send_to_spare(&mut bio, op, offset, block, value);
             }
             Some((block, _)) => {
                 self.cut(&mut bio, (block << shift) - offset);
@@ -631,7 +633,7 @@ impl dm::Target for RemapTarget {
             }
         }
         drop(guard);
-        self.account(&mut bio, idx);
+        self.account(&mut bio, op, idx);
         MapResult::Remapped
     }
 

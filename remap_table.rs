@@ -270,19 +270,18 @@ impl RemapTable {
             return Err(TableError::OutOfRange);
         }
         let key = key_of(block);
-        {
+        let (exists, capacity) = {
             let guard = rcu::read_lock();
-            if self.slots.read(&guard).find(key).is_some() {
-                return Err(TableError::Exists);
-            }
+            let slots = self.slots.read(&guard);
+            (slots.find(key).is_some(), slots.capacity())
+        };
+        if exists {
+            return Err(TableError::Exists);
         }
         if writer.len >= self.max_entries {
             return Err(TableError::Full);
         }
-        let capacity = {
-            let guard = rcu::read_lock();
-            self.slots.read(&guard).capacity()
-        };
+        // Outside the RCU read section: a rebuild waits for a grace period.
         if (writer.len + writer.deleted + 1) * 4 > capacity * 3 {
             self.rebuild(writer)?;
         }

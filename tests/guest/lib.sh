@@ -116,3 +116,18 @@ refused() {
 		pass "$name"
 	fi
 }
+
+# message_refused DEV NAME REASON MESSAGE...: "dmsetup message" must fail
+# and log "remap: REASON" in the kernel log.
+message_refused() {
+	local mdev=$1 name=$2 reason=$3
+	shift 3
+	dmesg -c >/dev/null
+	if dmsetup message "$mdev" 0 "$@" >/dev/null 2>&1; then
+		fail "$name" "accepted: $*"
+	elif ! dmesg | grep -qF "remap: $reason"; then
+		fail "$name" "no 'remap: $reason' in the kernel log: $(dmesg | tail -n 1)"
+	else
+		pass "$name"
+	fi
+}

@@ -68,18 +68,7 @@ check "spare freed after unremap" sh -c "dmsetup status rm | grep -qE ' 8 8/[0-9
 check "whole device unchanged after unremap" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
 
 # Malformed messages: refused with a reason, nothing changes.
-bad_message() {
-	name=$1 reason=$2
-	shift 2
-	dmesg -c >/dev/null
-	if dmsetup message rm 0 "$@" >/dev/null 2>&1; then
-		fail "$name" "accepted: $*"
-	elif ! dmesg | grep -qF "remap: $reason"; then
-		fail "$name" "no 'remap: $reason' in the kernel log: $(dmesg | tail -n 1)"
-	else
-		pass "$name"
-	fi
-}
+bad_message() { message_refused rm "$@"; }
 bad_message "remap without a sector" "wrong number of arguments for 'remap'" remap
 bad_message "remap with two sectors" "wrong number of arguments for 'remap'" remap 1 2
 bad_message "remap of a non-number" "invalid sector 'x'" remap x
@@ -185,12 +174,8 @@ check "failing spare: dust over the spare device" dmsetup create dust6 --table "
 dmsetup message dust6 0 addbadblock 264 1 >/dev/null
 dmsetup message dust6 0 enable >/dev/null
 check "failing spare: create" dmsetup create rf --table "0 16384 remap $v 0 /dev/mapper/dust6 0 8192"
-dmesg -c >/dev/null
-if dmsetup message rf 0 remap 40 >/dev/null 2>&1; then
-	fail "remap onto a failing spare fails" "accepted"
-else
-	check "remap onto a failing spare fails and retires it" sh -c "dmesg | grep -q 'remap: remap of block 40 failed writing spare block 264: spare retired'"
-fi
+message_refused rf "remap onto a failing spare fails and retires it" \
+	"remap of block 40 failed writing spare block 264: spare retired" remap 40
 check "the block is not remapped after the failure" sh -c "dmsetup message rf 0 lookup 40 | grep -q 'not remapped'"
 check "stats count the retired spare" sh -c "dmsetup message rf 0 stats | grep -q 'spares_used=0 spares_free=[0-9]* spares_retired=1'"
 check "the retry takes the next spare" sh -c "dmsetup message rf 0 remap 40 | grep -q 'to spare block 265 '"
