@@ -336,6 +336,19 @@ impl Ctr<'_> {
         self.raw().len
     }
 
+    /// Whether the table was loaded for writing (not `dmsetup --readonly`).
+    pub(crate) fn writable(&mut self) -> bool {
+        // SAFETY: `ti` is valid and its table set (type invariant).
+        unsafe { b::dmr_table_writable(self.ti.as_ptr()) }
+    }
+
+    /// An identity of the mapped device the table belongs to, the same for
+    /// every table loaded into one device while it exists.
+    pub(crate) fn device_identity(&mut self) -> usize {
+        // SAFETY: `ti` is valid and its table set (type invariant).
+        unsafe { b::dmr_table_md(self.ti.as_ptr()) as usize }
+    }
+
     /// Records why the constructor failed (`ti->error`), for the kernel log
     /// and dmsetup, and returns `err` for the caller to propagate.
     pub(crate) fn fail(&mut self, reason: &'static CStr, err: Error) -> Error {
@@ -435,7 +448,8 @@ impl DmDev {
         unsafe { CStr::from_char_ptr(name.as_ptr()) }
     }
 
-    fn bdev(&self) -> *mut block_device {
+    /// The open block device, for the abstractions built on it.
+    pub(crate) fn bdev(&self) -> *mut block_device {
         self.raw().bdev
     }
 
@@ -471,8 +485,13 @@ impl DmDev {
 
     /// Whether both handles refer to the same block device.
     pub(crate) fn same_device(&self, other: &DmDev) -> bool {
-        // SAFETY: the block devices of open `dm_dev`s are valid.
-        unsafe { b::dmr_bdev_devt(self.bdev()) == b::dmr_bdev_devt(other.bdev()) }
+        self.devt() == other.devt()
+    }
+
+    /// The device number of the block device.
+    pub(crate) fn devt(&self) -> u32 {
+        // SAFETY: the block device of an open `dm_dev` is valid.
+        unsafe { b::dmr_bdev_devt(self.bdev()) }
     }
 }
 
@@ -495,6 +514,9 @@ pub(crate) struct Bio<'a> {
     per_bio_data: bool,
     /// Whether this is `map`, where a bio may be shortened.
     in_map: bool,
+    /// Whether the bio may be handed to a [`BlockHold`]: in `map`, or
+    /// taken from a hold.
+    deferrable: bool,
     _life: PhantomData<&'a mut bio>,
 }
 
@@ -510,6 +532,7 @@ impl Bio<'_> {
             bio: unsafe { NonNull::new_unchecked(bio) },
             per_bio_data,
             in_map,
+            deferrable: in_map,
             _life: PhantomData,
         }
     }
@@ -596,12 +619,12 @@ impl Bio<'_> {
     }
 }
 
-/// A hold on one block whose mapping is switching: `map` hands bios that
-/// start in the held block to the hold instead of mapping them, and when
-/// the hold ends they are mapped again and submitted
+/// Bios waiting for blocks whose mapping is switching: `map` hands a bio
+/// that starts in such a block to the hold instead of mapping it, and once
+/// the switch is done the bios are mapped again and submitted
 /// (`dm_submit_bio_remap`). Unlike `DM_MAPIO_REQUEUE`, which device-mapper
 /// core turns into an I/O error for the rest of a split bio, this never
-/// fails a bio.
+/// fails a bio. Which blocks are switching is the caller's business.
 ///
 /// # Invariants
 ///
@@ -617,11 +640,8 @@ unsafe impl Send for BlockHold {}
 // SAFETY: see `Send`.
 unsafe impl Sync for BlockHold {}
 
-/// No block is held.
-pub(crate) const NOT_HELD: u64 = u64::MAX;
-
 impl BlockHold {
-    /// A hold for the bios of target type `T`, holding no block.
+    /// An empty hold for the bios of target type `T`.
     pub(crate) fn new<T: Target>() -> Result<Self> {
         // SAFETY: a plain allocation call.
         let hold = unsafe { b::dmr_hold_alloc() };
@@ -634,39 +654,44 @@ impl BlockHold {
             .ok_or(ENOMEM)
     }
 
-    /// The held block, or [`NOT_HELD`].
-    #[inline(always)]
-    pub(crate) fn held_block(&self) -> u64 {
-        // SAFETY: `hold` is valid (type invariant).
-        unsafe { b::dmr_hold_block(self.hold.as_ptr()) }
-    }
-
-    /// Starts holding `block`. Callers serialise holds.
-    pub(crate) fn begin(&self, block: u64) {
-        // SAFETY: `hold` is valid (type invariant).
-        unsafe { b::dmr_hold_begin(self.hold.as_ptr(), block) };
-    }
-
-    /// In `map`: takes `bio` if `block` is still held, and then returns the
-    /// result `map` must give; otherwise hands the bio back.
-    pub(crate) fn defer<'a>(&self, bio: Bio<'a>, block: u64) -> Result<MapResult, Bio<'a>> {
-        if !bio.in_map {
+    /// Takes `bio` if `still_switching` says so, asked under the hold's
+    /// lock (irqs off: it must not sleep), and then returns the result the
+    /// caller must give back; otherwise hands the bio back. A switcher
+    /// changes the mapping before calling [`Self::release`], so a bio is
+    /// never left behind. From `map`, or from `release`'s callback.
+    pub(crate) fn defer<'a>(
+        &self,
+        bio: Bio<'a>,
+        still_switching: impl FnOnce() -> bool,
+    ) -> Result<MapResult, Bio<'a>> {
+        if !bio.deferrable {
             return Err(bio);
         }
-        // SAFETY: `hold` is valid; the bio is a clone handed to `map`, which
-        // returns `Submitted` for it: device-mapper core leaves it to us.
-        if unsafe { b::dmr_hold_defer(self.hold.as_ptr(), bio.bio.as_ptr(), block) } {
+        // SAFETY: `hold` is valid (type invariant).
+        let flags = unsafe { b::dmr_hold_lock(self.hold.as_ptr()) };
+        let held = still_switching();
+        if held {
+            // SAFETY: `hold` is valid and locked; the bio is a clone handed
+            // to `map` (which returns `Submitted` for it) or one taken from
+            // the list again: either way ours to keep.
+            unsafe { b::dmr_hold_add(self.hold.as_ptr(), bio.bio.as_ptr()) };
+        }
+        // SAFETY: locked above with these flags.
+        unsafe { b::dmr_hold_unlock(self.hold.as_ptr(), flags) };
+        if held {
             Ok(MapResult::Submitted)
         } else {
             Err(bio)
         }
     }
 
-    /// Ends the hold. Each deferred bio is passed to `remap`, which must
-    /// point it at its device, and is then submitted. Process context.
-    pub(crate) fn end(&self, mut remap: impl FnMut(&mut Bio<'_>)) {
+    /// Takes every waiting bio and passes it to `route`, which either
+    /// points it at its device (returns `None`: it is then submitted) or
+    /// defers it again (returns `Some(Submitted)` from [`Self::defer`]).
+    /// Process context.
+    pub(crate) fn release(&self, mut route: impl FnMut(Bio<'_>) -> Option<MapResult>) {
         // SAFETY: `hold` is valid (type invariant).
-        let mut next = unsafe { b::dmr_hold_end(self.hold.as_ptr()) };
+        let mut next = unsafe { b::dmr_hold_take(self.hold.as_ptr()) };
         while !next.is_null() {
             let raw = next;
             // SAFETY: `raw` is on the list taken from the hold, linked by
@@ -674,10 +699,12 @@ impl BlockHold {
             next = unsafe { b::dmr_bio_list_next(raw) };
             // SAFETY: a deferred dm clone, ours until submitted below.
             let mut bio = unsafe { Bio::from_raw(raw, self.per_bio_data, false) };
-            remap(&mut bio);
-            // SAFETY: the clone was returned as submitted from `map` and has
-            // been pointed at its device; it is submitted once.
-            unsafe { b::dm_submit_bio_remap(raw, core::ptr::null_mut()) };
+            bio.deferrable = true;
+            if route(bio).is_none() {
+                // SAFETY: the clone was returned as submitted from `map` and
+                // has been pointed at its device; it is submitted once.
+                unsafe { b::dm_submit_bio_remap(raw, core::ptr::null_mut()) };
+            }
         }
     }
 }

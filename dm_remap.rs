@@ -13,14 +13,18 @@
 //! go to their spare blocks, the rest to the data device at
 //! `data_offset + dm_target_offset(sector)`. Flushes reach the spare device
 //! too. Blocks are remapped and unremapped with `dmsetup message`; while a
-//! block's mapping switches, bios starting in it wait on a hold list, and bios mapped
-//! before the switch are waited for (SRCU from `map` to `end_io`), so no
-//! write is lost. The table lives in memory at this stage.
+//! block's mapping switches, bios starting in it wait on a hold list, and
+//! bios mapped before the switch are waited for (SRCU from `map` to
+//! `end_io`), so no write is lost. A switch takes effect only once the
+//! metadata commit that records it is durable (`metadata.rs`); the table is
+//! loaded from the metadata when the target is constructed.
 
 // The abstraction layer offers the whole target interface; this target
 // uses part of it.
+mod bufio;
 #[allow(dead_code)]
 mod dm;
+mod metadata;
 mod percpu;
 mod rcu_box;
 mod remap_table;
@@ -28,19 +32,23 @@ mod spare_alloc;
 mod srcu;
 mod table_args;
 
-use core::{fmt, num::NonZeroU32};
+use bufio::{BufioClient, OrderedQueue};
+use core::fmt;
 use dm::{
     Bio, BioOp, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits,
     StatusType, TargetInfo,
 };
 use kernel::{
+    alloc::AllocError,
     new_mutex,
     prelude::*,
-    sync::{rcu, Mutex},
+    sync::{rcu, Arc, Mutex},
+    time::{Instant, Monotonic},
 };
+use metadata::{Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot};
 use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};
-use spare_alloc::{MetadataLayout, SpareAllocator};
+use spare_alloc::{SpareAllocator, METADATA_COPIES};
 use srcu::{ReadIndex, Srcu};
 use table_args::{parse_u64, Features, Geometry};
 
@@ -60,6 +68,9 @@ struct RemapModule {
 
 impl kernel::InPlaceModule for RemapModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: module initialisation runs once, before the target type
+        // is registered, so before any use of the lock.
+        unsafe { SPARE_OWNERS.init() };
         try_pin_init!(Self {
             registration <- dm::Registration::new(module),
         })
@@ -69,6 +80,81 @@ impl kernel::InPlaceModule for RemapModule {
 /// Table values: the spare block, and this flag when the data block could
 /// not be read when it was remapped (its spare was zero-filled).
 const DATA_LOST: u32 = 1 << 31;
+/// Table value flag of a block whose mapping is switching: bios starting
+/// in it wait on the hold list.
+const SWITCHING: u32 = 1 << 30;
+/// The spare block in a table value.
+const SPARE_MASK: u32 = SWITCHING - 1;
+
+/// A spare area claimed by a live table.
+struct Owner {
+    id: u64,
+    /// The mapped device of the table (see `Ctr::device_identity`).
+    device: usize,
+    devt: u32,
+    start: u64,
+    end: u64,
+}
+
+/// Every claimed spare area, and the next claim's id.
+struct Owners {
+    list: KVec<Owner>,
+    next_id: u64,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in `RemapModule::init`, before the target type is
+    // registered.
+    unsafe(uninit) static SPARE_OWNERS: Mutex<Owners> = Owners {
+        list: KVec::new(),
+        next_id: 0,
+    };
+}
+
+/// One table's claim on its spare area, given up on drop. Two devices
+/// writing metadata into one area would destroy it; two tables of one
+/// device are a reload, which takes over in `preresume`.
+struct SpareClaim {
+    id: u64,
+}
+
+impl SpareClaim {
+    /// Claims sectors `start..start + len` of `devt` for `device`; also
+    /// says whether another table of the same device holds them.
+    fn new(device: usize, devt: u32, start: u64, len: u64) -> Result<(Self, bool)> {
+        let end = start + len;
+        let mut owners = SPARE_OWNERS.lock();
+        let mut reloading = false;
+        for o in owners.list.iter() {
+            if o.devt == devt && o.start < end && start < o.end {
+                if o.device != device {
+                    return Err(EBUSY);
+                }
+                reloading = true;
+            }
+        }
+        let id = owners.next_id;
+        owners.next_id += 1;
+        owners.list.push(
+            Owner {
+                id,
+                device,
+                devt,
+                start,
+                end,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok((Self { id }, reloading))
+    }
+}
+
+impl Drop for SpareClaim {
+    fn drop(&mut self) {
+        let mut owners = SPARE_OWNERS.lock();
+        owners.list.retain(|o| o.id != self.id);
+    }
+}
 
 /// The statistics counters, by index.
 mod stat {
@@ -109,15 +195,23 @@ mod per_bio {
     pub(crate) const INDEX_MASK: u64 = 0xffff_ffff;
 }
 
-/// What changes the remap table, one change at a time.
+/// What changes the remap table and the allocator.
 struct Admin {
     writer: Writer,
     spares: SpareAllocator,
+    /// Another table of this device was live when this one was loaded:
+    /// load again in `preresume`, when it has stopped.
+    reload_pending: bool,
 }
 
 /// One `remap` target: a data area and a spare area, on one device or two.
 #[pin_data(PinnedDrop)]
 struct RemapTarget {
+    /// Dropped first: draining it ends every commit while the devices are
+    /// still open.
+    queue: OrderedQueue,
+    /// The metadata writer; its dm-bufio client uses `spare`.
+    meta: Arc<MetaWriter>,
     data: DmDev,
     /// First sector of the data area on the data device.
     data_offset: u64,
@@ -131,10 +225,13 @@ struct RemapTarget {
     block_shift: u32,
     /// The features as given in the table line, printed back by `table`.
     features: Features,
+    /// Whether the table may write (not `dmsetup --readonly`).
+    writable: bool,
+    _claim: SpareClaim,
     table: RemapTable,
     /// Bios are inside a read section from `map` to `end_io`.
     in_flight: Srcu,
-    /// The block whose mapping is switching; bios starting in it wait.
+    /// Bios waiting for blocks whose mapping switches.
     hold: BlockHold,
     stats: PerCpuCounters<{ stat::COUNT }>,
     #[pin]
@@ -166,7 +263,7 @@ impl RemapTarget {
 
     /// The sector of a spare block on the spare device.
     fn spare_sector(&self, value: u32) -> u64 {
-        self.spare_offset + (u64::from(value & !DATA_LOST) << self.block_shift)
+        self.spare_offset + (u64::from(value & SPARE_MASK) << self.block_shift)
     }
 
     /// The sector of a data block on the data device.
@@ -189,28 +286,71 @@ impl RemapTarget {
         }
     }
 
-    /// Holds new I/O to `block` and waits for the I/O already mapped, runs
-    /// `f`, then maps and submits the bios that waited. Called with `admin`
-    /// locked, so one block switches at a time.
-    fn with_block_held<R>(&self, ti: &TargetInfo<'_>, block: u64, f: impl FnOnce() -> R) -> R {
-        self.hold.begin(block);
-        self.in_flight.synchronize();
-        let r = f();
-        self.hold.end(|bio| {
-            // A deferred bio lies within the held block.
+    /// Whether `block`'s mapping is switching. Any context.
+    fn switching(&self, block: u64) -> bool {
+        let guard = rcu::read_lock();
+        matches!(self.table.lookup(&guard, block), Some(v) if v & SWITCHING != 0)
+    }
+
+    /// Maps a bio that waited for a switch, or defers it again; it lies in
+    /// one block. Returns what `BlockHold::release` expects.
+    fn route_released(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> Option<MapResult> {
+        let op = bio.op();
+        let offset = ti.target_offset(bio.sector());
+        let block = offset >> self.block_shift;
+        loop {
+            // In the read section before the lookup, as in `map`, so that a
+            // switch starting now waits for this bio.
             let idx = self.in_flight.down_read();
-            let op = bio.op();
-            let offset = ti.target_offset(bio.sector());
-            let guard = rcu::read_lock();
-            let value = self.table.lookup(&guard, block);
-            drop(guard);
+            let value = {
+                let guard = rcu::read_lock();
+                self.table.lookup(&guard, block)
+            };
             match value {
-                Some(value) => self.send_to_spare(bio, op, offset, block, value),
-                None => bio.remap(&self.data, self.data_offset + offset),
+                Some(v) if v & SWITCHING != 0 => {
+                    self.in_flight.up_read(idx);
+                    match self.hold.defer(bio, || self.switching(block)) {
+                        Ok(result) => return Some(result),
+                        Err(back) => bio = back,
+                    }
+                }
+                Some(v) => {
+                    self.send_to_spare(&mut bio, op, offset, block, v);
+                    self.account(&mut bio, op, idx);
+                    return None;
+                }
+                None => {
+                    bio.remap(&self.data, self.data_offset + offset);
+                    self.account(&mut bio, op, idx);
+                    return None;
+                }
             }
-            self.account(bio, op, idx);
-        });
-        r
+        }
+    }
+
+    /// Maps and submits the bios that waited for switches now finished.
+    fn release_held(&self, ti: &TargetInfo<'_>) {
+        self.hold.release(|bio| self.route_released(ti, bio));
+    }
+
+    /// Refuses a table change when metadata cannot record it.
+    fn check_writable(&self) -> Result {
+        if !self.writable {
+            return refuse(EROFS, format_args!("the table is read-only"));
+        }
+        if self.meta.lock().failed {
+            return refuse(
+                EIO,
+                format_args!("metadata writes failed: reload the table to try again"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records spare slot `spare` as `slot` and waits until that is durable.
+    fn commit_slot(&self, spare: u32, slot: Slot) -> Result {
+        self.meta
+            .change(self.queue.queue(), |image| image.set_slot(spare, slot))
     }
 
     /// Sends a bio that starts at target offset `offset`, in remapped
@@ -255,40 +395,105 @@ impl RemapTarget {
         Ok(buf)
     }
 
+    /// Loads the metadata again and rebuilds the table and allocator from
+    /// it. Only while no bio is mapped (suspended, before resume).
+    fn load_again(&self, admin: &mut Admin) -> Result {
+        let fmt = *self.meta.lock().image.format();
+        let started = Instant::<Monotonic>::now();
+        let (image, report) = metadata::load_from(self.meta.client(), &fmt).map_err(|e| {
+            let (reason, err) = load_error(&e, &fmt.identity);
+            pr_err!(
+                "remap: loading the metadata again failed: {}\n",
+                reason.to_str().unwrap_or("?")
+            );
+            err
+        })?;
+        let fail = |reason: &CStr| {
+            pr_err!("remap: {}\n", reason.to_str().unwrap_or("?"));
+            EIO
+        };
+        let (in_use, retired) = spare_lists(&image)?;
+        let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)
+            .map_err(|_| fail(c"Metadata records an impossible spare allocation"))?;
+        self.table.clear(&mut admin.writer).map_err(table_errno)?;
+        fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
+        admin.spares = spares;
+        report_load(
+            &report,
+            self.table.len(&admin.writer),
+            started.elapsed().as_micros_ceil(),
+        );
+        let mut meta = self.meta.lock();
+        meta.image = image;
+        meta.failed = false;
+        Ok(())
+    }
+
     fn msg_remap(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
+        self.check_writable()?;
         let mut buf = self.block_buffer()?;
-        let mut admin = self.admin.lock();
-        let admin = &mut *admin;
-        if self.table.contains(block) {
-            return refuse(EEXIST, format_args!("block {} is already remapped", block));
-        }
-        let Some(spare) = admin.spares.alloc() else {
-            return refuse(
-                ENOSPC,
-                format_args!("no free spare block for block {}", block),
-            );
-        };
-        // Err((errno, whether the spare itself failed)).
-        let copied = self.with_block_held(ti, block, || {
-            let lost = self
-                .data
-                .rw_sync(self.data_sector(block), &mut buf, false)
-                .is_err();
-            if lost {
-                buf.fill(0);
+        // A spare, and the block marked as switching: from now on bios
+        // starting in it wait.
+        let spare = {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if self.table.contains(block) {
+                return refuse(EEXIST, format_args!("block {} is already remapped", block));
             }
-            self.spare
-                .rw_sync(self.spare_sector(spare), &mut buf, true)
-                .map_err(|e| (e, true))?;
-            let value = spare | if lost { DATA_LOST } else { 0 };
-            self.table
-                .insert(&mut admin.writer, block, value)
-                .map_err(|e| (table_errno(e), false))?;
-            Ok(lost)
-        });
-        match copied {
-            Ok(lost) => {
+            let Some(spare) = admin.spares.alloc() else {
+                return refuse(
+                    ENOSPC,
+                    format_args!("no free spare block for block {}", block),
+                );
+            };
+            if let Err(e) = self
+                .table
+                .insert(&mut admin.writer, block, spare | SWITCHING)
+            {
+                let _ = admin.spares.release(spare);
+                return refuse(
+                    table_errno(e),
+                    format_args!("remap of block {} failed", block),
+                );
+            }
+            spare
+        };
+        // Bios mapped to the data block before are waited for; then its
+        // data goes to the spare, and the metadata records the move. Other
+        // remaps run meanwhile and share the commit.
+        self.in_flight.synchronize();
+        let lost = self
+            .data
+            .rw_sync(self.data_sector(block), &mut buf, false)
+            .is_err();
+        if lost {
+            buf.fill(0);
+        }
+        let spare_written = self.spare.rw_sync(self.spare_sector(spare), &mut buf, true);
+        let committed =
+            spare_written.and_then(|()| self.commit_slot(spare, Slot::InUse { block, lost }));
+        let lost_flag = if lost { DATA_LOST } else { 0 };
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if committed.is_ok() {
+                let _ = self
+                    .table
+                    .update(&mut admin.writer, block, spare | lost_flag);
+            } else {
+                let _ = self.table.remove(&mut admin.writer, block);
+                if spare_written.is_err() {
+                    // A spare that cannot be written is not used again.
+                    let _ = admin.spares.retire(spare);
+                }
+                // After a failed commit the image still records the spare
+                // as used, and no commit follows: it stays allocated.
+            }
+        }
+        self.release_held(ti);
+        match (spare_written, committed) {
+            (_, Ok(())) => {
                 out.emit(format_args!(
                     "remapped block {} to spare block {} (spare device sector {}){}\n",
                     block,
@@ -302,9 +507,10 @@ impl RemapTarget {
                 ));
                 Ok(())
             }
-            Err((e, true)) => {
-                // A spare that cannot be written is not used again.
-                let _ = admin.spares.retire(spare);
+            (Err(e), _) => {
+                // Best effort: the retirement is recorded with the next
+                // commit if this one fails.
+                let _ = self.commit_slot(spare, Slot::Retired);
                 refuse(
                     e,
                     format_args!(
@@ -313,37 +519,57 @@ impl RemapTarget {
                     ),
                 )
             }
-            Err((e, false)) => {
-                let _ = admin.spares.release(spare);
-                refuse(e, format_args!("remap of block {} failed", block))
-            }
+            (Ok(()), Err(e)) => refuse(
+                e,
+                format_args!(
+                    "remap of block {} failed: the metadata commit failed",
+                    block
+                ),
+            ),
         }
     }
 
     fn msg_unremap(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
+        self.check_writable()?;
         let mut buf = self.block_buffer()?;
-        let mut admin = self.admin.lock();
-        let admin = &mut *admin;
-        let Some(value) = self.table.get(block) else {
-            return refuse(ENOENT, format_args!("block {} is not remapped", block));
+        let value = {
+            let mut admin = self.admin.lock();
+            match self.table.get(block) {
+                None => return refuse(ENOENT, format_args!("block {} is not remapped", block)),
+                Some(v) if v & SWITCHING != 0 => {
+                    return refuse(EBUSY, format_args!("block {} is switching", block))
+                }
+                Some(v) => {
+                    let _ = self.table.update(&mut admin.writer, block, v | SWITCHING);
+                    v
+                }
+            }
         };
-        let spare = value & !DATA_LOST;
-        let result = self.with_block_held(ti, block, || {
-            self.spare
-                .rw_sync(self.spare_sector(value), &mut buf, false)?;
-            self.data.rw_sync(self.data_sector(block), &mut buf, true)?;
-            self.table
-                .remove(&mut admin.writer, block)
-                .map_err(table_errno)
-        });
+        let spare = value & SPARE_MASK;
+        self.in_flight.synchronize();
+        let result = self
+            .spare
+            .rw_sync(self.spare_sector(value), &mut buf, false)
+            .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true))
+            .and_then(|()| self.commit_slot(spare, Slot::Free));
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if result.is_ok() {
+                let _ = self.table.remove(&mut admin.writer, block);
+                let _ = admin.spares.release(spare);
+            } else {
+                let _ = self.table.update(&mut admin.writer, block, value);
+            }
+        }
+        self.release_held(ti);
         if let Err(e) = result {
             return refuse(
                 e,
                 format_args!("unremap of block {} failed: it stays remapped", block),
             );
         }
-        admin.spares.release(spare).map_err(|_| EIO)?;
         out.emit(format_args!(
             "unremapped block {}: data copied back, spare block {} free\n",
             block, spare
@@ -357,7 +583,7 @@ impl RemapTarget {
             Some(v) => out.emit(format_args!(
                 "block {} remapped to spare block {} (spare device sector {}){}\n",
                 block,
-                v & !DATA_LOST,
+                v & SPARE_MASK,
                 self.spare_sector(v),
                 if v & DATA_LOST != 0 {
                     ", data lost"
@@ -409,7 +635,7 @@ impl RemapTarget {
             out.emit(format_args!(
                 "{} {}{}\n",
                 block,
-                value & !DATA_LOST,
+                value & SPARE_MASK,
                 if value & DATA_LOST != 0 { " lost" } else { "" }
             ));
         }
@@ -421,13 +647,18 @@ impl RemapTarget {
             out.emit(format_args!("{}={} ", name, self.stats.sum(i)));
         }
         let admin = self.admin.lock();
+        let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={}\n",
+            "remapped_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={}\n",
             self.table.len(&admin.writer),
             admin.spares.in_use(),
             admin.spares.free(),
             admin.spares.retired(),
-            admin.spares.capacity()
+            admin.spares.capacity(),
+            meta.image.committed(),
+            meta.image.intact_copies(),
+            meta.commits,
+            meta.commit_ns
         ));
     }
 }
@@ -465,17 +696,142 @@ fn heap_sort_by_block(v: &mut [(u64, u32)]) {
 #[pinned_drop]
 impl PinnedDrop for RemapTarget {
     fn drop(self: Pin<&mut Self>) {
-        // The table lives in memory at this stage: say loudly what a
-        // reload or remove takes with it.
-        let admin = self.admin.lock();
-        let remapped = self.table.len(&admin.writer);
-        if remapped > 0 {
-            pr_warn!(
-                "remap: {} remapped blocks dropped with the table: the remap table is not persistent yet, their latest data is on the spare device\n",
-                remapped
+        // Every commit was waited for by its caller, and suspend flushed
+        // the queue; this only makes the order explicit.
+        self.queue.flush();
+    }
+}
+
+/// The `ti->error` text and errno for metadata that cannot be loaded; the
+/// details go to the kernel log.
+fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
+    match e {
+        LoadError::Mismatch(found) => {
+            pr_err!(
+                "remap: the spare area holds the metadata of another table: data offset {} length {}, spare offset {} length {}, block size {} (this table: {} {}, {} {}, {})\n",
+                found.data_offset,
+                found.data_len,
+                found.spare_offset,
+                found.spare_len,
+                found.block_size,
+                expected.data_offset,
+                expected.data_len,
+                expected.spare_offset,
+                expected.spare_len,
+                expected.block_size
             );
+            (
+                c"Spare area holds the metadata of another table line (see kernel log)",
+                EINVAL,
+            )
+        }
+        LoadError::LayoutMismatch => (
+            c"Spare area metadata has an unknown layout: refusing to use it",
+            EINVAL,
+        ),
+        LoadError::NoIntactCopy => (
+            c"Spare area has metadata but no intact copy: refusing to format it",
+            EIO,
+        ),
+        LoadError::BlockLost(index) => {
+            pr_err!(
+                "remap: metadata block {} is damaged in all 5 copies\n",
+                index
+            );
+            (
+                c"Metadata block damaged in every copy: refusing to use it",
+                EIO,
+            )
+        }
+        LoadError::BadSlot(spare) => {
+            pr_err!("remap: metadata slot of spare block {} is invalid\n", spare);
+            (c"Metadata holds an invalid spare slot", EIO)
+        }
+        LoadError::NoMemory => (c"Cannot allocate memory to load the metadata", ENOMEM),
+    }
+}
+
+/// Says in the kernel log what loading found, how many remaps it holds and
+/// how long loading them took.
+fn report_load(report: &metadata::LoadReport, remaps: usize, micros: i64) {
+    if report.blank {
+        pr_info!("remap: blank spare area: metadata formatted on resume\n");
+        return;
+    }
+    let intact = report.intact_copies();
+    if intact < METADATA_COPIES {
+        for (copy, &bad) in report.bad_blocks.iter().enumerate() {
+            if bad > 0 {
+                pr_warn!(
+                    "remap: metadata copy {} has {} damaged or stale blocks: rewritten on resume\n",
+                    copy,
+                    bad
+                );
+            }
         }
     }
+    pr_info!(
+        "remap: metadata generation {} loaded: {} remaps in {} us, {} of 5 copies intact\n",
+        report.generation,
+        remaps,
+        micros,
+        intact
+    );
+}
+
+/// The allocator and remap table that a metadata image records, for a
+/// data area of `nr_blocks` blocks.
+fn load_state(
+    image: &MetaImage,
+    nr_blocks: u64,
+) -> Result<(SpareAllocator, RemapTable, Writer), &'static CStr> {
+    let nomem = c"Cannot allocate memory for the remap table";
+    let (in_use, retired) = spare_lists(image).map_err(|_| nomem)?;
+    let fmt = image.format();
+    let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)
+        .map_err(|_| c"Metadata records an impossible spare allocation")?;
+    let (table, mut writer) =
+        RemapTable::new(nr_blocks, spares.capacity() as usize).map_err(|_| nomem)?;
+    fill_table(image, &table, &mut writer, &in_use)?;
+    Ok((spares, table, writer))
+}
+
+/// The spare blocks in use and the retired ones.
+fn spare_lists(image: &MetaImage) -> Result<(KVVec<u32>, KVVec<u32>), AllocError> {
+    let mut in_use = KVVec::new();
+    let mut retired = KVVec::new();
+    for spare in 0..image.format().nr_spare {
+        match image.slot(spare) {
+            Some(Slot::InUse { .. }) => in_use.push(spare, GFP_KERNEL)?,
+            Some(Slot::Retired) => retired.push(spare, GFP_KERNEL)?,
+            _ => {}
+        }
+    }
+    Ok((in_use, retired))
+}
+
+/// Enters the remaps of `in_use` spare blocks into an empty table.
+fn fill_table(
+    image: &MetaImage,
+    table: &RemapTable,
+    writer: &mut Writer,
+    in_use: &[u32],
+) -> Result<(), &'static CStr> {
+    table
+        .reserve(writer, in_use.len())
+        .map_err(|_| c"Cannot allocate memory for the remap table")?;
+    for &spare in in_use {
+        let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
+            continue;
+        };
+        let value = spare | if lost { DATA_LOST } else { 0 };
+        table.insert(writer, block, value).map_err(|e| match e {
+            TableError::Exists => c"Metadata maps a data block to two spares",
+            TableError::OutOfRange => c"Metadata maps a block beyond the data area",
+            _ => c"Cannot allocate memory for the remap table",
+        })?;
+    }
+    Ok(())
 }
 
 fn table_errno(e: TableError) -> Error {
@@ -513,29 +869,59 @@ impl dm::Target for RemapTarget {
         };
         let block_size =
             table_args::validate(&parsed, &geometry).map_err(|e| ctx.fail(e.0, EINVAL))?;
-        let block_size = NonZeroU32::new(block_size).ok_or(EINVAL)?;
-        let block_shift = (block_size.get() >> 9).trailing_zeros();
-        // Spare block numbers keep their top bit for `DATA_LOST`.
-        let nr_spare_blocks = u32::try_from(parsed.spare_len >> block_shift)
+        let block_shift = (block_size >> 9).trailing_zeros();
+        let identity = Identity {
+            data_offset: parsed.data_offset,
+            data_len: geometry.target_len,
+            spare_offset: parsed.spare_offset,
+            spare_len: parsed.spare_len,
+            block_size,
+        };
+        let format = Format::new(identity)
             .ok()
-            .filter(|n| n & DATA_LOST == 0)
-            .ok_or_else(|| ctx.fail(c"Spare area has more than 2^31 blocks", EINVAL))?;
-        let copy_blocks = spare_alloc::metadata_copy_blocks(nr_spare_blocks, block_size);
-        // The five metadata copies get their fixed places now, so that the
-        // spare area is checked to hold them and at least one spare.
-        let layout = MetadataLayout::new(nr_spare_blocks, copy_blocks).map_err(|_| {
-            ctx.fail(
-                c"Spare area too small for 5 metadata copies and one spare block",
-                EINVAL,
-            )
-        })?;
-        let spares = SpareAllocator::new(nr_spare_blocks, layout)
-            .map_err(|_| ctx.fail(c"Cannot allocate the spare allocator", ENOMEM))?;
-        let (table, writer) = RemapTable::new(
-            geometry.target_len >> block_shift,
-            spares.capacity() as usize,
+            // Table values keep their top two bits for flags.
+            .filter(|f| f.nr_spare & !SPARE_MASK == 0)
+            .ok_or_else(|| match Format::new(identity) {
+                Err(FormatError::TooSmall) => ctx.fail(
+                    c"Spare area too small for 5 metadata copies and one spare block",
+                    EINVAL,
+                ),
+                _ => ctx.fail(c"Spare area has 2^30 blocks or more", EINVAL),
+            })?;
+        let (claim, reloading) = SpareClaim::new(
+            ctx.device_identity(),
+            spare.devt(),
+            parsed.spare_offset,
+            parsed.spare_len,
         )
-        .map_err(|_| ctx.fail(c"Cannot allocate the remap table", ENOMEM))?;
+        .map_err(|e| ctx.fail(c"Spare area is in use by another device", e))?;
+        let writable = ctx.writable();
+        let client = BufioClient::new(&spare, block_size, parsed.spare_offset)
+            .map_err(|e| ctx.fail(c"Cannot create the dm-bufio client", e))?;
+        let started = Instant::<Monotonic>::now();
+        let (image, report) = metadata::load_from(&client, &format).map_err(|e| {
+            let (reason, err) = load_error(&e, &identity);
+            ctx.fail(reason, err)
+        })?;
+        if report.blank && !writable {
+            return Err(ctx.fail(
+                c"Spare area holds no metadata and the table is read-only",
+                EROFS,
+            ));
+        }
+        let (spares, table, writer) = load_state(&image, geometry.target_len >> block_shift)
+            .map_err(|reason| ctx.fail(reason, EINVAL))?;
+        if !reloading {
+            report_load(
+                &report,
+                table.len(&writer),
+                started.elapsed().as_micros_ceil(),
+            );
+        }
+        let meta = MetaWriter::new(client, image)
+            .map_err(|e| ctx.fail(c"Cannot allocate the metadata writer", e))?;
+        let queue = OrderedQueue::new(c"dm-remap-meta")
+            .map_err(|e| ctx.fail(c"Cannot allocate the metadata workqueue", e))?;
         let in_flight = Srcu::new().map_err(|e| ctx.fail(c"Cannot set up SRCU", e))?;
         let hold =
             BlockHold::new::<Self>().map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
@@ -551,19 +937,27 @@ impl dm::Target for RemapTarget {
 
         KBox::pin_init(
             try_pin_init!(RemapTarget {
+                queue,
+                meta,
                 data,
                 data_offset: parsed.data_offset,
                 spare,
                 spare_offset: parsed.spare_offset,
                 spare_len: parsed.spare_len,
-                block_size: block_size.get(),
+                block_size,
                 block_shift,
                 features: parsed.features,
+                writable,
+                _claim: claim,
                 table,
                 in_flight,
                 hold,
                 stats,
-                admin <- new_mutex!(Admin { writer, spares }),
+                admin <- new_mutex!(Admin {
+                    writer,
+                    spares,
+                    reload_pending: reloading,
+                }),
             }),
             GFP_KERNEL,
         )
@@ -572,9 +966,9 @@ impl dm::Target for RemapTarget {
 
     #[inline(always)]
     fn map(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
-        let mut idx = self.in_flight.down_read();
         let op = bio.op();
         if op == BioOp::Flush {
+            let idx = self.in_flight.down_read();
             if bio.target_bio_nr() == 1 {
                 // The second flush of a two-device table goes to the spare.
                 bio.remap(&self.spare, self.spare_offset);
@@ -589,52 +983,49 @@ impl dm::Target for RemapTarget {
         let first = offset >> shift;
         // The last block the bio covers, as it is now (it may be cut).
         let last = |bio: &Bio<'_>| (offset + u64::from(bio.sectors()).max(1) - 1) >> shift;
-
-        let held = self.hold.held_block();
-        if (first..=last(&bio)).contains(&held) {
-            if held > first {
-                // Map the part before the held block now; device-mapper
-                // core brings the rest back to `map`.
-                self.cut(&mut bio, (held << shift) - offset);
-            } else {
-                self.cut(&mut bio, ((first + 1) << shift) - offset);
-                // Leave the read section: the switch waits for those.
-                self.in_flight.up_read(idx);
-                match self.hold.defer(bio, first) {
-                    Ok(result) => {
-                        self.stats.inc(stat::DEFERRED);
-                        return result;
+        loop {
+            // The read section starts before the lookup: a switch that
+            // starts later waits for this bio.
+            let idx = self.in_flight.down_read();
+            let guard = rcu::read_lock();
+            self.stats.inc(stat::LOOKUPS);
+            match self
+                .table
+                .first_remapped(&guard, first, last(&bio) - first + 1)
+            {
+                None => bio.remap(&self.data, self.data_offset + offset),
+                Some((block, value)) if block == first => {
+                    if last(&bio) > block {
+                        self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
-                    Err(back) => {
-                        // The hold ended meanwhile: map it now.
-                        bio = back;
-                        idx = self.in_flight.down_read();
+                    if value & SWITCHING != 0 {
+                        drop(guard);
+                        // Out of the read section: the switch waits for
+                        // those.
+                        self.in_flight.up_read(idx);
+                        match self.hold.defer(bio, || self.switching(block)) {
+                            Ok(result) => {
+                                self.stats.inc(stat::DEFERRED);
+                                return result;
+                            }
+                            // The switch ended meanwhile: look up again.
+                            Err(back) => {
+                                bio = back;
+                                continue;
+                            }
+                        }
                     }
+                    self.send_to_spare(&mut bio, op, offset, block, value);
+                }
+                Some((block, _)) => {
+                    self.cut(&mut bio, (block << shift) - offset);
+                    bio.remap(&self.data, self.data_offset + offset);
                 }
             }
+            drop(guard);
+            self.account(&mut bio, op, idx);
+            return MapResult::Remapped;
         }
-
-        let guard = rcu::read_lock();
-        self.stats.inc(stat::LOOKUPS);
-        match self
-            .table
-            .first_remapped(&guard, first, last(&bio) - first + 1)
-        {
-            None => bio.remap(&self.data, self.data_offset + offset),
-            Some((block, value)) if block == first => {
-                if last(&bio) > block {
-                    self.cut(&mut bio, ((block + 1) << shift) - offset);
-                }
-                self.send_to_spare(&mut bio, op, offset, block, value);
-            }
-            Some((block, _)) => {
-                self.cut(&mut bio, (block << shift) - offset);
-                bio.remap(&self.data, self.data_offset + offset);
-            }
-        }
-        drop(guard);
-        self.account(&mut bio, op, idx);
-        MapResult::Remapped
     }
 
     fn end_io(&self, _ti: &TargetInfo<'_>, bio: &mut Bio<'_>, status: &mut u8) -> EndIoResult {
@@ -658,15 +1049,26 @@ impl dm::Target for RemapTarget {
         match kind {
             StatusType::Info => {
                 let admin = self.admin.lock();
-                let exhausted = admin.spares.free() == 0;
+                let meta = self.meta.lock();
+                let state = if meta.failed {
+                    "metadata_failed"
+                } else if admin.spares.free() == 0 {
+                    "spares_exhausted"
+                } else {
+                    "ok"
+                };
                 out.emit(format_args!(
-                    "{} {}/{} {} {} {}",
+                    "{} {}/{} {} {} {} {} {}/{} {}",
                     self.table.len(&admin.writer),
                     admin.spares.in_use(),
                     admin.spares.capacity(),
                     self.stats.sum(stat::READ_ERRORS),
                     self.stats.sum(stat::WRITE_ERRORS),
-                    if exhausted { "spares_exhausted" } else { "ok" }
+                    state,
+                    meta.image.committed(),
+                    meta.image.intact_copies(),
+                    METADATA_COPIES,
+                    meta.last_error.map_or(0, |e| e.to_errno())
                 ));
             }
             StatusType::Table => {
@@ -749,6 +1151,39 @@ impl dm::Target for RemapTarget {
                 ),
             ),
         }
+    }
+
+    fn presuspend(&self, _ti: &TargetInfo<'_>) {
+        // Whatever is still to be written (a rewrite of damaged copies)
+        // goes out before the device stops.
+        if self.writable {
+            let _ = self.meta.sync(self.queue.queue());
+        }
+    }
+
+    fn postsuspend(&self, _ti: &TargetInfo<'_>) {
+        self.queue.flush();
+    }
+
+    fn preresume(&self, _ti: &TargetInfo<'_>) -> Result {
+        let mut admin = self.admin.lock();
+        if admin.reload_pending {
+            // The table this one replaces has stopped, and may have
+            // committed since this one was loaded.
+            self.load_again(&mut admin)?;
+            admin.reload_pending = false;
+        }
+        drop(admin);
+        if self.writable {
+            // Formats a blank area, rewrites damaged or stale copies.
+            self.meta.sync(self.queue.queue()).inspect_err(|e| {
+                pr_err!(
+                    "remap: cannot write the metadata (error {}): the device stays suspended\n",
+                    e.to_errno()
+                )
+            })?;
+        }
+        Ok(())
     }
 
     fn iterate_devices(&self, ti: &TargetInfo<'_>, visitor: &mut DeviceVisitor<'_>) -> c_int {

@@ -5,9 +5,12 @@
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/crc32.h>
+#include <linux/device-mapper.h>
 #include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/srcu.h>
+#include <linux/workqueue.h>
 #include "helpers.h"
 
 enum dmr_bio_op dmr_bio_op(struct bio *bio)
@@ -129,11 +132,9 @@ int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, b
 			    write ? REQ_OP_WRITE | REQ_FUA : REQ_OP_READ);
 }
 
-#define DMR_NOT_HELD U64_MAX
 
 struct dmr_hold {
 	spinlock_t lock;
-	u64 block;
 	struct bio_list bios;
 };
 
@@ -143,7 +144,6 @@ struct dmr_hold *dmr_hold_alloc(void)
 
 	if (h) {
 		spin_lock_init(&h->lock);
-		h->block = DMR_NOT_HELD;
 		bio_list_init(&h->bios);
 	}
 	return h;
@@ -155,43 +155,37 @@ void dmr_hold_free(struct dmr_hold *h)
 	kfree(h);
 }
 
-u64 dmr_hold_block(struct dmr_hold *h)
-{
-	return smp_load_acquire(&h->block);
-}
-
-void dmr_hold_begin(struct dmr_hold *h, u64 block)
+/*
+ * The caller decides under the lock whether a bio still has to wait, so a
+ * bio is never added after the switcher, which changes the mapping before
+ * it takes the list, has taken it.
+ */
+unsigned long dmr_hold_lock(struct dmr_hold *h)
 {
 	unsigned long flags;
 
 	spin_lock_irqsave(&h->lock, flags);
-	smp_store_release(&h->block, block);
-	spin_unlock_irqrestore(&h->lock, flags);
+	return flags;
 }
 
-/* Defers @bio if @block is still held; under the lock, so no bio is added
- * after dmr_hold_end() took the list. */
-bool dmr_hold_defer(struct dmr_hold *h, struct bio *bio, u64 block)
+void dmr_hold_unlock(struct dmr_hold *h, unsigned long flags)
 {
-	unsigned long flags;
-	bool held;
-
-	spin_lock_irqsave(&h->lock, flags);
-	held = h->block == block;
-	if (held)
-		bio_list_add(&h->bios, bio);
 	spin_unlock_irqrestore(&h->lock, flags);
-	return held;
 }
 
-/* Releases the hold; returns the deferred bios, linked by bi_next. */
-struct bio *dmr_hold_end(struct dmr_hold *h)
+/* Called with the lock held. */
+void dmr_hold_add(struct dmr_hold *h, struct bio *bio)
+{
+	bio_list_add(&h->bios, bio);
+}
+
+/* Takes every waiting bio, linked by bi_next. */
+struct bio *dmr_hold_take(struct dmr_hold *h)
 {
 	unsigned long flags;
 	struct bio *bios;
 
 	spin_lock_irqsave(&h->lock, flags);
-	smp_store_release(&h->block, DMR_NOT_HELD);
 	bios = bio_list_get(&h->bios);
 	spin_unlock_irqrestore(&h->lock, flags);
 	return bios;
@@ -204,4 +198,35 @@ struct bio *dmr_bio_list_next(struct bio *bio)
 
 	bio->bi_next = NULL;
 	return next;
+}
+
+u32 dmr_crc32c(u32 crc, const void *data, size_t len)
+{
+	return crc32c(crc, data, len);
+}
+
+/* Ordered and usable in memory reclaim, as metadata writers must be. */
+struct workqueue_struct *dmr_alloc_ordered_wq(const char *name)
+{
+	return alloc_ordered_workqueue("%s", WQ_MEM_RECLAIM, name);
+}
+
+void dmr_destroy_wq(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
+}
+
+void dmr_flush_wq(struct workqueue_struct *wq)
+{
+	flush_workqueue(wq);
+}
+
+bool dmr_table_writable(struct dm_target *ti)
+{
+	return dm_table_get_mode(ti->table) & BLK_OPEN_WRITE;
+}
+
+const void *dmr_table_md(struct dm_target *ti)
+{
+	return dm_table_get_md(ti->table);
 }

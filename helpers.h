@@ -29,8 +29,6 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
 u32 dmr_bdev_devt(struct block_device *bdev);
 unsigned int dmr_max_logical_block_size(void);
 
-#endif
-
 /* Per-CPU u64 counters, n of them, for statistics without shared lines. */
 u64 __percpu *dmr_counters_alloc(unsigned int n);
 void dmr_counters_free(u64 __percpu *c);
@@ -50,14 +48,29 @@ void dmr_srcu_synchronize(struct srcu_struct *ssp);
 int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write);
 
 /*
- * The hold on one block whose mapping switches: map defers bios that start
- * in it, and the switcher resubmits them once the new mapping is in place.
+ * Bios waiting for blocks whose mapping switches: map defers them, and the
+ * switcher resubmits them once the new mapping is in place.
  */
 struct dmr_hold;
 struct dmr_hold *dmr_hold_alloc(void);
 void dmr_hold_free(struct dmr_hold *h);
-u64 dmr_hold_block(struct dmr_hold *h);
-void dmr_hold_begin(struct dmr_hold *h, u64 block);
-bool dmr_hold_defer(struct dmr_hold *h, struct bio *bio, u64 block);
-struct bio *dmr_hold_end(struct dmr_hold *h);
+unsigned long dmr_hold_lock(struct dmr_hold *h);
+void dmr_hold_unlock(struct dmr_hold *h, unsigned long flags);
+void dmr_hold_add(struct dmr_hold *h, struct bio *bio);
+struct bio *dmr_hold_take(struct dmr_hold *h);
 struct bio *dmr_bio_list_next(struct bio *bio);
+
+u32 dmr_crc32c(u32 crc, const void *data, size_t len);
+
+/* The ordered WQ_MEM_RECLAIM workqueue of the metadata writer. */
+struct workqueue_struct;
+struct workqueue_struct *dmr_alloc_ordered_wq(const char *name);
+void dmr_destroy_wq(struct workqueue_struct *wq);
+void dmr_flush_wq(struct workqueue_struct *wq);
+
+/* About the table a target belongs to. */
+struct dm_target;
+bool dmr_table_writable(struct dm_target *ti);
+const void *dmr_table_md(struct dm_target *ti);
+
+#endif

@@ -259,6 +259,34 @@ impl RemapTable {
         Ok(())
     }
 
+    /// Makes room for `entries` live entries at once, so that loading a
+    /// table of known size rebuilds the hash once. May sleep and allocate.
+    pub(crate) fn reserve(&self, writer: &mut Writer, entries: usize) -> Result<(), TableError> {
+        let capacity = {
+            let guard = rcu::read_lock();
+            self.slots.read(&guard).capacity()
+        };
+        if (entries + writer.deleted) * 4 <= capacity * 3 {
+            return Ok(());
+        }
+        let len = writer.len;
+        writer.len = entries.max(len);
+        let r = self.rebuild(writer);
+        writer.len = len;
+        r
+    }
+
+    /// Removes every entry. May sleep (RCU grace period).
+    pub(crate) fn clear(&self, writer: &mut Writer) -> Result<(), TableError> {
+        let empty = Slots::new(MIN_CAPACITY)?;
+        for word in self.regions.iter() {
+            word.store(0, Release);
+        }
+        drop(self.slots.replace(empty));
+        *writer = Writer { len: 0, deleted: 0 };
+        Ok(())
+    }
+
     /// Remaps `block` to `value`. May sleep and allocate.
     pub(crate) fn insert(
         &self,

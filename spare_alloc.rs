@@ -8,13 +8,14 @@
 //! metadata copies and are never handed out. Every other block is free,
 //! in use, or retired (failed once, never used again).
 //!
+//! The size of a copy is the metadata format's business (`metadata.rs`).
+//!
 //! Allocation and release are O(1): free blocks sit on a stack (4 bytes per
 //! spare block), and a bitmap (1 bit per block) tells which blocks are out
 //! of the free stack so that a double release or the release of a reserved
 //! block is refused. The allocator is rebuilt from the list of blocks in
 //! use, which is what the metadata records.
 
-use core::num::{NonZeroU32, NonZeroU64};
 use kernel::{alloc::AllocError, prelude::*};
 
 /// Number of metadata copies kept in the spare area.
@@ -41,16 +42,6 @@ impl From<AllocError> for SpareError {
     fn from(_: AllocError) -> Self {
         SpareError::NoMemory
     }
-}
-
-/// Blocks one metadata copy takes in an area of `nr_blocks` spare blocks of
-/// `block_size` bytes: a 4 KiB header and 16 bytes for every block that
-/// could be remapped.
-pub(crate) fn metadata_copy_blocks(nr_blocks: u32, block_size: NonZeroU32) -> u32 {
-    let bytes = 4096 + 16 * u64::from(nr_blocks);
-    let block_size = NonZeroU64::from(block_size);
-    // At most 2^36 / 512 for block sizes of 512 and more: fits in u32.
-    ((bytes + block_size.get() - 1) / block_size) as u32
 }
 
 /// Where the metadata copies lie in the spare area, in blocks.
@@ -269,10 +260,6 @@ impl SpareAllocator {
 mod tests {
     use super::*;
 
-    fn bs(bytes: u32) -> NonZeroU32 {
-        NonZeroU32::new(bytes).unwrap()
-    }
-
     fn layout(nr: u32, copy: u32) -> MetadataLayout {
         MetadataLayout::new(nr, copy).unwrap()
     }
@@ -289,15 +276,6 @@ mod tests {
         assert_eq!(MetadataLayout::new(5, 1), Err(SpareError::TooSmall));
         assert_eq!(MetadataLayout::new(100, 20), Err(SpareError::TooSmall));
         assert_eq!(MetadataLayout::new(100, 0), Err(SpareError::TooSmall));
-    }
-
-    #[test]
-    fn metadata_copy_size() {
-        assert_eq!(metadata_copy_blocks(0, bs(512)), 8);
-        assert_eq!(metadata_copy_blocks(32, bs(512)), 9);
-        assert_eq!(metadata_copy_blocks(256, bs(4096)), 2);
-        assert_eq!(metadata_copy_blocks(32, bs(65536)), 1);
-        assert_eq!(metadata_copy_blocks(u32::MAX, bs(512)), 134_217_736);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # Make the guest initramfs.  Runs inside the build root (see in_root).
 #   scripts/guest-image.sh <kernel-out-dir> <output.cpio.gz> <module.ko>...
 # The image holds busybox, dmsetup, fio, e2fsprogs, blkdiscard, the
-# kernel's modules, the given modules and tests/guest as /tests.
+# kernel's modules, the given modules, the tools of tests/tools and
+# tests/guest as /tests.
 set -euo pipefail
 KOUT=$1 OUTF=$2
 shift 2
@@ -27,6 +28,10 @@ for t in /usr/sbin/dmsetup /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/e2fsck \
 	for lib in $(ldd "$t" | grep -o '/[^ ]*'); do
 		[ -e "$R$lib" ] || { mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"; }
 	done
+done
+# The test tools of tests/tools, static so that they need no libraries.
+for c in "$PROJ"/tests/tools/*.c; do
+	gcc -O2 -Wall -Werror -static -pthread -o "$R/sbin/$(basename "$c" .c)" "$c"
 done
 ln -sf mke2fs "$R/sbin/mkfs.ext4"
 ln -sf e2fsck "$R/sbin/fsck.ext4"

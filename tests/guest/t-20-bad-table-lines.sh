@@ -32,7 +32,7 @@ refused "data_offset misaligned" "data_offset is not a multiple of block_size" "
 refused "spare_offset misaligned" "spare_offset is not a multiple of block_size" "0 1024 remap $d 0 $s 4 64 2 block_size 4096"
 refused "spare_len misaligned" "spare_len is not a multiple of block_size" "0 1024 remap $d 0 $s 0 60 2 block_size 4096"
 refused "target length misaligned" "Target length is not a non-zero multiple of block_size" "0 1020 remap $d 0 $s 0 64 2 block_size 4096"
-refused "spare area too small for the metadata" "Spare area too small for 5 metadata copies and one spare block" "0 1024 remap $d 0 $s 0 16"
+refused "spare area too small for the metadata" "Spare area too small for 5 metadata copies and one spare block" "0 1024 remap $d 0 $s 0 15"
 refused "block_size below the logical block size" "block_size is smaller than the logical block size of a device" "0 1024 remap $d 0 $k 0 64 2 block_size 512"
 
 check "no device left behind" [ -z "$(dmsetup ls | grep -v 'No devices found')" ]

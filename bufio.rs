@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dm-bufio clients, the ordered workqueue that metadata I/O runs on, and
+//! the kernel's CRC32C.
+//!
+//! C headers: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h),
+//! [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
+//!
+//! dm-bufio I/O sleeps and must not be issued from `map` or `end_io` (it
+//! warns when `current->bio_list` is set), so the metadata writer runs on
+//! an ordered `WQ_MEM_RECLAIM` workqueue, as `dm-ebs` does.
+
+use crate::dm::{bindings as b, DmDev};
+use core::ptr::NonNull;
+use kernel::{
+    error::{from_err_ptr, to_result},
+    prelude::*,
+    workqueue::Queue,
+};
+
+/// A dm-bufio client: cached, block-sized I/O on one block device, with
+/// block numbers counted from a sector offset.
+///
+/// # Invariants
+///
+/// `client` comes from `dm_bufio_client_create` for blocks of `block_size`
+/// bytes and is destroyed on drop; every buffer taken from it is released
+/// before the method that took it returns.
+pub(crate) struct BufioClient {
+    client: NonNull<b::dm_bufio_client>,
+    block_size: usize,
+}
+
+// SAFETY: dm-bufio clients lock internally; any thread may use them.
+unsafe impl Send for BufioClient {}
+// SAFETY: see `Send`.
+unsafe impl Sync for BufioClient {}
+
+impl BufioClient {
+    /// A client for blocks of `block_size` bytes (a power of two of at
+    /// least 512) on `dev`, block 0 starting at `sector_offset`. `dev`
+    /// must outlive the client.
+    pub(crate) fn new(dev: &DmDev, block_size: u32, sector_offset: u64) -> Result<Self> {
+        // SAFETY: the device is open (it outlives the client, as the caller
+        // promises); no callbacks; block_size is checked by dm-bufio.
+        let client = from_err_ptr(unsafe {
+            b::dm_bufio_client_create(dev.bdev(), block_size, 1, 0, None, None, 0)
+        })?;
+        let client = NonNull::new(client).ok_or(ENOMEM)?;
+        // SAFETY: `client` was just created.
+        unsafe { b::dm_bufio_set_sector_offset(client.as_ptr(), sector_offset) };
+        // INVARIANT: created above for `block_size`.
+        Ok(Self {
+            client,
+            block_size: block_size as usize,
+        })
+    }
+
+    /// Starts reading `count` blocks from `block` into the cache.
+    pub(crate) fn prefetch(&self, block: u64, count: u32) {
+        // SAFETY: the client is valid (type invariant).
+        unsafe { b::dm_bufio_prefetch(self.client.as_ptr(), block, count) };
+    }
+
+    /// Reads `block` into `out`, which is one block long.
+    pub(crate) fn read_into(&self, block: u64, out: &mut [u8]) -> Result {
+        if out.len() != self.block_size {
+            return Err(EINVAL);
+        }
+        let mut buffer = core::ptr::null_mut();
+        // SAFETY: the client is valid; `buffer` receives the buffer that
+        // holds the block, released below.
+        let data = unsafe { b::dm_bufio_read(self.client.as_ptr(), block, &mut buffer) };
+        let data = from_err_ptr(data)?;
+        // SAFETY: a successful read returns `block_size` valid bytes,
+        // held until the buffer is released.
+        out.copy_from_slice(unsafe {
+            core::slice::from_raw_parts(data.cast::<u8>(), self.block_size)
+        });
+        // SAFETY: taken by the read above, released once.
+        unsafe { b::dm_bufio_release(buffer) };
+        Ok(())
+    }
+
+    /// Puts `data`, one block long, in the cache as the new content of
+    /// `block`, without reading it; [`Self::write_dirty`] writes it.
+    pub(crate) fn write_from(&self, block: u64, data: &[u8]) -> Result {
+        if data.len() != self.block_size {
+            return Err(EINVAL);
+        }
+        let mut buffer = core::ptr::null_mut();
+        // SAFETY: the client is valid; `buffer` receives the buffer,
+        // released below.
+        let dest = unsafe { b::dm_bufio_new(self.client.as_ptr(), block, &mut buffer) };
+        let dest = from_err_ptr(dest)?;
+        // SAFETY: `dest` holds `block_size` bytes, ours until the release.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dest.cast::<u8>(), data.len()) };
+        // SAFETY: the buffer is held; marking and releasing it once.
+        unsafe {
+            b::dm_bufio_mark_buffer_dirty(buffer);
+            b::dm_bufio_release(buffer);
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty block, waits for the writes, then flushes the
+    /// device's cache. Returns the first error.
+    pub(crate) fn write_dirty(&self) -> Result {
+        // SAFETY: the client is valid (type invariant).
+        to_result(unsafe { b::dm_bufio_write_dirty_buffers(self.client.as_ptr()) })
+    }
+
+    /// Drops `count` blocks from `block` on out of the cache (clean ones).
+    pub(crate) fn forget(&self, block: u64, count: u64) {
+        // SAFETY: the client is valid (type invariant).
+        unsafe { b::dm_bufio_forget_buffers(self.client.as_ptr(), block, count) };
+    }
+}
+
+impl Drop for BufioClient {
+    fn drop(&mut self) {
+        // SAFETY: valid, and no buffer is held (type invariant).
+        unsafe { b::dm_bufio_client_destroy(self.client.as_ptr()) };
+    }
+}
+
+/// An ordered `WQ_MEM_RECLAIM` workqueue, drained and destroyed on drop.
+///
+/// # Invariants
+///
+/// `wq` comes from `alloc_ordered_workqueue` and is destroyed on drop.
+pub(crate) struct OrderedQueue {
+    wq: NonNull<kernel::bindings::workqueue_struct>,
+}
+
+// SAFETY: workqueues may be used and destroyed from any thread.
+unsafe impl Send for OrderedQueue {}
+// SAFETY: see `Send`.
+unsafe impl Sync for OrderedQueue {}
+
+impl OrderedQueue {
+    /// A new queue; its workers are called `name`.
+    pub(crate) fn new(name: &CStr) -> Result<Self> {
+        // SAFETY: `name` is NUL-terminated and copied by the callee.
+        let wq = unsafe { b::dmr_alloc_ordered_wq(name.as_char_ptr()) };
+        // INVARIANT: non-null means allocated.
+        NonNull::new(wq).map(|wq| Self { wq }).ok_or(ENOMEM)
+    }
+
+    /// The queue, to enqueue work items on.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: valid until drop, which the returned borrow precedes.
+        unsafe { Queue::from_raw(self.wq.as_ptr()) }
+    }
+
+    /// Waits until every work item queued so far has run.
+    pub(crate) fn flush(&self) {
+        // SAFETY: valid (type invariant).
+        unsafe { b::dmr_flush_wq(self.wq.as_ptr()) };
+    }
+}
+
+impl Drop for OrderedQueue {
+    fn drop(&mut self) {
+        // SAFETY: valid (type invariant); destroying drains it first.
+        unsafe { b::dmr_destroy_wq(self.wq.as_ptr()) };
+    }
+}
+
+/// CRC32C (Castagnoli) of `data`, continuing from `crc`, with the kernel's
+/// implementation (hardware-accelerated where the CPU has it).
+pub(crate) fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: `data` is valid for reads of `data.len()` bytes.
+    unsafe { b::dmr_crc32c(crc, data.as_ptr().cast(), data.len()) }
+}

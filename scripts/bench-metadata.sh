@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Metadata benchmark: boots the bench kernel (no lockdep, no KASAN) in QEMU
+# and prints remap/commit latency, remaps per second under a burst of
+# concurrent remaps, and the time to load 100k remaps
+# (tests/guest/bench-metadata.sh). Builds whatever is missing first.
+. "$(dirname "$0")/lib.sh"
+
+bash "$PROJ/scripts/toolchain.sh"
+bash "$PROJ/scripts/kernel.sh" bench
+bash "$PROJ/scripts/build-module.sh" bench
+mkdir -p "$PROJ/results"
+img=$(guest_image bench benchmeta)
+say "booting the bench kernel ($(cat "$CACHE/accel" 2>/dev/null || echo tcg)) for the metadata benchmark"
+boot_guest bench "$img" benchmeta "$PROJ/results/kernel-bench-metadata.log" |
+	tee "$PROJ/results/guest-bench-metadata.log" | grep '^BENCH' | sed 's/\r$//' |
+	awk '
+	/remap_latency/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "remap message, one at a time (%s remaps, each its own commit): median %s us, p99 %s us\n", v["messages"], v["median_us"], v["p99_us"] }
+	/commit_mean/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "  of which the metadata commit (in the kernel, mean over %s commits): %s us\n", v["commits"], v["mean_us"] }
+	/remap_burst/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "burst: %s remaps from %s threads: %s remaps/s in %s commits, p99 %s us\n", v["messages"], v["threads"], v["per_second"], v["commits"], v["p99_us"] }
+	/BENCH load/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "load: %s remaps in %.1f ms\n", v["remaps"], v["us"] / 1000 }
+	/BENCH done/ { done = 1 }
+	END { exit !done }' || die "the benchmark did not finish; see results/guest-bench-metadata.log"

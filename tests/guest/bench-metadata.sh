@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+# Metadata benchmark (scripts/bench-metadata.sh boots it): remap latency
+# one at a time, remaps per second under a burst of concurrent remaps, and
+# the time to load 100k remaps. Prints BENCH lines.
+. /tests/lib.sh
+modprobe dm_remap
+
+# bench_device NAME: a 4 KiB-block remap device, data 256 MiB, spare area
+# 16384 blocks, on null_blk devices that complete at once.
+d=$(nullb_make bd1 256 512)
+s=$(nullb_make bd2 64 512)
+dmsetup create bm --table "0 524288 remap $d 0 $s 0 131072 2 block_size 4096" || exit 1
+
+# One remap at a time: every remap is its own commit.
+out=$(dm-msg bm 1000 0 8 1) || echo "dm-msg failed: $out"
+echo "BENCH remap_latency threads=1 $out"
+st=$(dmsetup message bm 0 stats | tr ' ' '\n')
+commits=$(echo "$st" | sed -n 's/^commits=//p')
+ns=$(echo "$st" | sed -n 's/^commit_ns_total=//p')
+echo "BENCH commit_mean commits=$commits mean_us=$((ns / commits / 1000))"
+
+# A burst: 16 threads, 4000 remaps; commits are shared.
+out=$(dm-msg bm 4000 80000 8 16) || echo "dm-msg failed: $out"
+st=$(dmsetup message bm 0 stats | tr ' ' '\n')
+commits2=$(echo "$st" | sed -n 's/^commits=//p')
+echo "BENCH remap_burst threads=16 $out commits=$((commits2 - commits))"
+dmsetup remove bm
+nullb_drop bd1
+nullb_drop bd2
+
+# Load time: 100k remaps written by mkmeta (512-byte blocks, 110000 spare
+# blocks), loaded by the constructor, which logs the time it took.
+d=$(nullb_make bl1 64 512)
+s=$(nullb_make bl2 64 512)
+mkmeta $s 0 131072 0 110000 512 100000 >/dev/null || echo "mkmeta failed"
+dmesg -c >/dev/null
+dmsetup create bl --table "0 131072 remap $d 0 $s 0 110000" || echo "create failed"
+line=$(dmesg | grep 'metadata generation' | tail -n 1)
+echo "BENCH load $(echo "$line" | sed -n 's/.*loaded: \([0-9]*\) remaps in \([0-9]*\) us.*/remaps=\1 us=\2/p')"
+dmsetup remove bl
+nullb_drop bl1
+nullb_drop bl2
+echo "BENCH done"

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: GPL-2.0
+# Persistent metadata: remaps survive remove and re-create and a module
+# reload; 1 to 4 damaged copies are rewritten on load; 5 damaged copies or
+# another table line's metadata make create fail with nothing written;
+# read-only tables never write; metadata written by tests/tools/mkmeta.c
+# from the README's format description loads.
+
+d=$(nullb_make md1 64 512)
+s=$(nullb_make md2 16 512)
+# 4 KiB blocks; spare area: all of md2, 4096 blocks. 508 slots per
+# metadata block: 9 blocks of spare slots, 9 of pending slots and a
+# superblock make 19 blocks per copy, at blocks 0, 1019, 2038, 3057, 4077.
+table="0 131072 remap $d 0 $s 0 32768 2 block_size 4096"
+starts="0 1019 2038 3057 4077"
+dev=/dev/mapper/md
+
+check "create" dmsetup create md --table "$table"
+check "a blank spare area is formatted: generation 1, 5 of 5 copies" \
+	sh -c "dmsetup status md | grep -qE ' ok 1 5/5 0$'"
+check "fio writes the whole device" fio --name=md --filename=$dev --direct=1 --ioengine=libaio \
+	--iodepth=16 --rw=write --bs=64k --size=64m --verify=crc32c --do_verify=0 \
+	--output=/tmp/fio-md.out
+n=0
+for i in $(seq 1 50); do
+	dmsetup message md 0 remap $(((i * 331 % 16384) * 8)) >/dev/null && n=$((n + 1))
+done
+check "50 remaps made" [ $n = 50 ]
+dmsetup message md 0 list >/tmp/list-before
+
+# same_remaps NAME: the device lists the same remaps and fio verifies.
+same_remaps() {
+	check "$1: every remap is back" sh -c "dmsetup message md 0 list | cmp - /tmp/list-before"
+	check "$1: fio verify" fio --name=md --filename=$dev --direct=1 --ioengine=libaio \
+		--iodepth=16 --rw=write --bs=64k --size=64m --verify=crc32c --verify_only \
+		--output=/tmp/fio-md.out
+}
+
+check "remove" dmsetup remove md
+check "re-create" dmsetup create md --table "$table"
+same_remaps "remove and re-create"
+check "remove before module reload" dmsetup remove md
+check "rmmod" rmmod dm_remap
+check "modprobe" modprobe dm_remap
+check "re-create after module reload" dmsetup create md --table "$table"
+same_remaps "module reload"
+check "status after reload: 50 remapped, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 50 50/[0-9]+ 0 0 ok [0-9]+ 5/5 0$'"
+dmsetup remove md
+
+# damage BLOCK: overwrites 8 bytes inside 4 KiB block BLOCK of the spare
+# device (direct I/O, so no stale page cache is written back).
+damage() {
+	dd if=$s of=/tmp/blk bs=4096 skip=$1 count=1 iflag=direct 2>/dev/null
+	printf 'garbage!' | dd of=/tmp/blk bs=1 seek=200 conv=notrunc 2>/dev/null
+	dd if=/tmp/blk of=$s bs=4096 seek=$1 count=1 oflag=direct conv=notrunc 2>/dev/null
+}
+
+# Damage k copies (1 to 4), a different set each time: the superblock of
+# one, a slot block of another.
+for k in 1 2 3 4; do
+	copies=""
+	i=0
+	for start in $starts; do
+		if [ $(((i + k) % 5)) -lt $k ]; then
+			copies="$copies $i"
+			if [ $((i % 2)) = 0 ]; then damage $start; else damage $((start + 1)); fi
+		fi
+		i=$((i + 1))
+	done
+	dmesg -c >/dev/null
+	check "$k damaged copies ($copies): create" dmsetup create md --table "$table"
+	check "$k damaged copies: reported in the kernel log" sh -c "[ \$(dmesg | grep -c 'damaged or stale blocks: rewritten on resume') = $k ]"
+	check "$k damaged copies: 5 of 5 copies intact after load" sh -c "dmsetup status md | grep -qE ' ok [0-9]+ 5/5 0$'"
+	same_remaps "$k damaged copies"
+	dmsetup remove md
+	dmesg -c >/dev/null
+	dmsetup create md --table "$table"
+	check "$k damaged copies: the next load finds every copy intact" sh -c "dmesg | grep -q '5 of 5 copies intact' && ! dmesg | grep -q 'damaged or stale'"
+	dmsetup remove md
+done
+
+# Another table line over the same spare area: refused, nothing written.
+sum=$(md5sum <$s)
+other="0 65536 remap $d 0 $s 0 32768 2 block_size 4096"
+if dmsetup create mx --table "$other" 2>/dev/null; then
+	fail "another table line's metadata refused" "created"
+	dmsetup remove mx
+else
+	check "another table line's metadata refused" sh -c "dmesg | tail -n 3 | grep -q 'holds the metadata of another table line'"
+fi
+check "refused create wrote nothing" [ "$(md5sum <$s)" = "$sum" ]
+
+# Read-only: loads, refuses remaps, writes nothing.
+check "read-only create" dmsetup create md --readonly --table "$table"
+message_refused md "read-only table refuses remaps" "the table is read-only" remap 8
+dmsetup remove md
+check "read-only table wrote nothing" [ "$(md5sum <$s)" = "$sum" ]
+
+# All five superblocks damaged: create fails, nothing written.
+for start in $starts; do damage $start; done
+sum=$(md5sum <$s)
+if dmsetup create md --table "$table" 2>/dev/null; then
+	fail "5 damaged copies: create refused" "created"
+	dmsetup remove md
+else
+	check "5 damaged copies: create refused" sh -c "dmesg | tail -n 3 | grep -q 'has metadata but no intact copy'"
+fi
+dmsetup remove md 2>/dev/null
+check "5 damaged copies: nothing written" [ "$(md5sum <$s)" = "$sum" ]
+
+# The README's format, written by an independent tool: 1000 remaps of
+# every 7th block, generation 1; the first spare after copy 0 is 19.
+dd if=/dev/zero of=$s bs=1M count=16 oflag=direct 2>/dev/null
+check "mkmeta writes 1000 remaps" mkmeta $s 0 131072 0 32768 4096 1000 7
+check "the target loads them" dmsetup create md --table "$table"
+check "status: 1000 remapped, generation 1, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 1000 1000/[0-9]+ 0 0 ok 1 5/5 0$'"
+check "list: block 0 on spare 19, block 7 on spare 20" sh -c "[ \"\$(dmsetup message md 0 list 0 2 | tr '\n' ' ')\" = '0 19 7 20 more 14 ' ]"
+check "remove" dmsetup remove md
+nullb_drop md1
+nullb_drop md2
