@@ -20,9 +20,13 @@ for d in /sys/kernel/debug/kunit/dm_remap*; do
 done
 [ $found = 1 ] || fail "kunit suites" "no dm_remap KUnit suite in /sys/kernel/debug/kunit"
 
+# dmr.only=<word> on the kernel command line (DM_REMAP_ONLY on the host)
+# runs only the tests whose name holds it.
+only=$(sed -n 's/.*dmr\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 for t in /tests/t-*.sh; do
 	T=$(basename "$t" .sh)
 	T=${T#t-}
+	case $T in *"$only"*) ;; *) continue ;; esac
 	echo "DMR-TEST $T"
 	(. "$t")
 done

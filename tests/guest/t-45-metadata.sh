@@ -38,6 +38,13 @@ same_remaps() {
 check "remove" dmsetup remove md
 check "re-create" dmsetup create md --table "$table"
 same_remaps "remove and re-create"
+# A remap made after a reload is loaded but before it takes over goes to the
+# old table; the new one loads the metadata again when it resumes.
+check "reload: new table loaded" dmsetup reload md --table "$table"
+check "reload: remap through the old table" dmsetup message md 0 remap $((16000 * 8))
+check "reload: resume" dmsetup resume md
+check "reload: the new table holds that remap" sh -c "dmsetup message md 0 lookup $((16000 * 8)) | grep -q 'block 16000 remapped'"
+check "reload: unremap it" dmsetup message md 0 unremap $((16000 * 8))
 check "remove before module reload" dmsetup remove md
 check "rmmod" rmmod dm_remap
 check "modprobe" modprobe dm_remap

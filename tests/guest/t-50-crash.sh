@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # Crash consistency, as filesystems are tested upstream: the spare device
-# sits under dm-log-writes while 240 remaps are made, 16 at a time (so
+# sits under dm-log-writes while 240 remaps are made, 48 at a time (so
 # commits are shared); each remap that returns puts a mark in the log.
 # Then the log is replayed entry by entry onto a zeroed device, and after
 # every write and every flush the target is loaded on a copy of that state
@@ -19,9 +19,9 @@ check "remap over the logged spare device" dmsetup create crt \
 	--table "0 32768 remap $d 0 /dev/mapper/lw 0 4096 2 block_size 4096"
 
 remaps=0
-for burst in $(seq 0 14); do
-	for j in $(seq 0 15); do
-		b=$(((burst * 16 + j) * 13 % 4096))
+for burst in $(seq 0 4); do
+	for j in $(seq 0 47); do
+		b=$(((burst * 48 + j) * 13 % 4096))
 		(dmsetup message crt 0 remap $((b * 8)) >/dev/null &&
 			dmsetup message lw 0 mark "r$b") &
 	done

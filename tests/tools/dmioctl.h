@@ -63,21 +63,13 @@ static inline int dm_remove(int control, const char *name)
 	return dm_call(control, DM_DEV_REMOVE, &b);
 }
 
-/*
- * Creates device @name with one target "<start> <len> <type> <params>" and
- * resumes it; removes it again if that fails. Returns an errno.
- */
-static inline int dm_create(int control, const char *name, uint64_t start, uint64_t len,
-			    const char *type, const char *params)
+/* Loads the one-target table "<start> <len> <type> <params>" as @name's inactive table. */
+static inline int dm_load(int control, const char *name, uint64_t start, uint64_t len,
+			  const char *type, const char *params)
 {
 	union dm_buf b;
 	struct dm_target_spec *spec;
-	int r;
 
-	dm_prepare(&b, name);
-	r = dm_call(control, DM_DEV_CREATE, &b);
-	if (r)
-		return r;
 	dm_prepare(&b, name);
 	b.io.target_count = 1;
 	spec = (struct dm_target_spec *)(b.bytes + b.io.data_start);
@@ -86,11 +78,35 @@ static inline int dm_create(int control, const char *name, uint64_t start, uint6
 	spec->length = len;
 	snprintf(spec->target_type, sizeof(spec->target_type), "%s", type);
 	snprintf((char *)(spec + 1), sizeof(b) - b.io.data_start - sizeof(*spec), "%s", params);
-	r = dm_call(control, DM_TABLE_LOAD, &b);
-	if (!r) {
-		dm_prepare(&b, name);
-		r = dm_call(control, DM_DEV_SUSPEND, &b);
-	}
+	return dm_call(control, DM_TABLE_LOAD, &b);
+}
+
+/* Resumes @name, swapping in its inactive table if it has one. */
+static inline int dm_resume(int control, const char *name)
+{
+	union dm_buf b;
+
+	dm_prepare(&b, name);
+	return dm_call(control, DM_DEV_SUSPEND, &b);
+}
+
+/*
+ * Creates device @name with one target and resumes it; removes it again
+ * if that fails. Returns an errno.
+ */
+static inline int dm_create(int control, const char *name, uint64_t start, uint64_t len,
+			    const char *type, const char *params)
+{
+	union dm_buf b;
+	int r;
+
+	dm_prepare(&b, name);
+	r = dm_call(control, DM_DEV_CREATE, &b);
+	if (r)
+		return r;
+	r = dm_load(control, name, start, len, type, params);
+	if (!r)
+		r = dm_resume(control, name);
 	if (r)
 		dm_remove(control, name);
 	return r;
