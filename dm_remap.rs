@@ -153,6 +153,11 @@ impl Drop for SpareClaim {
     fn drop(&mut self) {
         let mut owners = SPARE_OWNERS.lock();
         owners.list.retain(|o| o.id != self.id);
+        if owners.list.is_empty() {
+            // Statics are not dropped on module unload: free the buffer
+            // with the last claim (no table exists when the module goes).
+            owners.list = KVec::new();
+        }
     }
 }
 
