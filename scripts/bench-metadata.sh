@@ -22,6 +22,7 @@ boot_guest bench "$img" benchmeta "$PROJ/results/kernel-bench-metadata.log" |
 	/remap_burst/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		printf "burst: %s remaps from %s threads: %s remaps/s in %s commits, p99 %s us\n", v["messages"], v["threads"], v["per_second"], v["commits"], v["p99_us"] }
 	/BENCH load/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "load: %s remaps in %.1f ms\n", v["remaps"], v["us"] / 1000 }
+		if (v["remaps"] == "") { print "load: failed (see the guest log)"; failed = 1; next }
+		printf "load: %s remaps in %.1f ms (in the constructor, from the kernel log)\n", v["remaps"], v["us"] / 1000 }
 	/BENCH done/ { done = 1 }
-	END { exit !done }' || die "the benchmark did not finish; see results/guest-bench-metadata.log"
+	END { exit !done || failed }' || die "the benchmark did not finish; see results/guest-bench-metadata.log"
