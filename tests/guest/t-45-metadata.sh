@@ -3,7 +3,8 @@
 # reload; 1 to 4 damaged copies are rewritten on load; 5 damaged copies or
 # another table line's metadata make create fail with nothing written;
 # read-only tables never write; metadata written by tests/tools/mkmeta.c
-# from the README's format description loads.
+# from the README's format description loads; a commit that reaches no
+# copy stops remaps but not I/O.
 
 d=$(nullb_make md1 64 512)
 s=$(nullb_make md2 16 512)
@@ -124,3 +125,30 @@ check "list: block 0 on spare 19, block 7 on spare 20" sh -c "[ \"\$(dmsetup mes
 check "remove" dmsetup remove md
 nullb_drop md1
 nullb_drop md2
+
+# A commit that reaches no copy: dm-dust fails every write to the five
+# superblocks (4 KiB blocks, 1024 spare blocks: copies of 7 blocks at 0,
+# 254, 508, 762, 1017). The remap is refused, the target says
+# metadata_failed and refuses further remaps, I/O passes through.
+modprobe dm-dust
+f=$(nullb_make mf1 16 512)
+g=$(nullb_make mf2 4 512)
+check "failing metadata: dust over the spare device" dmsetup create dustm --table "0 8192 dust $g 0 4096"
+ftable="0 32768 remap $f 0 /dev/mapper/dustm 0 8192 2 block_size 4096"
+check "failing metadata: create" dmsetup create mf --table "$ftable"
+for b in 0 254 508 762 1017; do dmsetup message dustm 0 addbadblock $b 100 >/dev/null; done
+dmsetup message dustm 0 enable >/dev/null
+message_refused mf "a commit that reaches no copy refuses the remap" "the metadata commit failed" remap 800
+check "status says metadata_failed and the error" sh -c "dmsetup status mf | grep -qE ' 0 0 metadata_failed 1 0/5 -5$'"
+message_refused mf "further remaps refused" "metadata writes failed" remap 1600
+check "I/O passes through after the failure" write_read /dev/mapper/mf 7
+dmsetup remove mf
+dmsetup message dustm 0 disable >/dev/null
+dmsetup message dustm 0 clearbadblocks >/dev/null
+check "failing metadata: re-create loads the last good commit" dmsetup create mf --table "$ftable"
+check "failing metadata: nothing remapped, 5 of 5 copies rewritten" sh -c "dmsetup status mf | grep -qE 'remap 0 0/[0-9]+ 0 0 ok [0-9]+ 5/5 0$'"
+check "failing metadata: the data is there" read_matches /dev/mapper/mf $((7 * 32))
+dmsetup remove mf
+dmsetup remove dustm
+nullb_drop mf1
+nullb_drop mf2
