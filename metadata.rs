@@ -631,6 +631,14 @@ impl Commit {
     /// its superblock, which goes out with the next copy's blocks. So the
     /// superblock of a copy reaches the disk only after all of that copy's
     /// blocks, and no write is ever in flight on more than two copies.
+    /// Stale copies go first: they hold nothing the others lack, and the
+    /// copies that do are then in flight as late as possible.
+    ///
+    /// A batch is written only while some copy outside it holds a whole
+    /// commit: one not touched yet (and not stale), or one this commit
+    /// reached. When writes fail, the commit stops before it could damage
+    /// the last copy of the previous one. (Unless every copy was stale
+    /// already: then nothing better than writing them is possible.)
     pub(crate) fn write(&mut self, dev: &mut impl MetadataDev) -> CommitOutcome {
         let mut outcome = CommitOutcome {
             written: [false; METADATA_COPIES],
@@ -643,11 +651,34 @@ impl Commit {
                 false
             }
         };
+        let protect = self.stale.iter().any(|&s| !s);
+        let mut order = [0; METADATA_COPIES];
+        let (mut first, mut last) = (0, METADATA_COPIES);
+        for c in 0..METADATA_COPIES {
+            if self.stale[c] {
+                order[first] = c;
+                first += 1;
+            } else {
+                last -= 1;
+                order[last] = c;
+            }
+        }
+        let mut touched = [false; METADATA_COPIES];
         // The copy whose blocks are durable and whose superblock is next.
         let mut super_due: Option<usize> = None;
-        for copy in 0..=METADATA_COPIES {
+        for step in 0..=METADATA_COPIES {
+            // Past the last copy: only its superblock is left.
+            let copy = order.get(step).copied().unwrap_or(METADATA_COPIES);
+            let in_batch = |c: usize| c == copy || Some(c) == super_due;
+            let safe = (0..METADATA_COPIES)
+                .any(|c| !in_batch(c) && (outcome.written[c] || (!touched[c] && !self.stale[c])));
+            if protect && !safe {
+                outcome.error.get_or_insert(EIO);
+                break;
+            }
             let mut blocks_ok = true;
             if copy < METADATA_COPIES {
+                touched[copy] = true;
                 for k in 0..self.indices.len() {
                     if self.stale[copy] || self.dirty[k] {
                         let r = self.write_block(dev, copy, k + 1);
@@ -1006,6 +1037,8 @@ pub(crate) struct MemDev {
     /// `None` for a flush.
     pub(crate) log: KVVec<Option<(usize, u32, KVVec<u8>)>>,
     pub(crate) fail_copy: Option<usize>,
+    /// Fail every superblock write.
+    pub(crate) fail_super: bool,
 }
 
 #[cfg(CONFIG_KUNIT)]
@@ -1019,6 +1052,7 @@ impl MemDev {
             disk: filled(METADATA_COPIES * copy_blocks * bs, 0u8).unwrap(),
             log: KVVec::new(),
             fail_copy: None,
+            fail_super: false,
         }
     }
 
@@ -1045,7 +1079,7 @@ impl MetadataDev for MemDev {
     }
 
     fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result {
-        if self.fail_copy == Some(copy) {
+        if self.fail_copy == Some(copy) || (self.fail_super && index == 0) {
             return Err(EIO);
         }
         self.block_mut(copy, index).copy_from_slice(data);
@@ -1373,6 +1407,22 @@ mod tests {
             }
         }
         assert!(checked > 20);
+    }
+
+    #[test]
+    fn commit_failing_everywhere_keeps_the_previous_state() {
+        let f = fmt();
+        let (mut dev, _, before) = two_commits();
+        let (mut image, _) = load(&f, &mut dev).unwrap();
+        image.set_slot(free_spares(&f, 10)[9], Slot::Retired);
+        dev.fail_super = true;
+        let outcome = commit(&mut image, &mut dev);
+        assert!(!outcome.succeeded());
+        assert_eq!(outcome.error, Some(EIO));
+        dev.fail_super = false;
+        // At least one copy was left alone, so the last commit loads.
+        let (loaded, _) = load(&f, &mut dev).unwrap();
+        assert!(same_words(&loaded, &before));
     }
 
     #[test]

@@ -138,9 +138,9 @@ ftable="0 32768 remap $f 0 /dev/mapper/dustm 0 8192 2 block_size 4096"
 check "failing metadata: create" dmsetup create mf --table "$ftable"
 for b in 0 254 508 762 1017; do dmsetup message dustm 0 addbadblock $b 100 >/dev/null; done
 dmsetup message dustm 0 enable >/dev/null
-message_refused mf "a commit that reaches no copy refuses the remap" "the metadata commit failed" remap 800
+message_refused mf "a commit that reaches no copy refuses the remap" "remap of block 100 failed: the metadata commit failed" remap 800
 check "status says metadata_failed and the error" sh -c "dmsetup status mf | grep -qE ' 0 0 metadata_failed 1 0/5 -5$'"
-message_refused mf "further remaps refused" "metadata writes failed" remap 1600
+message_refused mf "further remaps refused" "metadata writes failed: reload the table to try again" remap 1600
 check "I/O passes through after the failure" write_read /dev/mapper/mf 7
 dmsetup remove mf
 dmsetup message dustm 0 disable >/dev/null
