@@ -519,7 +519,15 @@ impl MetaImage {
         };
         let mut indices = KVVec::with_capacity(n, GFP_KERNEL)?;
         let mut data = filled((n + 1) * bs, 0u8)?;
-        let generation = self.next_gen;
+        // A commit that only rewrites stale copies writes the state of the
+        // last commit again, under its generation: where a copy holds that
+        // state already, every byte written is the byte that is there.
+        let repair_only = self.dirty.is_empty() && self.committed > 0;
+        let generation = if repair_only {
+            self.committed
+        } else {
+            self.next_gen
+        };
         if whole {
             for index in 1..fmt.copy_blocks() {
                 indices.push(index, GFP_KERNEL)?;
@@ -545,7 +553,9 @@ impl MetaImage {
             self.is_dirty[index as usize] = false;
         }
         self.dirty.clear();
-        self.next_gen += 1;
+        if !repair_only {
+            self.next_gen += 1;
+        }
         Ok(Commit {
             fmt,
             generation,
@@ -848,8 +858,11 @@ pub(crate) fn load_from(
 /// What the writer guards: the image and how commits went.
 pub(crate) struct WriterState {
     pub(crate) image: MetaImage,
-    /// The last generation a commit was tried for.
-    tried: u64,
+    /// Commits prepared, commits finished (either way), and the number of
+    /// the last one that succeeded.
+    prepared: u64,
+    finished: u64,
+    last_ok: u64,
     /// A commit reached no copy: no more commits until the table is
     /// loaded again.
     pub(crate) failed: bool,
@@ -894,7 +907,9 @@ impl MetaWriter {
             pin_init!(MetaWriter {
                 state <- new_mutex!(WriterState {
                     image,
-                    tried: 0,
+                    prepared: 0,
+                    finished: 0,
+                    last_ok: 0,
                     failed: false,
                     last_error: None,
                     commits: 0,
@@ -926,12 +941,14 @@ impl MetaWriter {
                 return;
             }
             let fmt = *st.image.format();
+            st.prepared += 1;
+            let seq = st.prepared;
             let mut commit = match st.image.prepare() {
                 Ok(commit) => commit,
                 Err(_) => {
                     st.failed = true;
                     st.last_error = Some(ENOMEM);
-                    st.tried = st.image.next_generation();
+                    st.finished = seq;
                     drop(st);
                     self.done.notify_all();
                     return;
@@ -954,7 +971,10 @@ impl MetaWriter {
             }
             let mut st = self.state.lock();
             st.image.finish(&commit, &outcome);
-            st.tried = commit.generation();
+            st.finished = seq;
+            if outcome.succeeded() {
+                st.last_ok = seq;
+            }
             st.commits += 1;
             st.commit_ns += elapsed as u64;
             if let Some(e) = outcome.error {
@@ -1013,11 +1033,13 @@ impl MetaWriter {
         if !st.image.needs_commit() {
             return Ok(());
         }
-        let wanted = st.image.next_generation();
+        // The next commit prepared carries this change: one in flight was
+        // prepared before it.
+        let wanted = st.prepared + 1;
         // Already queued: that run will see this change.
         let _ = queue.enqueue(self.clone());
-        while st.image.committed() < wanted {
-            if st.tried >= wanted {
+        while st.last_ok < wanted {
+            if st.finished >= wanted {
                 return Err(st.last_error.unwrap_or(EIO));
             }
             self.done.wait(&mut st);
@@ -1315,6 +1337,9 @@ mod tests {
                     assert!(commit(&mut loaded, &mut d).succeeded());
                     let (again, report) = load(&f, &mut d).unwrap();
                     assert_eq!(report.intact_copies(), 5);
+                    // A repair writes the last commit again, under its
+                    // own generation.
+                    assert_eq!(report.generation, image.committed());
                     assert!(same_words(&again, &image));
                 }
                 Err(e) => {
