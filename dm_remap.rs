@@ -654,7 +654,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={}\n",
+            "remapped_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={}\n",
             self.table.len(&admin.writer),
             admin.spares.in_use(),
             admin.spares.free(),
@@ -663,7 +663,10 @@ impl RemapTarget {
             meta.image.committed(),
             meta.image.intact_copies(),
             meta.commits,
-            meta.commit_ns
+            meta.commit_ns,
+            meta.commit_times.percentile(500),
+            meta.commit_times.percentile(990),
+            meta.commit_times.max()
         ));
     }
 }

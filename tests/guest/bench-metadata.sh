@@ -17,7 +17,9 @@ echo "BENCH remap_latency threads=1 $out"
 st=$(dmsetup message bm 0 stats | tr ' ' '\n')
 commits=$(echo "$st" | sed -n 's/^commits=//p')
 ns=$(echo "$st" | sed -n 's/^commit_ns_total=//p')
-echo "BENCH commit_mean commits=$commits mean_us=$((ns / commits / 1000))"
+p50=$(echo "$st" | sed -n 's/^commit_p50_us=//p')
+p99=$(echo "$st" | sed -n 's/^commit_p99_us=//p')
+echo "BENCH commit commits=$commits mean_us=$((ns / commits / 1000)) p50_us=$p50 p99_us=$p99"
 
 # A burst: 16 threads, 4000 remaps; commits are shared.
 out=$(dm-msg bm 4000 80000 8 16) || echo "dm-msg failed: $out"
