@@ -39,7 +39,6 @@ use dm::{
     StatusType, TargetInfo,
 };
 use kernel::{
-    alloc::AllocError,
     new_mutex,
     prelude::*,
     sync::{rcu, Arc, Mutex},
@@ -297,39 +296,13 @@ impl RemapTarget {
         matches!(self.table.lookup(&guard, block), Some(v) if v & SWITCHING != 0)
     }
 
-    /// Maps a bio that waited for a switch, or defers it again; it lies in
-    /// one block. Returns what `BlockHold::release` expects.
-    fn route_released(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> Option<MapResult> {
-        let op = bio.op();
-        let offset = ti.target_offset(bio.sector());
-        let block = offset >> self.block_shift;
-        loop {
-            // In the read section before the lookup, as in `map`, so that a
-            // switch starting now waits for this bio.
-            let idx = self.in_flight.down_read();
-            let value = {
-                let guard = rcu::read_lock();
-                self.table.lookup(&guard, block)
-            };
-            match value {
-                Some(v) if v & SWITCHING != 0 => {
-                    self.in_flight.up_read(idx);
-                    match self.hold.defer(bio, || self.switching(block)) {
-                        Ok(result) => return Some(result),
-                        Err(back) => bio = back,
-                    }
-                }
-                Some(v) => {
-                    self.send_to_spare(&mut bio, op, offset, block, v);
-                    self.account(&mut bio, op, idx);
-                    return None;
-                }
-                None => {
-                    bio.remap(&self.data, self.data_offset + offset);
-                    self.account(&mut bio, op, idx);
-                    return None;
-                }
-            }
+    /// Maps a bio that waited for a switch, as `map` does (it lies in one
+    /// block, so it is never cut), or defers it again. Returns what
+    /// `BlockHold::release` expects: `None` when it is to be submitted.
+    fn route_released(&self, ti: &TargetInfo<'_>, bio: Bio<'_>) -> Option<MapResult> {
+        match <Self as dm::Target>::map(self, ti, bio) {
+            MapResult::Remapped => None,
+            deferred => Some(deferred),
         }
     }
 
@@ -417,9 +390,7 @@ impl RemapTarget {
             pr_err!("remap: {}\n", reason.to_str().unwrap_or("?"));
             EIO
         };
-        let (in_use, retired) = spare_lists(&image)?;
-        let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)
-            .map_err(|_| fail(c"Metadata records an impossible spare allocation"))?;
+        let (spares, in_use) = spares_of(&image).map_err(fail)?;
         self.table.clear(&mut admin.writer).map_err(table_errno)?;
         fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
         admin.spares = spares;
@@ -787,35 +758,37 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, micros: i64) {
     );
 }
 
+const NO_TABLE_MEMORY: &CStr = c"Cannot allocate memory for the remap table";
+
 /// The allocator and remap table that a metadata image records, for a
 /// data area of `nr_blocks` blocks.
 fn load_state(
     image: &MetaImage,
     nr_blocks: u64,
 ) -> Result<(SpareAllocator, RemapTable, Writer), &'static CStr> {
-    let nomem = c"Cannot allocate memory for the remap table";
-    let (in_use, retired) = spare_lists(image).map_err(|_| nomem)?;
-    let fmt = image.format();
-    let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)
-        .map_err(|_| c"Metadata records an impossible spare allocation")?;
+    let (spares, in_use) = spares_of(image)?;
     let (table, mut writer) =
-        RemapTable::new(nr_blocks, spares.capacity() as usize).map_err(|_| nomem)?;
+        RemapTable::new(nr_blocks, spares.capacity() as usize).map_err(|_| NO_TABLE_MEMORY)?;
     fill_table(image, &table, &mut writer, &in_use)?;
     Ok((spares, table, writer))
 }
 
-/// The spare blocks in use and the retired ones.
-fn spare_lists(image: &MetaImage) -> Result<(KVVec<u32>, KVVec<u32>), AllocError> {
+/// The spare allocator that an image records, and the spare blocks in use.
+fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static CStr> {
     let mut in_use = KVVec::new();
     let mut retired = KVVec::new();
     for spare in 0..image.format().nr_spare {
-        match image.slot(spare) {
-            Some(Slot::InUse { .. }) => in_use.push(spare, GFP_KERNEL)?,
-            Some(Slot::Retired) => retired.push(spare, GFP_KERNEL)?,
-            _ => {}
-        }
+        let list = match image.slot(spare) {
+            Some(Slot::InUse { .. }) => &mut in_use,
+            Some(Slot::Retired) => &mut retired,
+            _ => continue,
+        };
+        list.push(spare, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?;
     }
-    Ok((in_use, retired))
+    let fmt = image.format();
+    let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)
+        .map_err(|_| c"Metadata records an impossible spare allocation")?;
+    Ok((spares, in_use))
 }
 
 /// Enters the remaps of `in_use` spare blocks into an empty table.
@@ -827,7 +800,7 @@ fn fill_table(
 ) -> Result<(), &'static CStr> {
     table
         .reserve(writer, in_use.len())
-        .map_err(|_| c"Cannot allocate memory for the remap table")?;
+        .map_err(|_| NO_TABLE_MEMORY)?;
     for &spare in in_use {
         let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
             continue;
@@ -836,7 +809,7 @@ fn fill_table(
         table.insert(writer, block, value).map_err(|e| match e {
             TableError::Exists => c"Metadata maps a data block to two spares",
             TableError::OutOfRange => c"Metadata maps a block beyond the data area",
-            _ => c"Cannot allocate memory for the remap table",
+            _ => NO_TABLE_MEMORY,
         })?;
     }
     Ok(())
@@ -885,17 +858,18 @@ impl dm::Target for RemapTarget {
             spare_len: parsed.spare_len,
             block_size,
         };
-        let format = Format::new(identity)
-            .ok()
+        let format = match Format::new(identity) {
             // Table values keep their top two bits for flags.
-            .filter(|f| f.nr_spare & !SPARE_MASK == 0)
-            .ok_or_else(|| match Format::new(identity) {
-                Err(FormatError::TooSmall) => ctx.fail(
+            Ok(f) if f.nr_spare & !SPARE_MASK == 0 => f,
+            Err(FormatError::TooSmall) => {
+                return Err(ctx.fail(
                     c"Spare area too small for 5 metadata copies and one spare block",
                     EINVAL,
-                ),
-                _ => ctx.fail(c"Spare area has 2^30 blocks or more", EINVAL),
-            })?;
+                ))
+            }
+            Err(FormatError::BadBlockSize) => return Err(ctx.fail(c"Invalid block size", EINVAL)),
+            _ => return Err(ctx.fail(c"Spare area has 2^30 blocks or more", EINVAL)),
+        };
         let (claim, reloading) = SpareClaim::new(
             ctx.device_identity(),
             spare.devt(),

@@ -33,6 +33,15 @@ static inline int dm_call(int control, unsigned long cmd, union dm_buf *b)
 	return ioctl(control, cmd, b) ? errno : 0;
 }
 
+/* A request that carries only the device's name. Returns an errno. */
+static inline int dm_simple(int control, unsigned long cmd, const char *name)
+{
+	union dm_buf b;
+
+	dm_prepare(&b, name);
+	return dm_call(control, cmd, &b);
+}
+
 /* Sends message @text; the answer, if @out, into @out. Returns an errno. */
 static inline int dm_message(int control, const char *name, const char *text, char *out,
 			     size_t outlen)
@@ -57,10 +66,7 @@ static inline int dm_message(int control, const char *name, const char *text, ch
 
 static inline int dm_remove(int control, const char *name)
 {
-	union dm_buf b;
-
-	dm_prepare(&b, name);
-	return dm_call(control, DM_DEV_REMOVE, &b);
+	return dm_simple(control, DM_DEV_REMOVE, name);
 }
 
 /* Loads the one-target table "<start> <len> <type> <params>" as @name's inactive table. */
@@ -84,10 +90,7 @@ static inline int dm_load(int control, const char *name, uint64_t start, uint64_
 /* Resumes @name, swapping in its inactive table if it has one. */
 static inline int dm_resume(int control, const char *name)
 {
-	union dm_buf b;
-
-	dm_prepare(&b, name);
-	return dm_call(control, DM_DEV_SUSPEND, &b);
+	return dm_simple(control, DM_DEV_SUSPEND, name);
 }
 
 /*
@@ -97,11 +100,8 @@ static inline int dm_resume(int control, const char *name)
 static inline int dm_create(int control, const char *name, uint64_t start, uint64_t len,
 			    const char *type, const char *params)
 {
-	union dm_buf b;
-	int r;
+	int r = dm_simple(control, DM_DEV_CREATE, name);
 
-	dm_prepare(&b, name);
-	r = dm_call(control, DM_DEV_CREATE, &b);
 	if (r)
 		return r;
 	r = dm_load(control, name, start, len, type, params);

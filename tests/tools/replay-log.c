@@ -90,6 +90,12 @@ static struct log_write_super read_super(int log)
 	return super;
 }
 
+/* Bytes from one entry to the next: the entry block, then its data. */
+static off_t entry_span(const struct log_write_entry *e, uint32_t ss)
+{
+	return ss + (e->flags & LOG_DISCARD_FLAG ? 0 : (off_t)e->nr_sectors * ss);
+}
+
 static int list(int log)
 {
 	struct log_write_super super = read_super(log);
@@ -126,9 +132,7 @@ static int list(int log)
 			printf(" %.*s", (int)len, block + sizeof(e));
 		}
 		putchar('\n');
-		at += ss;
-		if (!(e.flags & LOG_DISCARD_FLAG))
-			at += (off_t)e.nr_sectors * ss;
+		at += entry_span(&e, ss);
 	}
 	free(block);
 	return 0;
@@ -248,9 +252,7 @@ static int check(int log, int replay, int copy, size_t bytes, const char *table)
 				fflush(stdout);
 			}
 		}
-		at += ss;
-		if (!(e.flags & LOG_DISCARD_FLAG))
-			at += (off_t)e.nr_sectors * ss;
+		at += entry_span(&e, ss);
 	}
 	if (live && dm_remove(control, "crash-check"))
 		die("remove");
