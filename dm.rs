@@ -13,7 +13,7 @@
 
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
-    bindings::{bio, blk_status_t, block_device, queue_limits},
+    bindings::{bio, blk_status_t, block_device, bvec_iter, queue_limits},
     error::to_result,
     prelude::*,
     types::Opaque,
@@ -110,7 +110,7 @@ pub(crate) trait Target: Sized + Send + Sync {
     const VERSION: [u32; 3];
     /// `DM_TARGET_*` feature flags.
     const FEATURES: u64 = 0;
-    /// Whether each bio carries a `u64` of per-bio data for the target
+    /// Whether each bio carries a [`PerBio`] for the target
     /// ([`Bio::per_bio_data`]), set in `map` and read in `end_io`.
     const PER_BIO_DATA: bool = false;
 
@@ -168,6 +168,16 @@ pub(crate) trait Target: Sized + Send + Sync {
     fn resume(&self, _ti: &TargetInfo<'_>) {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// The queue of bios the target keeps for its worker, if it has one:
+    /// the destructor waits for the worker before the target goes.
+    fn bio_queue(&self) -> Option<&BioQueue> {
+        None
+    }
+
+    /// The worker of the target's [`BioQueue`]: takes the kept bios and
+    /// ends each one. Process context; may sleep.
+    fn process_kept(&self, _ti: &TargetInfo<'_>) {}
 }
 
 /// The registration of a target type with device-mapper core.
@@ -291,6 +301,13 @@ impl TargetInfo<'_> {
     #[inline(always)]
     pub(crate) fn target_offset(&self, sector: u64) -> u64 {
         sector - self.raw().begin
+    }
+
+    /// Raises a table event: `dmsetup wait` returns. Process context.
+    pub(crate) fn raise_event(&self) {
+        // SAFETY: `ti` is valid and belongs to a live table (type
+        // invariant).
+        unsafe { b::dmr_table_event(self.ti.as_ptr()) };
     }
 
     /// The target type's name and version, as IMA measurements print them.
@@ -517,6 +534,8 @@ pub(crate) struct Bio<'a> {
     /// Whether the bio may be handed to a [`BlockHold`]: in `map`, or
     /// taken from a hold.
     deferrable: bool,
+    /// Whether `end_io` put the bio on a [`BioQueue`].
+    kept: bool,
     _life: PhantomData<&'a mut bio>,
 }
 
@@ -533,6 +552,7 @@ impl Bio<'_> {
             per_bio_data,
             in_map,
             deferrable: in_map,
+            kept: false,
             _life: PhantomData,
         }
     }
@@ -577,17 +597,50 @@ impl Bio<'_> {
         unsafe { b::dm_bio_get_target_bio_nr(self.bio.as_ptr()) }
     }
 
-    /// The target's `u64` of per-bio data, if it asked for it
+    /// The target's per-bio data, if it asked for it
     /// ([`Target::PER_BIO_DATA`]).
     #[inline(always)]
-    pub(crate) fn per_bio_data(&mut self) -> Option<&mut u64> {
+    pub(crate) fn per_bio_data(&mut self) -> Option<&mut PerBio> {
         if !self.per_bio_data {
             return None;
         }
-        // SAFETY: the target asked for 8 bytes of per-bio data, which
+        // SAFETY: the target asked for a `PerBio` of per-bio data, which
         // device-mapper core allocates with every bio it hands over, aligned
         // for pointers; it lives as long as the bio.
-        Some(unsafe { &mut *b::dm_per_bio_data(self.bio.as_ptr(), 8).cast::<u64>() })
+        Some(unsafe {
+            &mut *b::dm_per_bio_data(self.bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>()
+        })
+    }
+
+    /// Records in the per-bio data where the bio's data stands now, for a
+    /// [`KeptBio`] to copy it later (`end_io` sees the iterator advanced).
+    #[inline(always)]
+    pub(crate) fn save_iter(&mut self) {
+        let iter = self.raw().bi_iter;
+        if let Some(data) = self.per_bio_data() {
+            data.iter = iter;
+        }
+    }
+
+    /// Whether this is a read-ahead, which may fail without harm.
+    pub(crate) fn is_readahead(&self) -> bool {
+        // SAFETY: the bio is valid (type invariant).
+        unsafe { b::dmr_bio_readahead(self.bio.as_ptr()) }
+    }
+
+    /// In `end_io`: puts the bio on `queue` for the target's worker, which
+    /// ends it; device-mapper core is told the bio is incomplete. Refused
+    /// (returns `false`) elsewhere and without per-bio data.
+    pub(crate) fn keep(&mut self, queue: &BioQueue) -> bool {
+        if self.in_map || self.deferrable || !self.per_bio_data || self.kept {
+            return false;
+        }
+        self.kept = true;
+        // SAFETY: the queue is valid; the bio is a completing dm clone for
+        // which `end_io_callback` returns DM_ENDIO_INCOMPLETE, so it stays
+        // ours until the worker ends it.
+        unsafe { b::dmr_bioq_push(queue.q.as_ptr(), self.bio.as_ptr()) };
+        true
     }
 
     /// In `map`: keeps only the first `sectors` sectors of the bio;
@@ -617,6 +670,233 @@ impl Bio<'_> {
             (*self.bio.as_ptr()).bi_iter.bi_sector = sector;
         }
     }
+}
+
+/// The per-bio data of a target that asks for it: `tag` and `offset` are
+/// the target's to use; `iter` is kept by [`Bio::save_iter`].
+#[repr(C)]
+pub(crate) struct PerBio {
+    pub(crate) tag: u64,
+    pub(crate) offset: u64,
+    iter: bvec_iter,
+}
+
+/// Bios a target keeps to end later from its worker: failed bios from
+/// `end_io` ([`Bio::keep`]) and bios `map` takes ([`BioQueue::take_from_map`]).
+/// The worker runs [`Target::process_kept`] on an ordered `WQ_MEM_RECLAIM`
+/// workqueue of its own, queued whenever a bio is added.
+///
+/// # Invariants
+///
+/// `q` comes from `dmr_bioq_alloc` for a target of a type whose callbacks
+/// are [`bioq_callback`]'s `T`, and is freed on drop.
+pub(crate) struct BioQueue {
+    q: NonNull<b::dmr_bioq>,
+    per_bio_data: bool,
+}
+
+// SAFETY: the list is protected by the queue's irq-safe spinlock; the rest
+// is set once at allocation.
+unsafe impl Send for BioQueue {}
+// SAFETY: see `Send`.
+unsafe impl Sync for BioQueue {}
+
+impl BioQueue {
+    /// A queue for the target under construction in `ctx`.
+    pub(crate) fn new<T: Target>(ctx: &mut Ctr<'_>, name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is a static C string; `ti` is the target under
+        // construction, whose `private` is set once `ctr` succeeds, before
+        // any bio reaches it; the callback matches the target's type.
+        let q = unsafe {
+            b::dmr_bioq_alloc(
+                name.as_char_ptr(),
+                ctx.ti.as_ptr(),
+                Some(bioq_callback::<T>),
+            )
+        };
+        NonNull::new(q)
+            .map(|q| Self {
+                q,
+                per_bio_data: T::PER_BIO_DATA,
+            })
+            .ok_or(ENOMEM)
+    }
+
+    /// In `map`: takes the bio for the worker. The bio's per-bio data must
+    /// have been set ([`Bio::save_iter`]).
+    pub(crate) fn take_from_map(&self, bio: Bio<'_>) -> MapResult {
+        if !bio.in_map || !bio.per_bio_data {
+            return MapResult::Kill;
+        }
+        // SAFETY: the queue is valid; `map` returns `Submitted` for the
+        // clone, so it is ours until the worker ends it.
+        unsafe { b::dmr_bioq_push(self.q.as_ptr(), bio.bio.as_ptr()) };
+        MapResult::Submitted
+    }
+
+    /// Takes every kept bio, in the order they were added.
+    pub(crate) fn take(&self) -> KeptBios {
+        KeptBios {
+            // SAFETY: the queue is valid (type invariant).
+            next: unsafe { b::dmr_bioq_take(self.q.as_ptr()) },
+            per_bio_data: self.per_bio_data,
+        }
+    }
+
+    /// Waits until the worker is idle.
+    pub(crate) fn flush(&self) {
+        // SAFETY: the queue is valid (type invariant).
+        unsafe { b::dmr_bioq_flush(self.q.as_ptr()) };
+    }
+}
+
+impl Drop for BioQueue {
+    fn drop(&mut self) {
+        // SAFETY: valid (type invariant); every kept bio has ended.
+        unsafe { b::dmr_bioq_free(self.q.as_ptr()) };
+    }
+}
+
+/// The bios taken from a [`BioQueue`]; any not taken out are ended with an
+/// I/O error when this is dropped.
+pub(crate) struct KeptBios {
+    next: *mut bio,
+    per_bio_data: bool,
+}
+
+impl Iterator for KeptBios {
+    type Item = KeptBio;
+
+    fn next(&mut self) -> Option<KeptBio> {
+        let raw = NonNull::new(self.next)?;
+        // SAFETY: `raw` is on the list taken from the queue, linked by
+        // `bi_next`; unlinking it leaves the rest intact.
+        self.next = unsafe { b::dmr_bio_list_next(raw.as_ptr()) };
+        Some(KeptBio {
+            bio: raw,
+            per_bio_data: self.per_bio_data,
+        })
+    }
+}
+
+impl Drop for KeptBios {
+    fn drop(&mut self) {
+        for bio in self.by_ref() {
+            bio.end(b::dmr_status_DMR_STS_IOERR as u8);
+        }
+    }
+}
+
+/// A bio the worker took from a [`BioQueue`]. It ends with
+/// [`KeptBio::end`], or with an I/O error if dropped.
+///
+/// # Invariants
+///
+/// `bio` is a dm clone on no list, owned by the worker until ended; when
+/// `per_bio_data` is true it carries a [`PerBio`].
+pub(crate) struct KeptBio {
+    bio: NonNull<bio>,
+    per_bio_data: bool,
+}
+
+// SAFETY: the bio is owned by whoever holds this; bios may be ended from
+// any thread.
+unsafe impl Send for KeptBio {}
+
+impl KeptBio {
+    /// The target's per-bio data.
+    pub(crate) fn data(&mut self) -> Option<&mut PerBio> {
+        if !self.per_bio_data {
+            return None;
+        }
+        // SAFETY: as in `Bio::per_bio_data`: the bio is valid and carries a
+        // `PerBio` (type invariant).
+        Some(unsafe {
+            &mut *b::dm_per_bio_data(self.bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>()
+        })
+    }
+
+    /// The status the bio completed with (0 for a bio taken in `map`).
+    pub(crate) fn status(&self) -> u8 {
+        // SAFETY: the bio is valid (type invariant).
+        unsafe { (*self.bio.as_ptr()).bi_status }
+    }
+
+    /// Bytes of data recorded by [`Bio::save_iter`].
+    pub(crate) fn bytes(&mut self) -> u32 {
+        self.data().map_or(0, |d| d.iter.bi_size)
+    }
+
+    /// Copies `buf.len()` bytes between the bio's data, `skip` bytes into
+    /// what [`Bio::save_iter`] recorded, and `buf`: into the bio when
+    /// `to_bio`. Nothing is copied beyond the recorded data.
+    pub(crate) fn copy(&mut self, skip: u32, buf: &mut [u8], to_bio: bool) {
+        let Some(data) = self.data() else { return };
+        let iter = data.iter;
+        let Some(len) = iter.bi_size.checked_sub(skip) else {
+            return;
+        };
+        let len = len.min(buf.len() as u32);
+        // SAFETY: the bio is valid and its data pages stay with it until it
+        // ends (type invariant); `iter` describes that data and `buf` holds
+        // at least `len` bytes.
+        unsafe {
+            b::dmr_bio_copy(
+                self.bio.as_ptr(),
+                &iter,
+                skip,
+                buf.as_mut_ptr().cast(),
+                len,
+                to_bio,
+            )
+        };
+    }
+
+    /// Ends the bio with `status`; device-mapper core calls `end_io` again.
+    pub(crate) fn end(self, status: u8) {
+        let raw = self.bio.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: the bio is ours (type invariant) and ended once.
+        unsafe { b::dmr_bio_endio(raw, status) };
+    }
+}
+
+impl Drop for KeptBio {
+    fn drop(&mut self) {
+        // SAFETY: the bio is ours (type invariant); `end` forgets `self`, so
+        // this is the only end.
+        unsafe { b::dmr_bio_endio(self.bio.as_ptr(), b::dmr_status_DMR_STS_IOERR as u8) };
+    }
+}
+
+/// A scope in which allocations do not start I/O (`memalloc_noio_save`):
+/// the worker that completes I/O must not wait for reclaim that waits for
+/// that I/O.
+pub(crate) struct NoIoScope(c_uint);
+
+impl NoIoScope {
+    pub(crate) fn enter() -> Self {
+        // SAFETY: plain call; restored in the same task on drop.
+        Self(unsafe { b::dmr_noio_save() })
+    }
+}
+
+impl Drop for NoIoScope {
+    fn drop(&mut self) {
+        // SAFETY: the flags of the matching save, in the same task.
+        unsafe { b::dmr_noio_restore(self.0) };
+    }
+}
+
+/// # Safety
+///
+/// `ti` must be a target of type `T` whose constructor has returned and
+/// whose destructor has not finished (it flushes the queue).
+unsafe extern "C" fn bioq_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: bios reach a queue only after `ctr` returned, and `dtr`
+    // flushes the queue before the target goes.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.process_kept(&info);
 }
 
 /// Bios waiting for blocks whose mapping is switching: `map` hands a bio
@@ -871,7 +1151,7 @@ unsafe extern "C" fn ctr_callback<T: Target>(
         Err(e) => return ctx.fail(c"Cannot allocate the argument list", e).to_errno(),
     };
     if T::PER_BIO_DATA {
-        ctx.set_per_io_data_size(8);
+        ctx.set_per_io_data_size(core::mem::size_of::<PerBio>() as u32);
     }
     match T::ctr(&mut ctx, &args) {
         Ok(target) => {
@@ -890,6 +1170,13 @@ unsafe extern "C" fn ctr_callback<T: Target>(
 ///
 /// `ti` must have been constructed by [`ctr_callback`] and not destroyed.
 unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: `ti` is valid and constructed.
+    let target = unsafe { private::<T>(ti) };
+    if let Some(queue) = target.bio_queue() {
+        // Every kept bio has ended (device-mapper core waits for them
+        // before a table goes), but the worker may still be returning.
+        queue.flush();
+    }
     // SAFETY: `ti` is valid and `private` came from `KBox::into_raw` of a
     // pinned box in `ctr_callback`; `dtr` is the last callback.
     drop(unsafe { Pin::new_unchecked(KBox::from_raw((*ti).private.cast::<T>())) });
@@ -938,7 +1225,12 @@ unsafe extern "C" fn end_io_callback<T: Target>(
             &mut *error,
         )
     };
-    (match target.end_io(&info, &mut bio, status) {
+    let result = target.end_io(&info, &mut bio, status);
+    if bio.kept {
+        // On a `BioQueue`: the worker ends it.
+        return b::DM_ENDIO_INCOMPLETE as c_int;
+    }
+    (match result {
         EndIoResult::Done => b::DM_ENDIO_DONE,
         EndIoResult::Incomplete => b::DM_ENDIO_INCOMPLETE,
         EndIoResult::Requeue => b::DM_ENDIO_REQUEUE,

@@ -35,14 +35,14 @@ mod table_args;
 use bufio::{BufioClient, OrderedQueue};
 use core::fmt;
 use dm::{
-    Bio, BioOp, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits,
-    StatusType, TargetInfo,
+    Bio, BioOp, BioQueue, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, KeptBio,
+    MapResult, NoIoScope, QueueLimits, StatusType, TargetInfo,
 };
 use kernel::{
     new_mutex,
     prelude::*,
     sync::{rcu, Arc, Mutex},
-    time::{Instant, Monotonic},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 use metadata::{Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot};
 use percpu::PerCpuCounters;
@@ -82,8 +82,19 @@ const DATA_LOST: u32 = 1 << 31;
 /// Table value flag of a block whose mapping is switching: bios starting
 /// in it wait on the hold list.
 const SWITCHING: u32 = 1 << 30;
-/// The spare block in a table value.
-const SPARE_MASK: u32 = SWITCHING - 1;
+/// Table value flag of a pending block: a data block that could not be
+/// read. It is not remapped; the low bits are its pending slot in the
+/// metadata. Its next write is relocated to a spare.
+const PENDING: u32 = 1 << 29;
+/// The spare block (or pending slot) in a table value.
+const SPARE_MASK: u32 = PENDING - 1;
+
+/// Reads of a failed read are retried this often per block, unless the
+/// table line says otherwise (`read_retries`).
+const DEFAULT_READ_RETRIES: u32 = 1;
+
+/// Relocations the worker gathers before it commits them together.
+const GROUP_MAX: usize = 128;
 
 /// A spare area claimed by a live table.
 struct Owner {
@@ -174,7 +185,13 @@ mod stat {
     pub(crate) const WRITE_ERRORS: usize = 9;
     pub(crate) const OTHER_ERRORS: usize = 10;
     pub(crate) const LOOKUPS: usize = 11;
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const TRANSIENT_ERRORS: usize = 12;
+    pub(crate) const AUTO_REMAPS: usize = 13;
+    pub(crate) const SPARE_WRITE_ERRORS: usize = 14;
+    pub(crate) const PENDING_MARKED: usize = 15;
+    pub(crate) const PENDING_CLEARED: usize = 16;
+    pub(crate) const FAILED_BIOS: usize = 17;
+    pub(crate) const COUNT: usize = 18;
     pub(crate) const NAMES: [&str; COUNT] = [
         "reads",
         "writes",
@@ -188,14 +205,29 @@ mod stat {
         "write_errors",
         "other_errors",
         "lookups",
+        "transient_errors",
+        "auto_remaps",
+        "spare_write_errors",
+        "pending_marked",
+        "pending_cleared",
+        "failed_bios",
     ];
 }
 
-/// Per-bio data: the SRCU read index in the low 32 bits, and what the bio
-/// was, for `end_io`'s error counts.
+/// The tag of the per-bio data: the SRCU read index in the low 32 bits,
+/// what the bio was, and how far it went. The per-bio offset is the bio's
+/// first sector counted from the target's start.
 mod per_bio {
     pub(crate) const READ: u64 = 1 << 32;
     pub(crate) const WRITE: u64 = 1 << 33;
+    /// The bio holds a read section of `in_flight`.
+    pub(crate) const IN_SECTION: u64 = 1 << 34;
+    /// A read of a pending block: success clears the pending state.
+    pub(crate) const PENDING_READ: u64 = 1 << 35;
+    /// A write to a pending block, taken in `map` for the worker.
+    pub(crate) const PENDING_WRITE: u64 = 1 << 36;
+    /// Ended by the worker: `end_io` passes it on as it is.
+    pub(crate) const ENDED: u64 = 1 << 37;
     pub(crate) const INDEX_MASK: u64 = 0xffff_ffff;
 }
 
@@ -203,15 +235,23 @@ mod per_bio {
 struct Admin {
     writer: Writer,
     spares: SpareAllocator,
+    /// Free pending slots, and the number of pending blocks.
+    pending_free: KVVec<u32>,
+    pending: u32,
     /// Another table of this device was live when this one was loaded:
     /// load again in `preresume`, when it has stopped.
     reload_pending: bool,
+    /// Spare exhaustion was reported with a table event; cleared when a
+    /// spare is freed.
+    exhaustion_reported: bool,
 }
 
 /// One `remap` target: a data area and a spare area, on one device or two.
 #[pin_data(PinnedDrop)]
 struct RemapTarget {
-    /// Dropped first: draining it ends every commit while the devices are
+    /// Failed bios and writes to pending blocks, for the worker.
+    kept: BioQueue,
+    /// Dropped early: draining it ends every commit while the devices are
     /// still open.
     queue: OrderedQueue,
     /// The metadata writer; its dm-bufio client uses `spare`.
@@ -231,6 +271,10 @@ struct RemapTarget {
     features: Features,
     /// Whether the table may write (not `dmsetup --readonly`).
     writable: bool,
+    /// Whether I/O errors are handled (writable, no `no_auto_remap`).
+    auto_remap: bool,
+    /// Reads of a failed read are retried this often per block.
+    read_retries: u32,
     _claim: SpareClaim,
     table: RemapTable,
     /// Bios are inside a read section from `map` to `end_io`.
@@ -250,7 +294,9 @@ remap target messages (<sector> counts from the target's first sector):
   remap <sector>              move the block holding <sector> to a spare
   unremap <sector>            copy the block back and free its spare
   lookup <sector>             where the block holding <sector> goes
-  list [<block> [<count>]]    remapped blocks from <block> on, in order
+  list [<block> [<count>]]    remapped and pending blocks from <block> on,
+                              in order: '<block> <spare>[ lost]' or
+                              '<block> pending'
 ";
 
 /// A message refused: the reason goes to the kernel log, the errno to the
@@ -261,6 +307,11 @@ fn refuse<T>(err: Error, reason: fmt::Arguments<'_>) -> Result<T> {
 }
 
 impl RemapTarget {
+    /// Remapped blocks: the table's entries but the pending ones.
+    fn remapped(&self, admin: &Admin) -> usize {
+        self.table.len(&admin.writer) - admin.pending as usize
+    }
+
     fn nr_blocks(&self, ti: &TargetInfo<'_>) -> u64 {
         ti.len() >> self.block_shift
     }
@@ -344,18 +395,22 @@ impl RemapTarget {
         });
     }
 
-    /// Counts a mapped bio and records, for `end_io`, its read section and
-    /// what it was. `op` is `bio.op()`, decoded once per bio by the caller.
+    /// Counts a mapped bio and records, for `end_io` and the worker, its
+    /// read section, what it was, where it starts in the target (`offset`)
+    /// and where its data is. `op` is `bio.op()`, decoded once per bio by
+    /// the caller; `flags` are more `per_bio` flags.
     #[inline(always)]
-    fn account(&self, bio: &mut Bio<'_>, op: BioOp, idx: ReadIndex) {
+    fn account(&self, bio: &mut Bio<'_>, op: BioOp, idx: ReadIndex, offset: u64, flags: u64) {
         let (kind, counter) = match op {
             BioOp::Read => (per_bio::READ, stat::READS),
             BioOp::Write => (per_bio::WRITE, stat::WRITES),
             _ => (0, stat::OTHER_BIOS),
         };
         self.stats.inc(counter);
+        bio.save_iter();
         if let Some(data) = bio.per_bio_data() {
-            *data = idx.to_raw() | kind;
+            data.tag = idx.to_raw() | kind | per_bio::IN_SECTION | flags;
+            data.offset = offset;
         }
     }
 
@@ -392,11 +447,15 @@ impl RemapTarget {
         };
         let (spares, in_use) = spares_of(&image).map_err(fail)?;
         self.table.clear(&mut admin.writer).map_err(table_errno)?;
-        fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
+        let pending = fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
         admin.spares = spares;
+        admin.pending_free = pending.free;
+        admin.pending = pending.count;
+        admin.exhaustion_reported = false;
         report_load(
             &report,
-            self.table.len(&admin.writer),
+            self.remapped(admin),
+            admin.pending,
             started.elapsed().as_micros_ceil(),
         );
         let mut meta = self.meta.lock();
@@ -414,8 +473,20 @@ impl RemapTarget {
         let spare = {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            if self.table.contains(block) {
-                return refuse(EEXIST, format_args!("block {} is already remapped", block));
+            match self.table.get(block) {
+                Some(v) if v & PENDING != 0 => {
+                    return refuse(
+                        EBUSY,
+                        format_args!(
+                            "block {} is pending (unreadable): its next write relocates it",
+                            block
+                        ),
+                    )
+                }
+                Some(_) => {
+                    return refuse(EEXIST, format_args!("block {} is already remapped", block))
+                }
+                None => {}
             }
             let Some(spare) = admin.spares.alloc() else {
                 return refuse(
@@ -513,6 +584,12 @@ impl RemapTarget {
             let mut admin = self.admin.lock();
             match self.table.get(block) {
                 None => return refuse(ENOENT, format_args!("block {} is not remapped", block)),
+                Some(v) if v & PENDING != 0 => {
+                    return refuse(
+                        ENOENT,
+                        format_args!("block {} is not remapped (it is pending)", block),
+                    )
+                }
                 Some(v) if v & SWITCHING != 0 => {
                     return refuse(EBUSY, format_args!("block {} is switching", block))
                 }
@@ -535,6 +612,7 @@ impl RemapTarget {
             if result.is_ok() {
                 let _ = self.table.remove(&mut admin.writer, block);
                 let _ = admin.spares.release(spare);
+                admin.exhaustion_reported = false;
             } else {
                 let _ = self.table.update(&mut admin.writer, block, value);
             }
@@ -556,6 +634,10 @@ impl RemapTarget {
     fn msg_lookup(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
         match self.table.get(block) {
+            Some(v) if v & PENDING != 0 => out.emit(format_args!(
+                "block {} pending: unreadable, its next write relocates it\n",
+                block
+            )),
             Some(v) => out.emit(format_args!(
                 "block {} remapped to spare block {} (spare device sector {}){}\n",
                 block,
@@ -608,6 +690,10 @@ impl RemapTarget {
                 out.emit(format_args!("more {}\n", block));
                 break;
             }
+            if value & PENDING != 0 {
+                out.emit(format_args!("{} pending\n", block));
+                continue;
+            }
             out.emit(format_args!(
                 "{} {}{}\n",
                 block,
@@ -625,8 +711,9 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={}\n",
-            self.table.len(&admin.writer),
+            "remapped_blocks={} pending_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={}\n",
+            self.remapped(&admin),
+            admin.pending,
             admin.spares.in_use(),
             admin.spares.free(),
             admin.spares.retired(),
@@ -669,6 +756,436 @@ fn heap_sort_by_block(v: &mut [(u64, u32)]) {
     for end in (1..n).rev() {
         v.swap(0, end);
         sift_down(v, 0, end);
+    }
+}
+
+/// Whether an I/O error may go away on another block: a medium or device
+/// error. Others (not supported, would block, no space, reservation
+/// conflicts, ...) say nothing about the block and pass through.
+fn remappable(status: u8) -> bool {
+    matches!(
+        u32::from(status),
+        dm::bindings::dmr_status_DMR_STS_IOERR
+            | dm::bindings::dmr_status_DMR_STS_MEDIUM
+            | dm::bindings::dmr_status_DMR_STS_PROTECTION
+    )
+}
+
+/// A block the worker moves to a spare, and the data to write there.
+struct Relocation {
+    block: u64,
+    data: KVec<u8>,
+    /// The index in [`Group::bios`] of the bio that waits for it.
+    bio: usize,
+    /// Whether this relocation writes the block: a later one of the same
+    /// block in the group takes over, its data being newer.
+    owner: bool,
+    /// Whether the block is marked switching in the table.
+    claimed: bool,
+    /// The spare it goes to, while it has one.
+    spare: Option<u32>,
+    /// The block's table value before: a spare, a pending slot, or none.
+    old: Option<u32>,
+    /// Whether the block now maps to its new spare.
+    done: bool,
+}
+
+/// A kept bio, the status it ends with if its data cannot be saved, and
+/// whether that is already known.
+struct GroupBio {
+    bio: KeptBio,
+    error: u8,
+    failed: bool,
+}
+
+/// What the worker gathered from kept bios, committed together.
+struct Group {
+    bios: KVec<GroupBio>,
+    relocations: KVec<Relocation>,
+    /// Data blocks that could not be read, and pending blocks read after
+    /// all.
+    unreadable: KVec<u64>,
+    readable: KVec<u64>,
+    /// Pending slots taken and given back, with their blocks.
+    pending_new: KVec<(u64, u32)>,
+    pending_gone: KVec<(u64, u32)>,
+    /// Spares that failed a write.
+    retired: KVec<u32>,
+}
+
+impl Group {
+    fn new() -> Self {
+        Self {
+            bios: KVec::new(),
+            relocations: KVec::new(),
+            unreadable: KVec::new(),
+            readable: KVec::new(),
+            pending_new: KVec::new(),
+            pending_gone: KVec::new(),
+            retired: KVec::new(),
+        }
+    }
+}
+
+impl RemapTarget {
+    fn is_pending(&self, block: u64) -> bool {
+        matches!(self.table.get(block), Some(v) if v & PENDING != 0)
+    }
+
+    /// Reads or writes `block` where it maps now, synchronously, waiting
+    /// while a message switches it. Inside a read section: a switch that
+    /// starts meanwhile copies the block after this write.
+    fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> Result {
+        loop {
+            let idx = self.in_flight.down_read();
+            let value = self.table.get(block);
+            if matches!(value, Some(v) if v & SWITCHING != 0) {
+                self.in_flight.up_read(idx);
+                fsleep(Delta::from_millis(1));
+                continue;
+            }
+            let result = match value {
+                Some(v) if v & PENDING == 0 => self.spare.rw_sync(self.spare_sector(v), buf, write),
+                _ => self.data.rw_sync(self.data_sector(block), buf, write),
+            };
+            self.in_flight.up_read(idx);
+            return result;
+        }
+    }
+
+    /// Retries a kept bio block by block: writes that fail again, and
+    /// writes to pending blocks, become relocations of the group; reads
+    /// that fail every retry make their blocks pending.
+    fn handle_kept(&self, group: &mut Group, mut bio: KeptBio) {
+        let status = bio.status();
+        let bytes = bio.bytes();
+        let Some(data) = bio.data() else {
+            return;
+        };
+        let (tag, offset) = (data.tag, data.offset);
+        data.tag |= per_bio::ENDED;
+        let error = if status != 0 {
+            status
+        } else {
+            dm::bindings::dmr_status_DMR_STS_IOERR as u8
+        };
+        let whole_blocks =
+            offset & ((1 << self.block_shift) - 1) == 0 && bytes & (self.block_size - 1) == 0;
+        if !whole_blocks || group.bios.reserve(1, GFP_KERNEL).is_err() {
+            // io_hints makes every bio whole blocks; memory is short.
+            self.stats.inc(stat::FAILED_BIOS);
+            bio.end(error);
+            return;
+        }
+        let first = offset >> self.block_shift;
+        let count = bytes / self.block_size;
+        let index = group.bios.len();
+        let mut failed = false;
+        if tag & per_bio::WRITE != 0 {
+            for i in 0..count {
+                let block = first + u64::from(i);
+                let Ok(mut buf) = self.block_buffer() else {
+                    failed = true;
+                    break;
+                };
+                bio.copy(i * self.block_size, &mut buf, false);
+                // A write to a pending block is relocated unless an earlier
+                // one already did.
+                let retry = tag & per_bio::PENDING_WRITE == 0 || !self.is_pending(block);
+                if retry && self.retry_io(block, &mut buf, true).is_ok() {
+                    if status != 0 {
+                        self.stats.inc(stat::TRANSIENT_ERRORS);
+                    }
+                    continue;
+                }
+                let relocation = Relocation {
+                    block,
+                    data: buf,
+                    bio: index,
+                    owner: false,
+                    claimed: false,
+                    spare: None,
+                    old: None,
+                    done: false,
+                };
+                if group.relocations.push(relocation, GFP_KERNEL).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+        } else if status == 0 {
+            // A pending block read after all (`PENDING_READ`).
+            for block in first..first + u64::from(count) {
+                if self.is_pending(block) {
+                    let _ = group.readable.push(block, GFP_KERNEL);
+                }
+            }
+        } else {
+            for i in 0..count {
+                let block = first + u64::from(i);
+                let Ok(mut buf) = self.block_buffer() else {
+                    failed = true;
+                    break;
+                };
+                if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).is_ok()) {
+                    bio.copy(i * self.block_size, &mut buf, true);
+                    self.stats.inc(stat::TRANSIENT_ERRORS);
+                    continue;
+                }
+                failed = true;
+                // Only a data block becomes pending: a spare that fails a
+                // read keeps its remap (see README).
+                if self.table.get(block).is_none() {
+                    let _ = group.unreadable.push(block, GFP_KERNEL);
+                }
+            }
+        }
+        let _ = group
+            .bios
+            .push_within_capacity(GroupBio { bio, error, failed });
+    }
+
+    /// Takes a spare for relocation `r` and marks its block switching.
+    /// Returns whether the spares ran out.
+    fn claim_spare(&self, r: &mut Relocation) -> bool {
+        loop {
+            let mut guard = self.admin.lock();
+            let current = self.table.get(r.block);
+            if matches!(current, Some(v) if v & SWITCHING != 0) {
+                // A message switches it: wait until it is done.
+                drop(guard);
+                fsleep(Delta::from_millis(1));
+                continue;
+            }
+            let admin = &mut *guard;
+            let Some(spare) = admin.spares.alloc() else {
+                return true;
+            };
+            let marked = match current {
+                None => self
+                    .table
+                    .insert(&mut admin.writer, r.block, spare | SWITCHING),
+                Some(_) => self
+                    .table
+                    .update(&mut admin.writer, r.block, spare | SWITCHING),
+            };
+            if marked.is_err() {
+                let _ = admin.spares.release(spare);
+                return false;
+            }
+            r.claimed = true;
+            r.spare = Some(spare);
+            r.old = current;
+            return false;
+        }
+    }
+
+    /// Writes a relocation's data to its spare; a spare that fails is
+    /// retired and the next one tried. Returns whether the spares ran out.
+    fn write_spare(&self, r: &mut Relocation, retired: &mut KVec<u32>) -> bool {
+        while let Some(spare) = r.spare {
+            if self
+                .spare
+                .rw_sync(self.spare_sector(spare), &mut r.data, true)
+                .is_ok()
+            {
+                return false;
+            }
+            self.stats.inc(stat::SPARE_WRITE_ERRORS);
+            pr_warn!("remap: spare block {} failed a write: retired\n", spare);
+            let _ = retired.push(spare, GFP_KERNEL);
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            let _ = admin.spares.retire(spare);
+            r.spare = admin.spares.alloc();
+            if let Some(next) = r.spare {
+                let _ = self
+                    .table
+                    .update(&mut admin.writer, r.block, next | SWITCHING);
+            }
+        }
+        true
+    }
+
+    /// Relocates the group's blocks, records its pending blocks, commits it
+    /// all at once, switches the table and ends the group's bios.
+    fn finish_group(&self, ti: &TargetInfo<'_>, group: &mut Group) {
+        let mut ran_out = false;
+        // Spares claimed, blocks marked switching: bios starting in them
+        // now wait on the hold.
+        for i in 0..group.relocations.len() {
+            let block = group.relocations[i].block;
+            let earlier =
+                (0..i).find(|&j| group.relocations[j].owner && group.relocations[j].block == block);
+            if let Some(j) = earlier {
+                let e = &mut group.relocations[j];
+                e.owner = false;
+                let (claimed, spare, old) = (e.claimed, e.spare, e.old);
+                let r = &mut group.relocations[i];
+                (r.claimed, r.spare, r.old) = (claimed, spare, old);
+                r.owner = true;
+            } else {
+                let r = &mut group.relocations[i];
+                r.owner = true;
+                ran_out |= self.claim_spare(r);
+            }
+        }
+        // Bios mapped to the old places have ended; then the data goes to
+        // the spares.
+        if group.relocations.iter().any(|r| r.claimed) {
+            self.in_flight.synchronize();
+        }
+        for r in group.relocations.iter_mut() {
+            if r.owner && r.spare.is_some() {
+                ran_out |= self.write_spare(r, &mut group.retired);
+            }
+        }
+        // Pending slots for unreadable data blocks; they enter the table
+        // now, so that no message remaps them meanwhile.
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            for &block in group.unreadable.iter() {
+                if self.table.get(block).is_some()
+                    || group.pending_new.iter().any(|&(b, _)| b == block)
+                {
+                    continue;
+                }
+                let Some(slot) = admin.pending_free.pop() else {
+                    break;
+                };
+                if group.pending_new.reserve(1, GFP_KERNEL).is_err()
+                    || self
+                        .table
+                        .insert(&mut admin.writer, block, PENDING | slot)
+                        .is_err()
+                {
+                    let _ = admin.pending_free.push_within_capacity(slot);
+                    continue;
+                }
+                let _ = group.pending_new.push_within_capacity((block, slot));
+            }
+            for &block in group.readable.iter() {
+                if let Some(v) = self.table.get(block).filter(|v| v & PENDING != 0) {
+                    let _ = group.pending_gone.push((block, v & SPARE_MASK), GFP_KERNEL);
+                }
+            }
+        }
+        let to_commit = group
+            .relocations
+            .iter()
+            .any(|r| r.owner && r.spare.is_some())
+            || !group.retired.is_empty()
+            || !group.pending_new.is_empty()
+            || !group.pending_gone.is_empty();
+        let committed = !to_commit
+            || self
+                .meta
+                .change(self.queue.queue(), |image| {
+                    for r in group.relocations.iter().filter(|r| r.owner) {
+                        let Some(spare) = r.spare else { continue };
+                        image.set_slot(
+                            spare,
+                            Slot::InUse {
+                                block: r.block,
+                                lost: false,
+                            },
+                        );
+                        match r.old {
+                            Some(v) if v & PENDING != 0 => image.set_pending(v & SPARE_MASK, None),
+                            Some(v) => image.set_slot(v & SPARE_MASK, Slot::Retired),
+                            None => {}
+                        }
+                    }
+                    for &spare in group.retired.iter() {
+                        image.set_slot(spare, Slot::Retired);
+                    }
+                    for &(block, slot) in group.pending_new.iter() {
+                        image.set_pending(slot, Some(block));
+                    }
+                    for &(_, slot) in group.pending_gone.iter() {
+                        image.set_pending(slot, None);
+                    }
+                })
+                .is_ok();
+        // The switch, or back to the old mapping.
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            for r in group.relocations.iter_mut().filter(|r| r.owner) {
+                match (committed, r.spare) {
+                    (true, Some(spare)) => {
+                        let _ = self.table.update(&mut admin.writer, r.block, spare);
+                        r.done = true;
+                        self.stats.inc(stat::AUTO_REMAPS);
+                        match r.old {
+                            Some(v) if v & PENDING != 0 => {
+                                let _ = admin.pending_free.push_within_capacity(v & SPARE_MASK);
+                                admin.pending = admin.pending.saturating_sub(1);
+                                self.stats.inc(stat::PENDING_CLEARED);
+                            }
+                            Some(v) => {
+                                self.stats.inc(stat::SPARE_WRITE_ERRORS);
+                                let _ = admin.spares.retire(v & SPARE_MASK);
+                            }
+                            None => {}
+                        }
+                    }
+                    // After a failed commit the image records the spare
+                    // as used, and no commit follows: it stays allocated.
+                    _ if r.claimed => {
+                        let _ = match r.old {
+                            None => self.table.remove(&mut admin.writer, r.block).map(|_| ()),
+                            Some(v) => self.table.update(&mut admin.writer, r.block, v),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            for &(block, slot) in group.pending_new.iter() {
+                if committed {
+                    admin.pending += 1;
+                    self.stats.inc(stat::PENDING_MARKED);
+                } else {
+                    let _ = self.table.remove(&mut admin.writer, block);
+                    let _ = admin.pending_free.push_within_capacity(slot);
+                }
+            }
+            if committed {
+                for &(block, slot) in group.pending_gone.iter() {
+                    let _ = self.table.remove(&mut admin.writer, block);
+                    let _ = admin.pending_free.push_within_capacity(slot);
+                    admin.pending = admin.pending.saturating_sub(1);
+                    self.stats.inc(stat::PENDING_CLEARED);
+                }
+            }
+            if ran_out && !admin.exhaustion_reported {
+                admin.exhaustion_reported = true;
+                pr_warn!("remap: no free spare block left: write errors now pass through\n");
+                ti.raise_event();
+            }
+        }
+        self.release_held(ti);
+        // A relocation that was taken over ends as the one that took it.
+        for i in (0..group.relocations.len()).rev() {
+            if !group.relocations[i].owner {
+                let block = group.relocations[i].block;
+                let done = group.relocations[i + 1..]
+                    .iter()
+                    .any(|r| r.owner && r.block == block && r.done);
+                group.relocations[i].done = done;
+            }
+        }
+        for (i, gb) in group.bios.drain_all().enumerate() {
+            let failed = gb.failed || group.relocations.iter().any(|r| r.bio == i && !r.done);
+            if failed {
+                self.stats.inc(stat::FAILED_BIOS);
+                gb.bio.end(gb.error);
+            } else {
+                gb.bio.end(0);
+            }
+        }
+        *group = Group::new();
     }
 }
 
@@ -732,7 +1249,7 @@ fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
 
 /// Says in the kernel log what loading found, how many remaps it holds and
 /// how long loading them took.
-fn report_load(report: &metadata::LoadReport, remaps: usize, micros: i64) {
+fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, micros: i64) {
     if report.blank {
         pr_info!("remap: blank spare area: metadata formatted on resume\n");
         return;
@@ -750,27 +1267,35 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, micros: i64) {
         }
     }
     pr_info!(
-        "remap: metadata generation {} loaded: {} remaps in {} us, {} of 5 copies intact\n",
+        "remap: metadata generation {} loaded: {} remaps in {} us, {} of 5 copies intact, {} pending blocks\n",
         report.generation,
         remaps,
         micros,
-        intact
+        intact,
+        pending
     );
 }
 
 const NO_TABLE_MEMORY: &CStr = c"Cannot allocate memory for the remap table";
 
-/// The allocator and remap table that a metadata image records, for a
-/// data area of `nr_blocks` blocks.
+/// The pending blocks that an image records: the free pending slots and
+/// how many are in use.
+struct PendingState {
+    free: KVVec<u32>,
+    count: u32,
+}
+
+/// The allocator, remap table and pending state that a metadata image
+/// records, for a data area of `nr_blocks` blocks.
 fn load_state(
     image: &MetaImage,
     nr_blocks: u64,
-) -> Result<(SpareAllocator, RemapTable, Writer), &'static CStr> {
+) -> Result<(SpareAllocator, RemapTable, Writer, PendingState), &'static CStr> {
     let (spares, in_use) = spares_of(image)?;
-    let (table, mut writer) =
-        RemapTable::new(nr_blocks, spares.capacity() as usize).map_err(|_| NO_TABLE_MEMORY)?;
-    fill_table(image, &table, &mut writer, &in_use)?;
-    Ok((spares, table, writer))
+    let entries = spares.capacity() as usize + image.format().pending_slots() as usize;
+    let (table, mut writer) = RemapTable::new(nr_blocks, entries).map_err(|_| NO_TABLE_MEMORY)?;
+    let pending = fill_table(image, &table, &mut writer, &in_use)?;
+    Ok((spares, table, writer, pending))
 }
 
 /// The spare allocator that an image records, and the spare blocks in use.
@@ -791,13 +1316,14 @@ fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static
     Ok((spares, in_use))
 }
 
-/// Enters the remaps of `in_use` spare blocks into an empty table.
+/// Enters the remaps of `in_use` spare blocks and the pending blocks into
+/// an empty table.
 fn fill_table(
     image: &MetaImage,
     table: &RemapTable,
     writer: &mut Writer,
     in_use: &[u32],
-) -> Result<(), &'static CStr> {
+) -> Result<PendingState, &'static CStr> {
     table
         .reserve(writer, in_use.len())
         .map_err(|_| NO_TABLE_MEMORY)?;
@@ -812,7 +1338,35 @@ fn fill_table(
             _ => NO_TABLE_MEMORY,
         })?;
     }
-    Ok(())
+    let slots = image.format().pending_slots();
+    let mut pending = PendingState {
+        free: KVVec::with_capacity(slots as usize, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?,
+        count: 0,
+    };
+    // Highest first: the lowest free slot is taken first.
+    for i in (0..slots).rev() {
+        match image.pending(i) {
+            None => return Err(c"Metadata holds an invalid pending slot"),
+            Some(None) => {
+                let _ = pending.free.push_within_capacity(i);
+            }
+            Some(Some(block)) => {
+                table
+                    .insert(writer, block, PENDING | i)
+                    .map_err(|e| match e {
+                        TableError::Exists => {
+                            c"Metadata records a block as both remapped and pending"
+                        }
+                        TableError::OutOfRange => {
+                            c"Metadata records a pending block beyond the data area"
+                        }
+                        _ => NO_TABLE_MEMORY,
+                    })?;
+                pending.count += 1;
+            }
+        }
+    }
+    Ok(pending)
 }
 
 fn table_errno(e: TableError) -> Error {
@@ -859,8 +1413,8 @@ impl dm::Target for RemapTarget {
             block_size,
         };
         let format = match Format::new(identity) {
-            // Table values keep their top two bits for flags.
-            Ok(f) if f.nr_spare & !SPARE_MASK == 0 => f,
+            // Table values keep their top three bits for flags.
+            Ok(f) if f.pending_slots() & !SPARE_MASK == 0 => f,
             Err(FormatError::TooSmall) => {
                 return Err(ctx.fail(
                     c"Spare area too small for 5 metadata copies and one spare block",
@@ -868,7 +1422,7 @@ impl dm::Target for RemapTarget {
                 ))
             }
             Err(FormatError::BadBlockSize) => return Err(ctx.fail(c"Invalid block size", EINVAL)),
-            _ => return Err(ctx.fail(c"Spare area has 2^30 blocks or more", EINVAL)),
+            _ => return Err(ctx.fail(c"Spare area has 2^29 blocks or more", EINVAL)),
         };
         let (claim, reloading) = SpareClaim::new(
             ctx.device_identity(),
@@ -891,12 +1445,14 @@ impl dm::Target for RemapTarget {
                 EROFS,
             ));
         }
-        let (spares, table, writer) = load_state(&image, geometry.target_len >> block_shift)
-            .map_err(|reason| ctx.fail(reason, EINVAL))?;
+        let (spares, table, writer, pending) =
+            load_state(&image, geometry.target_len >> block_shift)
+                .map_err(|reason| ctx.fail(reason, EINVAL))?;
         if !reloading {
             report_load(
                 &report,
-                table.len(&writer),
+                table.len(&writer) - pending.count as usize,
+                pending.count,
                 started.elapsed().as_micros_ceil(),
             );
         }
@@ -909,6 +1465,10 @@ impl dm::Target for RemapTarget {
             BlockHold::new::<Self>().map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
         let stats =
             PerCpuCounters::new().map_err(|e| ctx.fail(c"Cannot allocate the statistics", e))?;
+        let auto_remap = writable && !parsed.features.no_auto_remap;
+        let read_retries = parsed.features.read_retries.unwrap_or(DEFAULT_READ_RETRIES);
+        let kept = BioQueue::new::<Self>(ctx, c"dm-remap-err")
+            .map_err(|e| ctx.fail(c"Cannot allocate the error worker", e))?;
 
         // Spares and metadata live on the spare device: a flush must reach
         // it too when it is a different device.
@@ -919,6 +1479,7 @@ impl dm::Target for RemapTarget {
 
         KBox::pin_init(
             try_pin_init!(RemapTarget {
+                kept,
                 queue,
                 meta,
                 data,
@@ -930,6 +1491,8 @@ impl dm::Target for RemapTarget {
                 block_shift,
                 features: parsed.features,
                 writable,
+                auto_remap,
+                read_retries,
                 _claim: claim,
                 table,
                 in_flight,
@@ -938,7 +1501,10 @@ impl dm::Target for RemapTarget {
                 admin <- new_mutex!(Admin {
                     writer,
                     spares,
+                    pending_free: pending.free,
+                    pending: pending.count,
                     reload_pending: reloading,
+                    exhaustion_reported: false,
                 }),
             }),
             GFP_KERNEL,
@@ -957,7 +1523,7 @@ impl dm::Target for RemapTarget {
             } else {
                 bio.remap(&self.data, self.data_offset);
             }
-            self.account(&mut bio, op, idx);
+            self.account(&mut bio, op, idx, 0, 0);
             return MapResult::Remapped;
         }
         let shift = self.block_shift;
@@ -971,11 +1537,34 @@ impl dm::Target for RemapTarget {
             let idx = self.in_flight.down_read();
             let guard = rcu::read_lock();
             self.stats.inc(stat::LOOKUPS);
+            let mut flags = 0;
             match self
                 .table
                 .first_remapped(&guard, first, last(&bio) - first + 1)
             {
                 None => bio.remap(&self.data, self.data_offset + offset),
+                Some((block, value)) if block == first && value & PENDING != 0 => {
+                    if last(&bio) > block {
+                        self.cut(&mut bio, ((block + 1) << shift) - offset);
+                    }
+                    if op == BioOp::Write && self.auto_remap {
+                        // Relocated by the worker, outside any read
+                        // section: it switches the block.
+                        drop(guard);
+                        self.in_flight.up_read(idx);
+                        self.stats.inc(stat::WRITES);
+                        bio.save_iter();
+                        if let Some(data) = bio.per_bio_data() {
+                            data.tag = per_bio::WRITE | per_bio::PENDING_WRITE;
+                            data.offset = offset;
+                        }
+                        return self.kept.take_from_map(bio);
+                    }
+                    if op == BioOp::Read {
+                        flags = per_bio::PENDING_READ;
+                    }
+                    bio.remap(&self.data, self.data_offset + offset);
+                }
                 Some((block, value)) if block == first => {
                     if last(&bio) > block {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
@@ -1005,26 +1594,69 @@ impl dm::Target for RemapTarget {
                 }
             }
             drop(guard);
-            self.account(&mut bio, op, idx);
+            self.account(&mut bio, op, idx, offset, flags);
             return MapResult::Remapped;
         }
     }
 
     fn end_io(&self, _ti: &TargetInfo<'_>, bio: &mut Bio<'_>, status: &mut u8) -> EndIoResult {
-        if let Some(&mut data) = bio.per_bio_data() {
-            if *status != 0 {
-                self.stats.inc(if data & per_bio::READ != 0 {
-                    stat::READ_ERRORS
-                } else if data & per_bio::WRITE != 0 {
-                    stat::WRITE_ERRORS
-                } else {
-                    stat::OTHER_ERRORS
-                });
-            }
+        let Some(data) = bio.per_bio_data() else {
+            return EndIoResult::Done;
+        };
+        let tag = data.tag;
+        if tag & per_bio::ENDED != 0 {
+            return EndIoResult::Done;
+        }
+        if tag & per_bio::IN_SECTION != 0 {
+            // Done with its mapping: a switch need not wait for it, even
+            // while the worker keeps it.
+            data.tag &= !per_bio::IN_SECTION;
             self.in_flight
-                .up_read(ReadIndex::from_raw(data & per_bio::INDEX_MASK));
+                .up_read(ReadIndex::from_raw(tag & per_bio::INDEX_MASK));
+        }
+        let kind = tag & (per_bio::READ | per_bio::WRITE);
+        if *status != 0 {
+            self.stats.inc(match kind {
+                per_bio::READ => stat::READ_ERRORS,
+                per_bio::WRITE => stat::WRITE_ERRORS,
+                _ => stat::OTHER_ERRORS,
+            });
+            let worth_it = self.auto_remap
+                && kind != 0
+                && remappable(*status)
+                && !(kind == per_bio::READ && bio.is_readahead());
+            if worth_it && bio.keep(&self.kept) {
+                return EndIoResult::Incomplete;
+            }
+        } else if tag & per_bio::PENDING_READ != 0 && bio.keep(&self.kept) {
+            // Read after all: the worker clears the pending state first.
+            return EndIoResult::Incomplete;
         }
         EndIoResult::Done
+    }
+
+    fn bio_queue(&self) -> Option<&BioQueue> {
+        Some(&self.kept)
+    }
+
+    fn process_kept(&self, ti: &TargetInfo<'_>) {
+        // This worker completes I/O: its allocations must not wait for it.
+        let _noio = NoIoScope::enter();
+        loop {
+            let mut group = Group::new();
+            let mut any = false;
+            for bio in self.kept.take() {
+                any = true;
+                self.handle_kept(&mut group, bio);
+                if group.relocations.len() >= GROUP_MAX {
+                    self.finish_group(ti, &mut group);
+                }
+            }
+            if !any {
+                return;
+            }
+            self.finish_group(ti, &mut group);
+        }
     }
 
     fn status(&self, ti: &TargetInfo<'_>, kind: StatusType, out: &mut Emitter<'_>) {
@@ -1040,8 +1672,8 @@ impl dm::Target for RemapTarget {
                     "ok"
                 };
                 out.emit(format_args!(
-                    "{} {}/{} {} {} {} {} {}/{} {}",
-                    self.table.len(&admin.writer),
+                    "{} {}/{} {} {} {} {} {}/{} {} {}",
+                    self.remapped(&admin),
                     admin.spares.in_use(),
                     admin.spares.capacity(),
                     self.stats.sum(stat::READ_ERRORS),
@@ -1050,7 +1682,8 @@ impl dm::Target for RemapTarget {
                     meta.image.committed(),
                     meta.image.intact_copies(),
                     METADATA_COPIES,
-                    meta.last_error.map_or(0, |e| e.to_errno())
+                    meta.last_error.map_or(0, |e| e.to_errno()),
+                    admin.pending
                 ));
             }
             StatusType::Table => {

@@ -8,6 +8,7 @@
 #include <linux/crc32.h>
 #include <linux/device-mapper.h>
 #include <linux/percpu.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/srcu.h>
 #include <linux/workqueue.h>
@@ -229,4 +230,112 @@ bool dmr_table_writable(struct dm_target *ti)
 const void *dmr_table_md(struct dm_target *ti)
 {
 	return dm_table_get_md(ti->table);
+}
+
+void dmr_table_event(struct dm_target *ti)
+{
+	dm_table_event(ti->table);
+}
+
+struct dmr_bioq {
+	struct dmr_hold bios;
+	struct workqueue_struct *wq;
+	struct work_struct work;
+	struct dm_target *ti;
+	void (*fn)(struct dm_target *ti);
+};
+
+static void dmr_bioq_work(struct work_struct *work)
+{
+	struct dmr_bioq *q = container_of(work, struct dmr_bioq, work);
+
+	q->fn(q->ti);
+}
+
+/* The worker may be what keeps memory reclaim going: WQ_MEM_RECLAIM. */
+struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
+				void (*fn)(struct dm_target *ti))
+{
+	struct dmr_bioq *q = kzalloc(sizeof(*q), GFP_KERNEL);
+
+	if (!q)
+		return NULL;
+	q->wq = alloc_ordered_workqueue("%s", WQ_MEM_RECLAIM, name);
+	if (!q->wq) {
+		kfree(q);
+		return NULL;
+	}
+	spin_lock_init(&q->bios.lock);
+	bio_list_init(&q->bios.bios);
+	INIT_WORK(&q->work, dmr_bioq_work);
+	q->ti = ti;
+	q->fn = fn;
+	return q;
+}
+
+void dmr_bioq_free(struct dmr_bioq *q)
+{
+	destroy_workqueue(q->wq);
+	WARN_ON(!bio_list_empty(&q->bios.bios));
+	kfree(q);
+}
+
+void dmr_bioq_push(struct dmr_bioq *q, struct bio *bio)
+{
+	unsigned long flags = dmr_hold_lock(&q->bios);
+
+	dmr_hold_add(&q->bios, bio);
+	dmr_hold_unlock(&q->bios, flags);
+	queue_work(q->wq, &q->work);
+}
+
+/* Takes every kept bio, linked by bi_next. */
+struct bio *dmr_bioq_take(struct dmr_bioq *q)
+{
+	return dmr_hold_take(&q->bios);
+}
+
+void dmr_bioq_flush(struct dmr_bioq *q)
+{
+	flush_workqueue(q->wq);
+}
+
+void dmr_bio_copy(struct bio *bio, const struct bvec_iter *start, unsigned int skip,
+		  void *buf, unsigned int len, bool to_bio)
+{
+	struct bvec_iter iter = *start;
+	struct bio_vec bv;
+
+	bio_advance_iter(bio, &iter, skip);
+	iter.bi_size = min(iter.bi_size, len);
+	while (iter.bi_size) {
+		bv = bio_iter_iovec(bio, iter);
+		if (to_bio)
+			memcpy_to_bvec(&bv, buf);
+		else
+			memcpy_from_bvec(buf, &bv);
+		buf += bv.bv_len;
+		bio_advance_iter_single(bio, &iter, bv.bv_len);
+	}
+}
+
+void dmr_bio_endio(struct bio *bio, u8 status)
+{
+	bio->bi_status = (__force blk_status_t)status;
+	bio_endio(bio);
+}
+
+bool dmr_bio_readahead(struct bio *bio)
+{
+	return bio->bi_opf & REQ_RAHEAD;
+}
+
+unsigned int dmr_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void dmr_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }

@@ -7,6 +7,7 @@
 #define DM_REMAP_HELPERS_H
 
 #include <linux/types.h>
+#include <linux/blk_types.h>
 
 struct bio;
 struct block_device;
@@ -23,6 +24,13 @@ enum dmr_bio_op {
 };
 
 enum dmr_bio_op dmr_bio_op(struct bio *bio);
+
+/* The blk_status_t values the target tells apart (casts bindgen skips). */
+enum dmr_status {
+	DMR_STS_IOERR = (__force u8)BLK_STS_IOERR,
+	DMR_STS_MEDIUM = (__force u8)BLK_STS_MEDIUM,
+	DMR_STS_PROTECTION = (__force u8)BLK_STS_PROTECTION,
+};
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 u64 dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
@@ -72,5 +80,30 @@ void dmr_flush_wq(struct workqueue_struct *wq);
 struct dm_target;
 bool dmr_table_writable(struct dm_target *ti);
 const void *dmr_table_md(struct dm_target *ti);
+void dmr_table_event(struct dm_target *ti);
+
+/*
+ * Bios a target keeps for its worker: end_io returns DM_ENDIO_INCOMPLETE
+ * for them, or map DM_MAPIO_SUBMITTED. Pushing is safe in any context and
+ * queues the worker, which calls fn(ti) on the queue's own workqueue.
+ */
+struct dmr_bioq;
+struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
+				void (*fn)(struct dm_target *ti));
+void dmr_bioq_free(struct dmr_bioq *q);
+void dmr_bioq_push(struct dmr_bioq *q, struct bio *bio);
+struct bio *dmr_bioq_take(struct dmr_bioq *q);
+void dmr_bioq_flush(struct dmr_bioq *q);
+
+/* Copies between @buf and the bio's data from @start on, @skip bytes in. */
+struct bvec_iter;
+void dmr_bio_copy(struct bio *bio, const struct bvec_iter *start, unsigned int skip,
+		  void *buf, unsigned int len, bool to_bio);
+void dmr_bio_endio(struct bio *bio, u8 status);
+bool dmr_bio_readahead(struct bio *bio);
+
+/* memalloc_noio_save/restore: no allocation in the scope recurses into I/O. */
+unsigned int dmr_noio_save(void);
+void dmr_noio_restore(unsigned int flags);
 
 #endif

@@ -187,6 +187,16 @@ impl Format {
         (self.slot_blocks + self.pending_blocks) as usize * self.words_per_block as usize
     }
 
+    /// Pending slots: one per spare block, each region padded to whole
+    /// blocks; pending slot `i` is image word `pending_base() + i`.
+    pub(crate) fn pending_slots(&self) -> u32 {
+        self.pending_blocks * self.words_per_block
+    }
+
+    fn pending_base(&self) -> usize {
+        self.slot_blocks as usize * self.words_per_block as usize
+    }
+
     /// The block of the spare area that holds block `index` of `copy`.
     pub(crate) fn area_block(&self, copy: usize, index: u32) -> u64 {
         u64::from(self.layout.starts[copy]) + u64::from(index)
@@ -482,6 +492,22 @@ impl MetaImage {
     /// Sets spare slot `spare`.
     pub(crate) fn set_slot(&mut self, spare: u32, slot: Slot) {
         self.set_word(spare as usize, slot.encode());
+    }
+
+    /// Pending slot `i`: `Some(None)` when empty, `Some(Some(block))` for
+    /// a pending data block, `None` for a word no writer makes.
+    pub(crate) fn pending(&self, i: u32) -> Option<Option<u64>> {
+        match Slot::decode(self.words[self.fmt.pending_base() + i as usize])? {
+            Slot::Free => Some(None),
+            Slot::InUse { block, lost: false } => Some(Some(block)),
+            _ => None,
+        }
+    }
+
+    /// Sets pending slot `i` to `block`, or empties it.
+    pub(crate) fn set_pending(&mut self, i: u32, block: Option<u64>) {
+        let slot = block.map_or(Slot::Free, |block| Slot::InUse { block, lost: false });
+        self.set_word(self.fmt.pending_base() + i as usize, slot.encode());
     }
 
     /// Whether a commit has something to write.
@@ -1258,6 +1284,8 @@ mod tests {
             },
         );
         image.set_slot(spares[6], Slot::Retired);
+        // A pending block in the second pending block's words.
+        image.set_pending(f.words_per_block + 1, Some(4242));
         assert!(commit(&mut image, &mut dev).succeeded());
         (dev, first, image)
     }
@@ -1347,6 +1375,9 @@ mod tests {
             })
         );
         assert_eq!(loaded.slot(spares[6]), Some(Slot::Retired));
+        assert_eq!(loaded.pending(f.words_per_block + 1), Some(Some(4242)));
+        assert_eq!(loaded.pending(0), Some(None));
+        assert!(f.pending_slots() >= f.nr_spare);
     }
 
     #[test]

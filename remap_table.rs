@@ -189,11 +189,6 @@ impl RemapTable {
         self.lookup(&guard, block)
     }
 
-    /// Whether `block` is remapped (outside `map`).
-    pub(crate) fn contains(&self, block: u64) -> bool {
-        self.get(block).is_some()
-    }
-
     /// The first remapped block in `first..first + count` and its spare.
     #[inline(always)]
     pub(crate) fn first_remapped(
