@@ -893,9 +893,6 @@ impl RemapTarget {
                 // one already did.
                 let retry = tag & per_bio::PENDING_WRITE == 0 || !self.is_pending(block);
                 if retry && self.retry_io(block, &mut buf, true).is_ok() {
-                    if status != 0 {
-                        self.stats.inc(stat::TRANSIENT_ERRORS);
-                    }
                     continue;
                 }
                 let relocation = Relocation {
@@ -929,7 +926,6 @@ impl RemapTarget {
                 };
                 if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).is_ok()) {
                     bio.copy(i * self.block_size, &mut buf, true);
-                    self.stats.inc(stat::TRANSIENT_ERRORS);
                     continue;
                 }
                 failed = true;
@@ -939,6 +935,11 @@ impl RemapTarget {
                     let _ = group.unreadable.push(block, GFP_KERNEL);
                 }
             }
+        }
+        let relocating = group.relocations.iter().any(|r| r.bio == index);
+        if status != 0 && !failed && !relocating {
+            // Every block worked when tried again.
+            self.stats.inc(stat::TRANSIENT_ERRORS);
         }
         let _ = group
             .bios
@@ -1560,7 +1561,7 @@ impl dm::Target for RemapTarget {
                         }
                         return self.kept.take_from_map(bio);
                     }
-                    if op == BioOp::Read {
+                    if op == BioOp::Read && self.auto_remap {
                         flags = per_bio::PENDING_READ;
                     }
                     bio.remap(&self.data, self.data_offset + offset);
