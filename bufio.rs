@@ -56,12 +56,6 @@ impl BufioClient {
         })
     }
 
-    /// Starts reading `count` blocks from `block` into the cache.
-    pub(crate) fn prefetch(&self, block: u64, count: u32) {
-        // SAFETY: the client is valid (type invariant).
-        unsafe { b::dm_bufio_prefetch(self.client.as_ptr(), block, count) };
-    }
-
     /// Reads `block` into `out`, which is one block long.
     pub(crate) fn read_into(&self, block: u64, out: &mut [u8]) -> Result {
         if out.len() != self.block_size {

@@ -577,14 +577,23 @@ impl Bio<'_> {
     /// What the bio asks for.
     #[inline(always)]
     pub(crate) fn op(&self) -> BioOp {
-        // SAFETY: the bio is valid (type invariant).
-        match unsafe { b::dmr_bio_op(self.bio.as_ptr()) } {
-            b::dmr_bio_op_DMR_OP_READ => BioOp::Read,
-            b::dmr_bio_op_DMR_OP_WRITE => BioOp::Write,
-            b::dmr_bio_op_DMR_OP_FLUSH => BioOp::Flush,
-            b::dmr_bio_op_DMR_OP_DISCARD => BioOp::Discard,
-            b::dmr_bio_op_DMR_OP_SECURE_ERASE => BioOp::SecureErase,
-            b::dmr_bio_op_DMR_OP_WRITE_ZEROES => BioOp::WriteZeroes,
+        // `bio_op()`, and `bio_has_data()` for a write, decoded here: the
+        // path of every bio saves a call.
+        let raw = self.raw();
+        match raw.bi_opf & ((1 << kernel::bindings::REQ_OP_BITS) - 1) {
+            kernel::bindings::req_op_REQ_OP_READ => BioOp::Read,
+            kernel::bindings::req_op_REQ_OP_WRITE => {
+                let preflush = 1 << kernel::bindings::req_flag_bits___REQ_PREFLUSH;
+                if raw.bi_iter.bi_size == 0 && raw.bi_opf & preflush != 0 {
+                    BioOp::Flush
+                } else {
+                    BioOp::Write
+                }
+            }
+            kernel::bindings::req_op_REQ_OP_FLUSH => BioOp::Flush,
+            kernel::bindings::req_op_REQ_OP_DISCARD => BioOp::Discard,
+            kernel::bindings::req_op_REQ_OP_SECURE_ERASE => BioOp::SecureErase,
+            kernel::bindings::req_op_REQ_OP_WRITE_ZEROES => BioOp::WriteZeroes,
             _ => BioOp::Other,
         }
     }
@@ -612,13 +621,19 @@ impl Bio<'_> {
         })
     }
 
-    /// Records in the per-bio data where the bio's data stands now, for a
-    /// [`KeptBio`] to copy it later (`end_io` sees the iterator advanced).
+    /// Fills the per-bio data: the target's `tag`, `offset` and `section`,
+    /// and where the bio's data stands now, for a [`KeptBio`] to copy it
+    /// later (`end_io` sees the iterator advanced).
     #[inline(always)]
-    pub(crate) fn save_iter(&mut self) {
+    pub(crate) fn record(&mut self, tag: u64, offset: u64, section: u64) {
         let iter = self.raw().bi_iter;
         if let Some(data) = self.per_bio_data() {
-            data.iter = iter;
+            *data = PerBio {
+                tag,
+                offset,
+                section,
+                iter,
+            };
         }
     }
 
@@ -672,12 +687,13 @@ impl Bio<'_> {
     }
 }
 
-/// The per-bio data of a target that asks for it: `tag` and `offset` are
-/// the target's to use; `iter` is kept by [`Bio::save_iter`].
+/// The per-bio data of a target that asks for it: `tag`, `offset` and
+/// `section` are the target's to use; `iter` is kept by [`Bio::record`].
 #[repr(C)]
 pub(crate) struct PerBio {
     pub(crate) tag: u64,
     pub(crate) offset: u64,
+    pub(crate) section: u64,
     iter: bvec_iter,
 }
 
@@ -723,7 +739,7 @@ impl BioQueue {
     }
 
     /// In `map`: takes the bio for the worker. The bio's per-bio data must
-    /// have been set ([`Bio::save_iter`]).
+    /// have been set ([`Bio::record`]).
     pub(crate) fn take_from_map(&self, bio: Bio<'_>) -> MapResult {
         if !bio.in_map || !bio.per_bio_data {
             return MapResult::Kill;
@@ -822,13 +838,13 @@ impl KeptBio {
         unsafe { (*self.bio.as_ptr()).bi_status }
     }
 
-    /// Bytes of data recorded by [`Bio::save_iter`].
+    /// Bytes of data recorded by [`Bio::record`].
     pub(crate) fn bytes(&mut self) -> u32 {
         self.data().map_or(0, |d| d.iter.bi_size)
     }
 
     /// Copies `buf.len()` bytes between the bio's data, `skip` bytes into
-    /// what [`Bio::save_iter`] recorded, and `buf`: into the bio when
+    /// what [`Bio::record`] recorded, and `buf`: into the bio when
     /// `to_bio`. Nothing is copied beyond the recorded data.
     pub(crate) fn copy(&mut self, skip: u32, buf: &mut [u8], to_bio: bool) {
         let Some(data) = self.data() else { return };

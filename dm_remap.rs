@@ -184,14 +184,13 @@ mod stat {
     pub(crate) const READ_ERRORS: usize = 8;
     pub(crate) const WRITE_ERRORS: usize = 9;
     pub(crate) const OTHER_ERRORS: usize = 10;
-    pub(crate) const LOOKUPS: usize = 11;
-    pub(crate) const TRANSIENT_ERRORS: usize = 12;
-    pub(crate) const AUTO_REMAPS: usize = 13;
-    pub(crate) const SPARE_WRITE_ERRORS: usize = 14;
-    pub(crate) const PENDING_MARKED: usize = 15;
-    pub(crate) const PENDING_CLEARED: usize = 16;
-    pub(crate) const FAILED_BIOS: usize = 17;
-    pub(crate) const COUNT: usize = 18;
+    pub(crate) const TRANSIENT_ERRORS: usize = 11;
+    pub(crate) const AUTO_REMAPS: usize = 12;
+    pub(crate) const SPARE_WRITE_ERRORS: usize = 13;
+    pub(crate) const PENDING_MARKED: usize = 14;
+    pub(crate) const PENDING_CLEARED: usize = 15;
+    pub(crate) const FAILED_BIOS: usize = 16;
+    pub(crate) const COUNT: usize = 17;
     pub(crate) const NAMES: [&str; COUNT] = [
         "reads",
         "writes",
@@ -204,7 +203,6 @@ mod stat {
         "read_errors",
         "write_errors",
         "other_errors",
-        "lookups",
         "transient_errors",
         "auto_remaps",
         "spare_write_errors",
@@ -214,9 +212,9 @@ mod stat {
     ];
 }
 
-/// The tag of the per-bio data: the SRCU read index in the low 32 bits,
-/// what the bio was, and how far it went. The per-bio offset is the bio's
-/// first sector counted from the target's start.
+/// The tag of the per-bio data: what the bio was, and how far it went. The
+/// per-bio offset is the bio's first sector counted from the target's
+/// start; the section is its SRCU read token.
 mod per_bio {
     pub(crate) const READ: u64 = 1 << 32;
     pub(crate) const WRITE: u64 = 1 << 33;
@@ -228,15 +226,13 @@ mod per_bio {
     pub(crate) const PENDING_WRITE: u64 = 1 << 36;
     /// Ended by the worker: `end_io` passes it on as it is.
     pub(crate) const ENDED: u64 = 1 << 37;
-    pub(crate) const INDEX_MASK: u64 = 0xffff_ffff;
 }
 
 /// What changes the remap table and the allocator.
 struct Admin {
     writer: Writer,
     spares: SpareAllocator,
-    /// Free pending slots, and the number of pending blocks.
-    pending_free: KVVec<u32>,
+    /// The number of pending blocks.
     pending: u32,
     /// Another table of this device was live when this one was loaded:
     /// load again in `preresume`, when it has stopped.
@@ -407,11 +403,7 @@ impl RemapTarget {
             _ => (0, stat::OTHER_BIOS),
         };
         self.stats.inc(counter);
-        bio.save_iter();
-        if let Some(data) = bio.per_bio_data() {
-            data.tag = idx.to_raw() | kind | per_bio::IN_SECTION | flags;
-            data.offset = offset;
-        }
+        bio.record(kind | per_bio::IN_SECTION | flags, offset, idx.to_raw());
     }
 
     /// Keeps the first `sectors` of a bio in `map`, counting the split.
@@ -433,14 +425,18 @@ impl RemapTarget {
     fn load_again(&self, admin: &mut Admin) -> Result {
         let fmt = *self.meta.lock().image.format();
         let started = Instant::<Monotonic>::now();
-        let (image, report) = metadata::load_from(self.meta.client(), &fmt).map_err(|e| {
-            let (reason, err) = load_error(&e, &fmt.identity);
-            pr_err!(
-                "remap: loading the metadata again failed: {}\n",
-                reason.to_str().unwrap_or("?")
-            );
-            err
-        })?;
+        let (image, report) =
+            metadata::load_from(self.meta.client(), &self.spare, self.spare_offset, &fmt).map_err(
+                |e| {
+                    let (reason, err) = load_error(&e, &fmt.identity);
+                    pr_err!(
+                        "remap: loading the metadata again failed: {}\n",
+                        reason.to_str().unwrap_or("?")
+                    );
+                    err
+                },
+            )?;
+        let read_us = started.elapsed().as_micros_ceil();
         let fail = |reason: &CStr| {
             pr_err!("remap: {}\n", reason.to_str().unwrap_or("?"));
             EIO
@@ -449,14 +445,13 @@ impl RemapTarget {
         self.table.clear(&mut admin.writer).map_err(table_errno)?;
         let pending = fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
         admin.spares = spares;
-        admin.pending_free = pending.free;
-        admin.pending = pending.count;
+        admin.pending = pending;
         admin.exhaustion_reported = false;
         report_load(
             &report,
             self.remapped(admin),
             admin.pending,
-            started.elapsed().as_micros_ceil(),
+            (read_us, started.elapsed().as_micros_ceil()),
         );
         let mut meta = self.meta.lock();
         meta.image = image;
@@ -711,7 +706,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={}\n",
+            "remapped_blocks={} pending_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={}\n",
             self.remapped(&admin),
             admin.pending,
             admin.spares.in_use(),
@@ -724,7 +719,11 @@ impl RemapTarget {
             meta.commit_ns,
             meta.commit_times.percentile(500),
             meta.commit_times.percentile(990),
-            meta.commit_times.max()
+            meta.commit_times.max(),
+            self.table.hash_bytes()
+                + self.table.summary_bytes()
+                + admin.spares.memory_bytes()
+                + meta.image.memory_bytes()
         ));
     }
 }
@@ -1052,7 +1051,10 @@ impl RemapTarget {
                 {
                     continue;
                 }
-                let Some(slot) = admin.pending_free.pop() else {
+                // The slots this group takes are recorded in the image
+                // only by its commit: look past them.
+                let after = group.pending_new.last().map_or(0, |&(_, s)| s + 1);
+                let Some(slot) = self.meta.lock().image.free_pending_slot(after) else {
                     break;
                 };
                 if group.pending_new.reserve(1, GFP_KERNEL).is_err()
@@ -1061,7 +1063,6 @@ impl RemapTarget {
                         .insert(&mut admin.writer, block, PENDING | slot)
                         .is_err()
                 {
-                    let _ = admin.pending_free.push_within_capacity(slot);
                     continue;
                 }
                 let _ = group.pending_new.push_within_capacity((block, slot));
@@ -1121,7 +1122,6 @@ impl RemapTarget {
                         self.stats.inc(stat::AUTO_REMAPS);
                         match r.old {
                             Some(v) if v & PENDING != 0 => {
-                                let _ = admin.pending_free.push_within_capacity(v & SPARE_MASK);
                                 admin.pending = admin.pending.saturating_sub(1);
                                 self.stats.inc(stat::PENDING_CLEARED);
                             }
@@ -1143,19 +1143,17 @@ impl RemapTarget {
                     _ => {}
                 }
             }
-            for &(block, slot) in group.pending_new.iter() {
+            for &(block, _) in group.pending_new.iter() {
                 if committed {
                     admin.pending += 1;
                     self.stats.inc(stat::PENDING_MARKED);
                 } else {
                     let _ = self.table.remove(&mut admin.writer, block);
-                    let _ = admin.pending_free.push_within_capacity(slot);
                 }
             }
             if committed {
-                for &(block, slot) in group.pending_gone.iter() {
+                for &(block, _) in group.pending_gone.iter() {
                     let _ = self.table.remove(&mut admin.writer, block);
-                    let _ = admin.pending_free.push_within_capacity(slot);
                     admin.pending = admin.pending.saturating_sub(1);
                     self.stats.inc(stat::PENDING_CLEARED);
                 }
@@ -1250,7 +1248,8 @@ fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
 
 /// Says in the kernel log what loading found, how many remaps it holds and
 /// how long loading them took.
-fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, micros: i64) {
+/// `micros`: reading and checking the metadata, and all of loading.
+fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, micros: (i64, i64)) {
     if report.blank {
         pr_info!("remap: blank spare area: metadata formatted on resume\n");
         return;
@@ -1268,10 +1267,11 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, micro
         }
     }
     pr_info!(
-        "remap: metadata generation {} loaded: {} remaps in {} us, {} of 5 copies intact, {} pending blocks\n",
+        "remap: metadata generation {} loaded: {} remaps in {} us ({} us reading and checking 5 copies), {} of 5 copies intact, {} pending blocks\n",
         report.generation,
         remaps,
-        micros,
+        micros.1,
+        micros.0,
         intact,
         pending
     );
@@ -1279,19 +1279,12 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, micro
 
 const NO_TABLE_MEMORY: &CStr = c"Cannot allocate memory for the remap table";
 
-/// The pending blocks that an image records: the free pending slots and
-/// how many are in use.
-struct PendingState {
-    free: KVVec<u32>,
-    count: u32,
-}
-
-/// The allocator, remap table and pending state that a metadata image
-/// records, for a data area of `nr_blocks` blocks.
+/// The allocator and remap table that a metadata image records, for a
+/// data area of `nr_blocks` blocks, and the number of pending blocks.
 fn load_state(
     image: &MetaImage,
     nr_blocks: u64,
-) -> Result<(SpareAllocator, RemapTable, Writer, PendingState), &'static CStr> {
+) -> Result<(SpareAllocator, RemapTable, Writer, u32), &'static CStr> {
     let (spares, in_use) = spares_of(image)?;
     let entries = spares.capacity() as usize + image.format().pending_slots() as usize;
     let (table, mut writer) = RemapTable::new(nr_blocks, entries).map_err(|_| NO_TABLE_MEMORY)?;
@@ -1318,13 +1311,13 @@ fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static
 }
 
 /// Enters the remaps of `in_use` spare blocks and the pending blocks into
-/// an empty table.
+/// an empty table; returns the number of pending blocks.
 fn fill_table(
     image: &MetaImage,
     table: &RemapTable,
     writer: &mut Writer,
     in_use: &[u32],
-) -> Result<PendingState, &'static CStr> {
+) -> Result<u32, &'static CStr> {
     table
         .reserve(writer, in_use.len())
         .map_err(|_| NO_TABLE_MEMORY)?;
@@ -1339,18 +1332,11 @@ fn fill_table(
             _ => NO_TABLE_MEMORY,
         })?;
     }
-    let slots = image.format().pending_slots();
-    let mut pending = PendingState {
-        free: KVVec::with_capacity(slots as usize, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?,
-        count: 0,
-    };
-    // Highest first: the lowest free slot is taken first.
-    for i in (0..slots).rev() {
+    let mut pending = 0;
+    for i in 0..image.format().pending_slots() {
         match image.pending(i) {
             None => return Err(c"Metadata holds an invalid pending slot"),
-            Some(None) => {
-                let _ = pending.free.push_within_capacity(i);
-            }
+            Some(None) => {}
             Some(Some(block)) => {
                 table
                     .insert(writer, block, PENDING | i)
@@ -1363,7 +1349,7 @@ fn fill_table(
                         }
                         _ => NO_TABLE_MEMORY,
                     })?;
-                pending.count += 1;
+                pending += 1;
             }
         }
     }
@@ -1436,25 +1422,27 @@ impl dm::Target for RemapTarget {
         let client = BufioClient::new(&spare, block_size, parsed.spare_offset)
             .map_err(|e| ctx.fail(c"Cannot create the dm-bufio client", e))?;
         let started = Instant::<Monotonic>::now();
-        let (image, report) = metadata::load_from(&client, &format).map_err(|e| {
-            let (reason, err) = load_error(&e, &identity);
-            ctx.fail(reason, err)
-        })?;
+        let (image, report) = metadata::load_from(&client, &spare, parsed.spare_offset, &format)
+            .map_err(|e| {
+                let (reason, err) = load_error(&e, &identity);
+                ctx.fail(reason, err)
+            })?;
         if report.blank && !writable {
             return Err(ctx.fail(
                 c"Spare area holds no metadata and the table is read-only",
                 EROFS,
             ));
         }
+        let read_us = started.elapsed().as_micros_ceil();
         let (spares, table, writer, pending) =
             load_state(&image, geometry.target_len >> block_shift)
                 .map_err(|reason| ctx.fail(reason, EINVAL))?;
         if !reloading {
             report_load(
                 &report,
-                table.len(&writer) - pending.count as usize,
-                pending.count,
-                started.elapsed().as_micros_ceil(),
+                table.len(&writer) - pending as usize,
+                pending,
+                (read_us, started.elapsed().as_micros_ceil()),
             );
         }
         let meta = MetaWriter::new(client, image)
@@ -1502,8 +1490,7 @@ impl dm::Target for RemapTarget {
                 admin <- new_mutex!(Admin {
                     writer,
                     spares,
-                    pending_free: pending.free,
-                    pending: pending.count,
+                    pending,
                     reload_pending: reloading,
                     exhaustion_reported: false,
                 }),
@@ -1537,7 +1524,6 @@ impl dm::Target for RemapTarget {
             // starts later waits for this bio.
             let idx = self.in_flight.down_read();
             let guard = rcu::read_lock();
-            self.stats.inc(stat::LOOKUPS);
             let mut flags = 0;
             match self
                 .table
@@ -1554,11 +1540,7 @@ impl dm::Target for RemapTarget {
                         drop(guard);
                         self.in_flight.up_read(idx);
                         self.stats.inc(stat::WRITES);
-                        bio.save_iter();
-                        if let Some(data) = bio.per_bio_data() {
-                            data.tag = per_bio::WRITE | per_bio::PENDING_WRITE;
-                            data.offset = offset;
-                        }
+                        bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
                         return self.kept.take_from_map(bio);
                     }
                     if op == BioOp::Read && self.auto_remap {
@@ -1612,8 +1594,7 @@ impl dm::Target for RemapTarget {
             // Done with its mapping: a switch need not wait for it, even
             // while the worker keeps it.
             data.tag &= !per_bio::IN_SECTION;
-            self.in_flight
-                .up_read(ReadIndex::from_raw(tag & per_bio::INDEX_MASK));
+            self.in_flight.up_read(ReadIndex::from_raw(data.section));
         }
         let kind = tag & (per_bio::READ | per_bio::WRITE);
         if *status != 0 {

@@ -14,28 +14,6 @@
 #include <linux/workqueue.h>
 #include "helpers.h"
 
-enum dmr_bio_op dmr_bio_op(struct bio *bio)
-{
-	switch (bio_op(bio)) {
-	case REQ_OP_READ:
-		return DMR_OP_READ;
-	case REQ_OP_WRITE:
-		if (!bio_has_data(bio) && (bio->bi_opf & REQ_PREFLUSH))
-			return DMR_OP_FLUSH;
-		return DMR_OP_WRITE;
-	case REQ_OP_FLUSH:
-		return DMR_OP_FLUSH;
-	case REQ_OP_DISCARD:
-		return DMR_OP_DISCARD;
-	case REQ_OP_SECURE_ERASE:
-		return DMR_OP_SECURE_ERASE;
-	case REQ_OP_WRITE_ZEROES:
-		return DMR_OP_WRITE_ZEROES;
-	default:
-		return DMR_OP_OTHER;
-	}
-}
-
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev)
 {
 	bio_set_dev(bio, bdev);
@@ -95,11 +73,12 @@ void dmr_counter_clear(u64 __percpu *c, unsigned int i)
 		*per_cpu_ptr(&c[i], cpu) = 0;
 }
 
+/* SRCU-fast-updown: readers pay no smp_mb(); synchronize_srcu() does. */
 struct srcu_struct *dmr_srcu_alloc(void)
 {
 	struct srcu_struct *ssp = kzalloc(sizeof(*ssp), GFP_KERNEL);
 
-	if (ssp && init_srcu_struct(ssp)) {
+	if (ssp && init_srcu_struct_fast_updown(ssp)) {
 		kfree(ssp);
 		ssp = NULL;
 	}
@@ -112,14 +91,14 @@ void dmr_srcu_free(struct srcu_struct *ssp)
 	kfree(ssp);
 }
 
-int dmr_srcu_down_read(struct srcu_struct *ssp)
+void *dmr_srcu_down_read(struct srcu_struct *ssp)
 {
-	return srcu_down_read(ssp);
+	return (__force void *)srcu_down_read_fast(ssp);
 }
 
-void dmr_srcu_up_read(struct srcu_struct *ssp, int idx)
+void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp)
 {
-	srcu_up_read(ssp, idx);
+	srcu_up_read_fast(ssp, (__force struct srcu_ctr __percpu *)scp);
 }
 
 void dmr_srcu_synchronize(struct srcu_struct *ssp)

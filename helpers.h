@@ -12,18 +12,6 @@
 struct bio;
 struct block_device;
 
-/* What a bio asks for, reduced to the cases the target treats differently. */
-enum dmr_bio_op {
-	DMR_OP_READ,
-	DMR_OP_WRITE,
-	DMR_OP_FLUSH,		/* an empty REQ_PREFLUSH bio */
-	DMR_OP_DISCARD,
-	DMR_OP_SECURE_ERASE,
-	DMR_OP_WRITE_ZEROES,
-	DMR_OP_OTHER,
-};
-
-enum dmr_bio_op dmr_bio_op(struct bio *bio);
 
 /* The blk_status_t values the target tells apart (casts bindgen skips). */
 enum dmr_status {
@@ -44,12 +32,15 @@ void dmr_counter_inc(u64 __percpu *c, unsigned int i);
 u64 dmr_counter_sum(u64 __percpu *c, unsigned int i);
 void dmr_counter_clear(u64 __percpu *c, unsigned int i);
 
-/* SRCU whose read side may end in another context (srcu_down_read). */
+/*
+ * SRCU whose read side may end in another context: srcu_down_read_fast,
+ * whose per-CPU counter pointer is passed around as a plain pointer.
+ */
 struct srcu_struct;
 struct srcu_struct *dmr_srcu_alloc(void);
 void dmr_srcu_free(struct srcu_struct *ssp);
-int dmr_srcu_down_read(struct srcu_struct *ssp);
-void dmr_srcu_up_read(struct srcu_struct *ssp, int idx);
+void *dmr_srcu_down_read(struct srcu_struct *ssp);
+void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp);
 void dmr_srcu_synchronize(struct srcu_struct *ssp);
 
 /* Synchronous I/O of a kmalloc'd buffer; writes are FUA. */

@@ -115,6 +115,29 @@ impl Slots {
         }
     }
 
+    /// Stores `key` in the first empty slot of its probe sequence, unless
+    /// the sequence holds it already (returns `false`): with linear probing
+    /// a present key lies before the first empty slot. Deleted slots are
+    /// skipped: see the module documentation.
+    fn put_new(&self, key: u64, value: u32) -> bool {
+        let cap = self.capacity();
+        let mut i = self.home(key);
+        loop {
+            match self.keys[i].load(Relaxed) {
+                EMPTY => break,
+                k if k == key => return false,
+                _ => {}
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+        self.values[i].store(value, Relaxed);
+        self.keys[i].store(key, Release);
+        true
+    }
+
     /// Stores a key known to be absent in the first empty slot of its probe
     /// sequence. Deleted slots are skipped: see the module documentation.
     fn put(&self, key: u64, value: u32) {
@@ -136,6 +159,8 @@ impl Slots {
 pub(crate) struct Writer {
     len: usize,
     deleted: usize,
+    /// Slots of the published hash table.
+    capacity: usize,
 }
 
 /// The remap table of one target.
@@ -163,7 +188,14 @@ impl RemapTable {
             nr_blocks,
             max_entries,
         };
-        Ok((table, Writer { len: 0, deleted: 0 }))
+        Ok((
+            table,
+            Writer {
+                len: 0,
+                deleted: 0,
+                capacity: MIN_CAPACITY,
+            },
+        ))
     }
 
     #[inline(always)]
@@ -251,17 +283,14 @@ impl RemapTable {
         // The old table is freed after the grace period inside `replace`.
         drop(self.slots.replace(new));
         writer.deleted = 0;
+        writer.capacity = capacity;
         Ok(())
     }
 
     /// Makes room for `entries` live entries at once, so that loading a
     /// table of known size rebuilds the hash once. May sleep and allocate.
     pub(crate) fn reserve(&self, writer: &mut Writer, entries: usize) -> Result<(), TableError> {
-        let capacity = {
-            let guard = rcu::read_lock();
-            self.slots.read(&guard).capacity()
-        };
-        if (entries + writer.deleted) * 4 <= capacity * 3 {
+        if (entries + writer.deleted) * 4 <= writer.capacity * 3 {
             return Ok(());
         }
         let len = writer.len;
@@ -278,7 +307,11 @@ impl RemapTable {
             word.store(0, Release);
         }
         drop(self.slots.replace(empty));
-        *writer = Writer { len: 0, deleted: 0 };
+        *writer = Writer {
+            len: 0,
+            deleted: 0,
+            capacity: MIN_CAPACITY,
+        };
         Ok(())
     }
 
@@ -293,24 +326,24 @@ impl RemapTable {
             return Err(TableError::OutOfRange);
         }
         let key = key_of(block);
-        let (exists, capacity) = {
-            let guard = rcu::read_lock();
-            let slots = self.slots.read(&guard);
-            (slots.find(key).is_some(), slots.capacity())
-        };
-        if exists {
-            return Err(TableError::Exists);
-        }
         if writer.len >= self.max_entries {
-            return Err(TableError::Full);
+            // Full, or the key is there already.
+            return Err(if self.get(block).is_some() {
+                TableError::Exists
+            } else {
+                TableError::Full
+            });
         }
         // Outside the RCU read section: a rebuild waits for a grace period.
-        if (writer.len + writer.deleted + 1) * 4 > capacity * 3 {
+        if (writer.len + writer.deleted + 1) * 4 > writer.capacity * 3 {
             self.rebuild(writer)?;
         }
-        {
+        let added = {
             let guard = rcu::read_lock();
-            self.slots.read(&guard).put(key, value);
+            self.slots.read(&guard).put_new(key, value)
+        };
+        if !added {
+            return Err(TableError::Exists);
         }
         writer.len += 1;
         // The entry is in place before the region says so.

@@ -6,7 +6,9 @@
 //!
 //! `map` enters a read section for each bio and `end_io` leaves it, so a
 //! writer can wait, with [`Srcu::synchronize`], for every bio that was
-//! mapped before it changed something (`srcu_down_read`/`srcu_up_read`).
+//! mapped before it changed something (`srcu_down_read_fast` and
+//! `srcu_up_read_fast`: the SRCU-fast-updown flavour, whose readers pay no
+//! full memory barrier; `synchronize_srcu` pays for it instead).
 
 use crate::dm::bindings as b;
 use core::ptr::NonNull;
@@ -27,19 +29,20 @@ unsafe impl Send for Srcu {}
 // SAFETY: see `Send`.
 unsafe impl Sync for Srcu {}
 
-/// The index of an entered read section; pass it to [`Srcu::up_read`].
+/// The token of an entered read section (the per-CPU counter it
+/// incremented); pass it to [`Srcu::up_read`].
 #[derive(Clone, Copy)]
-pub(crate) struct ReadIndex(c_int);
+pub(crate) struct ReadIndex(*mut c_void);
 
 impl ReadIndex {
-    /// The index as stored in per-bio data.
+    /// The token as stored in per-bio data.
     pub(crate) fn to_raw(self) -> u64 {
-        u64::from(self.0 as u32)
+        self.0 as usize as u64
     }
 
-    /// An index read back from per-bio data.
+    /// A token read back from per-bio data.
     pub(crate) fn from_raw(raw: u64) -> Self {
-        Self(raw as u32 as c_int)
+        Self(raw as usize as *mut c_void)
     }
 }
 

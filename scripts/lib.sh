@@ -96,20 +96,22 @@ qemu_accel() {
 	echo $accel
 }
 
-# boot_guest FLAVOR INITRD MODE KERNEL_LOG [DISK_IMAGE]: boot the guest;
+# boot_guest FLAVOR INITRD MODE KERNEL_LOG [DISK_IMAGE [CMDLINE]]: boot the guest;
 # the kernel log (ttyS0) goes to KERNEL_LOG, the guest's own output (ttyS1)
 # to stdout.  Paths are as seen inside the build root.
 boot_guest() {
-	local flavor=$1 initrd=$2 mode=$3 klog=$4 disk=${5:-} accel
+	local flavor=$1 initrd=$2 mode=$3 klog=$4 disk=${5:-} extra=${6:-} accel
 	accel=$(qemu_accel "$initrd")
 	local a="-accel tcg,thread=multi -cpu max"
 	[ "$accel" = kvm ] && a="-enable-kvm -cpu host"
+	# GUEST_ACCEL_ARGS: other accelerator arguments (the benchmark's icount).
+	[ -n "${GUEST_ACCEL_ARGS:-}" ] && a=$GUEST_ACCEL_ARGS
 	in_root "timeout ${DM_REMAP_GUEST_TIMEOUT:-1500} qemu-system-x86_64 $a -m 1536 -smp 2 \
 		-display none -monitor none -no-reboot -nodefaults \
 		-kernel /build/out-$flavor/arch/x86/boot/bzImage -initrd $initrd \
 		-serial file:$klog -serial stdio \
 		${disk:+-drive file=$disk,if=virtio,format=raw} \
-		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode${DM_REMAP_ONLY:+ dmr.only=$DM_REMAP_ONLY}'"
+		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode${DM_REMAP_ONLY:+ dmr.only=$DM_REMAP_ONLY}${extra:+ $extra}'"
 }
 
 # guest_image FLAVOR MODE: build the initramfs for a flavour; prints its

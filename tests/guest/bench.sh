@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-2.0
+# I/O benchmark against dm-linear (scripts/bench.sh boots it, once under
+# icount and once on the wall clock). Prints one BENCH line per fio run.
+#
+# The data device is a null_blk that stores nothing and completes in the
+# submitter's context (memory_backed=0, irqmode=0): 44 GiB of 4 KiB
+# blocks. Configurations, all over it:
+#   raw      the null_blk itself
+#   linear   dm-linear
+#   r0       remap, no remaps
+#   r100k    remap, 100k remapped blocks (every 10th block of the first 4 GiB)
+#   r1m      remap, 1M remapped blocks (every 10th block of the first 40 GiB)
+#   r1mhit   r1m with uniform random I/O over those 40 GiB: 10% hit remaps
+# Random I/O of the other configurations touches only blocks 5, 15, 25...
+# of the first 40 GiB (none remapped, while every 256-block region of r1m
+# holds remaps, so every bio costs a hash lookup); sequential reads go to
+# the last 4 GiB. The spare areas lie on a memory-backed null_blk (pages
+# exist only where metadata was written); the remaps are written there by
+# mkmeta and loaded by the constructor.
+. /tests/lib.sh
+modprobe dm_remap
+modprobe null_blk nr_devices=0
+
+# dmr.reps= and dmr.runtime= on the kernel command line (BENCH_REPS and
+# BENCH_RUNTIME on the host).
+reps=$(sed -n 's/.*dmr\.reps=\([0-9]*\).*/\1/p' /proc/cmdline)
+runtime=$(sed -n 's/.*dmr\.runtime=\([0-9]*\).*/\1/p' /proc/cmdline)
+reps=${reps:-3}
+runtime=${runtime:-3}
+ncpu=$(nproc)
+gib=$((1024 * 1024 * 2))
+len=$((44 * gib))
+d=$(NULLB_ATTRS="memory_backed=0 irqmode=0 discard=0" nullb_make bdata 45056 4096) || exit 1
+s=$(nullb_make bspare 4800 4096) || exit 1
+mkmeta $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error mkmeta 100k"
+mkmeta $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error mkmeta 1m"
+dmsetup create linear --table "0 $len linear $d 0" || echo "BENCH error linear"
+dmsetup create r0 --table "0 $len remap $d 0 $s 0 131072 2 block_size 4096" || echo "BENCH error r0"
+for n in 100k 1m; do
+	case $n in
+	100k) area="131072 1048576" ;;
+	1m) area="1179648 8585216" ;;
+	esac
+	dmesg -c >/dev/null
+	dmsetup create r$n --table "0 $len remap $d 0 $s $area 2 block_size 4096" || echo "BENCH error r$n"
+	line=$(dmesg | grep 'metadata generation' | tail -n 1)
+	echo "BENCH load config=r$n $(echo "$line" | sed -n 's/.*loaded: \([0-9]*\) remaps in \([0-9]*\) us (\([0-9]*\) us reading.*/remaps=\1 us=\2 read_us=\3/p')"
+	mem=$(dmsetup message r$n 0 stats | tr ' ' '\n' | sed -n 's/^memory_bytes=//p')
+	echo "BENCH memory config=r$n bytes=$mem"
+done
+
+dev_of() {
+	case $1 in
+	raw) echo "$d" ;;
+	r1mhit) echo /dev/mapper/r1m ;;
+	*) echo "/dev/mapper/$1" ;;
+	esac
+}
+
+# run TEST CONFIG REP: one fio run; prints its BENCH line.
+run() {
+	t=$1 c=$2 rep=$3
+	dev=$(dev_of "$c")
+	# Blocks 5, 15, 25...: never remapped. r1mhit: any block.
+	pattern="--offset=20k --blockalign=40k --size=40g"
+	[ "$c" = r1mhit ] && pattern="--size=40g"
+	case $t in
+	randread) args="--rw=randread --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
+	randwrite) args="--rw=randwrite --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
+	lat) args="--rw=randread --bs=4k --iodepth=1 --numjobs=1 $pattern" ;;
+	seqread) args="--rw=read --bs=1m --iodepth=8 --numjobs=1 --offset=40g --size=4g" ;;
+	esac
+	remap=0
+	case $c in r*) [ "$c" != raw ] && remap=1 ;; esac
+	[ $remap = 1 ] && dmsetup message "${dev#/dev/mapper/}" 0 clear_stats >/dev/null
+	# Terse output; JSON for the latency run, whose percentiles it gives in
+	# nanoseconds (terse rounds them to microseconds).
+	format="--output-format=terse --terse-version=3"
+	[ "$t" = lat ] && format="--output-format=json"
+	# shellcheck disable=SC2086
+	out=$(fio --name=b --filename="$dev" --direct=1 --ioengine=io_uring --time_based \
+		--runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0 --group_reporting \
+		--percentile_list=50:99 $format $args 2>&1)
+	# The share of bios that went to spares: the pattern does what it says.
+	hit=-
+	if [ $remap = 1 ]; then
+		hit=$(dmsetup message "${dev#/dev/mapper/}" 0 stats | tr ' ' '\n' | awk -F= '
+			$1 == "reads" || $1 == "writes" { n += $2 }
+			$1 == "remapped_reads" || $1 == "remapped_writes" { h += $2 }
+			END { printf "%.2f", n ? 100 * h / n : 0 }')
+	fi
+	if [ "$t" = lat ]; then
+		# The first "iops" and percentiles are the read side's.
+		echo "$out" | awk -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" '
+			/"iops" :/ && iops == "" { iops = $3; sub(/,/, "", iops) }
+			/"50.000000" :/ && p50 == "" { p50 = $3; sub(/,/, "", p50) }
+			/"99.000000" :/ && p99 == "" { p99 = $3; sub(/,/, "", p99) }
+			END {
+				if (p99 == "") { print "BENCH error test=" t " config=" c " fio gave no percentiles"; exit }
+				printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=0 p50_us=%.3f p99_us=%.3f hit_pct=%s\n", t, c, rep, iops, p50 / 1000, p99 / 1000, hit
+			}'
+		return
+	fi
+	echo "$out" | tail -n 1 | awk -F';' -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" '
+		NF < 60 { print "BENCH error test=" t " config=" c " fio: " $0; exit }
+		{
+			w = (t == "randwrite")
+			iops = w ? $49 : $8; bw = w ? $48 : $7
+			p50 = w ? $59 : $18; p99 = w ? $60 : $19
+			sub(/.*=/, "", p50); sub(/.*=/, "", p99)
+			printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=%d p50_us=%s p99_us=%s hit_pct=%s\n", t, c, rep, iops, bw, p50, p99, hit
+		}'
+}
+
+for rep in $(seq 1 "$reps"); do
+	for t in randread randwrite lat seqread; do
+		for c in raw linear r0 r100k r1m r1mhit; do
+			[ "$t" = seqread ] && [ "$c" = r1mhit ] && continue
+			run "$t" "$c" "$rep"
+		done
+	done
+done
+
+for c in linear r0 r100k r1m; do dmsetup remove "$c"; done
+echo "BENCH done"
