@@ -7,6 +7,7 @@
 #                        kernel tree, with the toolchain that built it
 #   make test            the whole test suite in QEMU (scripts/test.sh)
 #   make demo            the demonstration in QEMU (scripts/demo.sh)
+#   make bench           the I/O benchmark against dm-linear (scripts/bench.sh)
 #   make clean
 
 ifneq ($(KDIR),)
@@ -27,4 +28,7 @@ test:
 demo:
 	scripts/demo.sh
 
-.PHONY: all clean test demo
+bench:
+	scripts/bench.sh
+
+.PHONY: all clean test demo bench

@@ -1321,16 +1321,22 @@ fn fill_table(
     table
         .reserve(writer, in_use.len())
         .map_err(|_| NO_TABLE_MEMORY)?;
-    for &spare in in_use {
-        let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
-            continue;
-        };
-        let value = spare | if lost { DATA_LOST } else { 0 };
-        table.insert(writer, block, value).map_err(|e| match e {
-            TableError::Exists => c"Metadata maps a data block to two spares",
-            TableError::OutOfRange => c"Metadata maps a block beyond the data area",
-            _ => NO_TABLE_MEMORY,
-        })?;
+    // A short RCU read section per chunk of entries.
+    for chunk in in_use.chunks(1024) {
+        let guard = rcu::read_lock();
+        for &spare in chunk {
+            let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
+                continue;
+            };
+            let value = spare | if lost { DATA_LOST } else { 0 };
+            table
+                .insert_reserved(writer, &guard, block, value)
+                .map_err(|e| match e {
+                    TableError::Exists => c"Metadata maps a data block to two spares",
+                    TableError::OutOfRange => c"Metadata maps a block beyond the data area",
+                    _ => NO_TABLE_MEMORY,
+                })?;
+        }
     }
     let mut pending = 0;
     for i in 0..image.format().pending_slots() {
@@ -1523,12 +1529,8 @@ impl dm::Target for RemapTarget {
             // The read section starts before the lookup: a switch that
             // starts later waits for this bio.
             let idx = self.in_flight.down_read();
-            let guard = rcu::read_lock();
             let mut flags = 0;
-            match self
-                .table
-                .first_remapped(&guard, first, last(&bio) - first + 1)
-            {
+            match self.table.first_remapped(first, last(&bio) - first + 1) {
                 None => bio.remap(&self.data, self.data_offset + offset),
                 Some((block, value)) if block == first && value & PENDING != 0 => {
                     if last(&bio) > block {
@@ -1537,7 +1539,6 @@ impl dm::Target for RemapTarget {
                     if op == BioOp::Write && self.auto_remap {
                         // Relocated by the worker, outside any read
                         // section: it switches the block.
-                        drop(guard);
                         self.in_flight.up_read(idx);
                         self.stats.inc(stat::WRITES);
                         bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
@@ -1553,7 +1554,6 @@ impl dm::Target for RemapTarget {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
                     if value & SWITCHING != 0 {
-                        drop(guard);
                         // Out of the read section: the switch waits for
                         // those.
                         self.in_flight.up_read(idx);
@@ -1576,7 +1576,6 @@ impl dm::Target for RemapTarget {
                     bio.remap(&self.data, self.data_offset + offset);
                 }
             }
-            drop(guard);
             self.account(&mut bio, op, idx, offset, flags);
             return MapResult::Remapped;
         }

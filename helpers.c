@@ -91,19 +91,24 @@ void dmr_srcu_free(struct srcu_struct *ssp)
 	kfree(ssp);
 }
 
+/* The per-CPU pointer travels as an integer: its address space differs. */
 void *dmr_srcu_down_read(struct srcu_struct *ssp)
 {
-	return (__force void *)srcu_down_read_fast(ssp);
+	return (void *)(__force unsigned long)srcu_down_read_fast(ssp);
 }
 
 void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp)
 {
-	srcu_up_read_fast(ssp, (__force struct srcu_ctr __percpu *)scp);
+	srcu_up_read_fast(ssp, (struct srcu_ctr __percpu *)(__force unsigned long)scp);
 }
 
+/*
+ * Expedited: SRCU-fast-updown does not expedite on its own, and a remap
+ * waits for this grace period before it answers.
+ */
 void dmr_srcu_synchronize(struct srcu_struct *ssp)
 {
-	synchronize_srcu(ssp);
+	synchronize_srcu_expedited(ssp);
 }
 
 int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write)

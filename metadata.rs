@@ -7,7 +7,8 @@
 //! of the remap block size: block 0 is the superblock, then `slot_blocks`
 //! blocks of spare slots (one little-endian `u64` per spare block: free, in
 //! use for a data block, or retired), then `pending_blocks` blocks of
-//! pending-block slots. Every block starts with a 32-byte header carrying
+//! pending-block slots (one per `PENDING_SHARE` spare blocks, rounded up to
+//! whole blocks). Every block starts with a 32-byte header carrying
 //! the magic, a CRC32C, the format version, the block's kind, index and
 //! copy number, and the generation of the commit that last wrote it. The
 //! byte-by-byte layout is in `README.md`, section "On-disk format".
@@ -43,6 +44,8 @@ pub(crate) const MAGIC: [u8; 8] = *b"dm-remap";
 pub(crate) const FORMAT_VERSION: u16 = 1;
 /// Bytes of the header at the start of every metadata block.
 pub(crate) const HEADER_BYTES: usize = 32;
+/// Spare blocks per pending slot.
+pub(crate) const PENDING_SHARE: u32 = 16;
 
 const OFF_CRC: usize = 8;
 const OFF_VERSION: usize = 12;
@@ -144,8 +147,8 @@ pub(crate) struct Format {
 }
 
 impl Format {
-    /// The format for `identity`: one spare slot and one pending slot for
-    /// every block of the spare area.
+    /// The format for `identity`: one spare slot for every block of the
+    /// spare area, and one pending slot for every `PENDING_SHARE`.
     pub(crate) fn new(identity: Identity) -> Result<Self, FormatError> {
         let bs = identity.block_size;
         if bs < 512 || !bs.is_power_of_two() {
@@ -159,7 +162,10 @@ impl Format {
         let words_per_block = (bs - HEADER_BYTES as u32) / 8;
         // words_per_block >= 60; the sum stays far below 2^32.
         let slot_blocks = nr_spare.div_ceil(words_per_block);
-        let copy_blocks = 1 + 2 * slot_blocks;
+        // A pending slot for one spare block in PENDING_SHARE: a block is
+        // pending only until its next write.
+        let pending_blocks = nr_spare.div_ceil(PENDING_SHARE).div_ceil(words_per_block);
+        let copy_blocks = 1 + slot_blocks + pending_blocks;
         let layout =
             MetadataLayout::new(nr_spare, copy_blocks).map_err(|_| FormatError::TooSmall)?;
         Ok(Self {
@@ -167,7 +173,7 @@ impl Format {
             nr_spare,
             words_per_block,
             slot_blocks,
-            pending_blocks: slot_blocks,
+            pending_blocks,
             layout,
         })
     }
@@ -1313,7 +1319,7 @@ mod tests {
             data_len: 1 << 20,
             spare_offset: 2048,
             // 128 blocks of 512 bytes: 60 words per block, 3 slot blocks,
-            // 3 pending blocks, 7 blocks per copy.
+            // 1 pending block (8 slots), 5 blocks per copy.
             spare_len: 128,
             block_size: 512,
         }
@@ -1374,7 +1380,7 @@ mod tests {
         );
         image.set_slot(spares[6], Slot::Retired);
         // A pending block in the second pending block's words.
-        image.set_pending(f.words_per_block + 1, Some(4242));
+        image.set_pending(7, Some(4242));
         assert!(commit(&mut image, &mut dev).succeeded());
         (dev, first, image)
     }
@@ -1458,7 +1464,8 @@ mod tests {
         let f = fmt();
         assert_eq!(f.words_per_block, 60);
         assert_eq!(f.slot_blocks, 3);
-        assert_eq!(f.copy_blocks(), 7);
+        assert_eq!(f.pending_blocks, 1);
+        assert_eq!(f.copy_blocks(), 5);
         let mut id = identity();
         id.block_size = 4096;
         id.spare_len = 256 * 8;
@@ -1493,9 +1500,9 @@ mod tests {
             })
         );
         assert_eq!(loaded.slot(spares[6]), Some(Slot::Retired));
-        assert_eq!(loaded.pending(f.words_per_block + 1), Some(Some(4242)));
+        assert_eq!(loaded.pending(7), Some(Some(4242)));
         assert_eq!(loaded.pending(0), Some(None));
-        assert!(f.pending_slots() >= f.nr_spare);
+        assert!(f.pending_slots() >= f.nr_spare / PENDING_SHARE);
     }
 
     #[test]
@@ -1537,10 +1544,11 @@ mod tests {
             }
             match older {
                 Some(old) => {
-                    for index in 0..7 {
-                        let at = (copy * 7 + index) * 512;
-                        let src = &old.disk[at..at + 512];
-                        dev.disk[at..at + 512].copy_from_slice(src);
+                    let (n, bs) = (dev.copy_blocks, dev.bs);
+                    for index in 0..n {
+                        let at = (copy * n + index) * bs;
+                        let src = &old.disk[at..at + bs];
+                        dev.disk[at..at + bs].copy_from_slice(src);
                     }
                 }
                 None => {

@@ -15,7 +15,8 @@
 //! - an open-addressing hash table (linear probing) of 8-byte keys and
 //!   4-byte values. It is rebuilt at twice the entry count when live and
 //!   deleted slots pass 3/4 of its capacity, so the load stays between 1/2
-//!   and 3/4 and an entry costs 16 to 24 bytes. A lookup is a hash and a
+//!   and 3/4 and an entry costs 16 to 24 bytes (18 in a table filled at
+//!   once after [`RemapTable::reserve`], which sizes it for load 2/3). A lookup is a hash and a
 //!   short probe, whatever the number of entries.
 //!
 //! Readers see each slot change atomically: a new entry's value is stored
@@ -24,14 +25,15 @@
 //! so a reader can never pair a key with another key's value.
 
 use crate::rcu_box::RcuBox;
-use kernel::{
-    alloc::AllocError,
-    prelude::*,
-    sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
-        rcu,
-    },
+// `core` atomics, not `kernel::sync::atomic`: in this kernel the latter
+// call an out-of-line C helper for every load, which would put a call on
+// every probe of every bio. On x86 these acquire loads and release stores
+// are plain moves with the same ordering.
+use core::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
 };
+use kernel::{alloc::AllocError, prelude::*, sync::rcu};
 
 /// Blocks per summary bit.
 pub(crate) const REGION_BLOCKS: u64 = 256;
@@ -68,8 +70,8 @@ fn key_of(block: u64) -> u64 {
 
 /// One generation of the hash table.
 struct Slots {
-    keys: KVVec<Atomic<u64>>,
-    values: KVVec<Atomic<u32>>,
+    keys: KVVec<AtomicU64>,
+    values: KVVec<AtomicU32>,
 }
 
 impl Slots {
@@ -77,8 +79,8 @@ impl Slots {
         let mut keys = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         let mut values = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         for _ in 0..capacity {
-            keys.push(Atomic::new(EMPTY), GFP_KERNEL)?;
-            values.push(Atomic::new(0), GFP_KERNEL)?;
+            keys.push(AtomicU64::new(EMPTY), GFP_KERNEL)?;
+            values.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
         KBox::new(Self { keys, values }, GFP_KERNEL)
     }
@@ -167,7 +169,7 @@ pub(crate) struct Writer {
 pub(crate) struct RemapTable {
     slots: RcuBox<Slots>,
     /// One bit per region of `REGION_BLOCKS` blocks.
-    regions: KVVec<Atomic<u64>>,
+    regions: KVVec<AtomicU64>,
     nr_blocks: u64,
     max_entries: usize,
 }
@@ -180,7 +182,7 @@ impl RemapTable {
         let words = usize::try_from(nr_regions.div_ceil(64)).map_err(|_| AllocError)?;
         let mut regions = KVVec::with_capacity(words, GFP_KERNEL)?;
         for _ in 0..words {
-            regions.push(Atomic::new(0), GFP_KERNEL)?;
+            regions.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
         let table = Self {
             slots: RcuBox::new(Slots::new(MIN_CAPACITY)?),
@@ -222,20 +224,18 @@ impl RemapTable {
     }
 
     /// The first remapped block in `first..first + count` and its spare.
+    /// Enters an RCU read section only if the summary bitmap says the
+    /// range may hold one: a bio in a clean region costs bit tests alone.
     #[inline(always)]
-    pub(crate) fn first_remapped(
-        &self,
-        guard: &rcu::Guard,
-        first: u64,
-        count: u64,
-    ) -> Option<(u64, u32)> {
+    pub(crate) fn first_remapped(&self, first: u64, count: u64) -> Option<(u64, u32)> {
         let end = first.saturating_add(count).min(self.nr_blocks);
         let mut block = first;
         while block < end {
             let region = block / REGION_BLOCKS;
             let region_end = ((region + 1) * REGION_BLOCKS).min(end);
             if self.region_bit(region) {
-                let slots = self.slots.read(guard);
+                let guard = rcu::read_lock();
+                let slots = self.slots.read(&guard);
                 for b in block..region_end {
                     if let Some(i) = slots.find(key_of(b)) {
                         return Some((b, slots.values[i].load(Relaxed)));
@@ -256,19 +256,20 @@ impl RemapTable {
     pub(crate) fn hash_bytes(&self) -> usize {
         let guard = rcu::read_lock();
         let cap = self.slots.read(&guard).capacity();
-        cap * (size_of::<Atomic<u64>>() + size_of::<Atomic<u32>>())
+        cap * (size_of::<AtomicU64>() + size_of::<AtomicU32>())
     }
 
     /// Bytes the summary bitmap uses; fixed by the size of the data area
     /// (one bit per `REGION_BLOCKS` blocks).
     pub(crate) fn summary_bytes(&self) -> usize {
-        self.regions.len() * size_of::<Atomic<u64>>()
+        self.regions.len() * size_of::<AtomicU64>()
     }
 
-    /// Rebuilds the hash table with room for twice the live entries,
-    /// dropping deleted slots, and publishes it. Sleeps (RCU grace period).
-    fn rebuild(&self, writer: &mut Writer) -> Result<(), TableError> {
-        let capacity = (writer.len * 2).max(MIN_CAPACITY);
+    /// Rebuilds the hash table with `capacity` slots (at least
+    /// `MIN_CAPACITY`), dropping deleted slots, and publishes it. Sleeps
+    /// (RCU grace period).
+    fn rebuild(&self, writer: &mut Writer, capacity: usize) -> Result<(), TableError> {
+        let capacity = capacity.max(MIN_CAPACITY);
         let new = Slots::new(capacity)?;
         {
             let guard = rcu::read_lock();
@@ -293,11 +294,8 @@ impl RemapTable {
         if (entries + writer.deleted) * 4 <= writer.capacity * 3 {
             return Ok(());
         }
-        let len = writer.len;
-        writer.len = entries.max(len);
-        let r = self.rebuild(writer);
-        writer.len = len;
-        r
+        // Load 2/3 once full: 18 bytes per entry, short probes.
+        self.rebuild(writer, entries.max(writer.len) * 3 / 2 + 1)
     }
 
     /// Removes every entry. May sleep (RCU grace period).
@@ -336,18 +334,48 @@ impl RemapTable {
         }
         // Outside the RCU read section: a rebuild waits for a grace period.
         if (writer.len + writer.deleted + 1) * 4 > writer.capacity * 3 {
-            self.rebuild(writer)?;
+            // Twice the live entries: load 1/2 after growing.
+            self.rebuild(writer, writer.len * 2)?;
         }
-        let added = {
-            let guard = rcu::read_lock();
-            self.slots.read(&guard).put_new(key, value)
-        };
-        if !added {
+        let guard = rcu::read_lock();
+        self.put_entry(writer, &guard, key, value)
+    }
+
+    /// Remaps `block` to `value` in room made by [`Self::reserve`]: many
+    /// entries under one RCU read section, as loading enters them. Never
+    /// sleeps; refuses (`Full`) when the room is used up.
+    pub(crate) fn insert_reserved(
+        &self,
+        writer: &mut Writer,
+        guard: &rcu::Guard,
+        block: u64,
+        value: u32,
+    ) -> Result<(), TableError> {
+        if block >= self.nr_blocks {
+            return Err(TableError::OutOfRange);
+        }
+        if writer.len >= self.max_entries
+            || (writer.len + writer.deleted + 1) * 4 > writer.capacity * 3
+        {
+            return Err(TableError::Full);
+        }
+        self.put_entry(writer, guard, key_of(block), value)
+    }
+
+    /// Stores an entry in the published hash table, which has room.
+    fn put_entry(
+        &self,
+        writer: &mut Writer,
+        guard: &rcu::Guard,
+        key: u64,
+        value: u32,
+    ) -> Result<(), TableError> {
+        if !self.slots.read(guard).put_new(key, value) {
             return Err(TableError::Exists);
         }
         writer.len += 1;
         // The entry is in place before the region says so.
-        let region = block / REGION_BLOCKS;
+        let region = (key - 1) / REGION_BLOCKS;
         let word = &self.regions[(region / 64) as usize];
         word.store(word.load(Relaxed) | (1 << (region % 64)), Release);
         Ok(())
@@ -381,8 +409,7 @@ impl RemapTable {
         writer.deleted += 1;
         // Clear the region's bit when it holds no other remapped block.
         let start = region * REGION_BLOCKS;
-        let guard = rcu::read_lock();
-        if self.first_remapped(&guard, start, REGION_BLOCKS).is_none() {
+        if self.first_remapped(start, REGION_BLOCKS).is_none() {
             let word = &self.regions[(region / 64) as usize];
             word.store(word.load(Relaxed) & !(1 << (region % 64)), Release);
         }
@@ -505,21 +532,18 @@ mod tests {
         for (b, v) in [(r - 1, 1), (r, 2), (3 * r + 7, 3), (4095, 4)] {
             t.insert(&mut w, b, v).unwrap();
         }
-        let g = rcu::read_lock();
-        assert_eq!(t.first_remapped(&g, 0, r - 1), None);
-        assert_eq!(t.first_remapped(&g, 0, r), Some((r - 1, 1)));
-        assert_eq!(t.first_remapped(&g, r - 1, 1), Some((r - 1, 1)));
-        assert_eq!(t.first_remapped(&g, r, 1), Some((r, 2)));
-        assert_eq!(t.first_remapped(&g, r + 1, 2 * r + 6), None);
-        assert_eq!(t.first_remapped(&g, r + 1, 2 * r + 7), Some((3 * r + 7, 3)));
-        assert_eq!(t.first_remapped(&g, 3 * r + 8, 10_000), Some((4095, 4)));
-        assert_eq!(t.first_remapped(&g, 4096, 10), None);
-        assert_eq!(t.first_remapped(&g, u64::MAX - 1, 10), None);
-        drop(g);
+        assert_eq!(t.first_remapped(0, r - 1), None);
+        assert_eq!(t.first_remapped(0, r), Some((r - 1, 1)));
+        assert_eq!(t.first_remapped(r - 1, 1), Some((r - 1, 1)));
+        assert_eq!(t.first_remapped(r, 1), Some((r, 2)));
+        assert_eq!(t.first_remapped(r + 1, 2 * r + 6), None);
+        assert_eq!(t.first_remapped(r + 1, 2 * r + 7), Some((3 * r + 7, 3)));
+        assert_eq!(t.first_remapped(3 * r + 8, 10_000), Some((4095, 4)));
+        assert_eq!(t.first_remapped(4096, 10), None);
+        assert_eq!(t.first_remapped(u64::MAX - 1, 10), None);
         // Removing the last block of a region clears it; others stay.
         assert_eq!(t.remove(&mut w, r - 1), Ok(1));
-        let g = rcu::read_lock();
-        assert_eq!(t.first_remapped(&g, 0, r + 1), Some((r, 2)));
+        assert_eq!(t.first_remapped(0, r + 1), Some((r, 2)));
         assert!(!t.region_bit(0));
         assert!(t.region_bit(1));
     }

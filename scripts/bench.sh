@@ -11,7 +11,8 @@
 # Prints the medians and their ratio to dm-linear, and writes them to
 # results/bench.md (a table) and results/bench.svg (a plot).
 # Settings: BENCH_REPS (3), BENCH_RUNTIME (seconds per fio run, 3),
-# BENCH_MODES ("icount wall").
+# BENCH_MODES ("icount wall"); for development, BENCH_TESTS and
+# BENCH_CONFIGS (comma lists) run a subset.
 . "$(dirname "$0")/lib.sh"
 
 bash "$PROJ/scripts/toolchain.sh"
@@ -38,7 +39,7 @@ for mode in $modes; do
 	esac
 	say "booting the bench kernel ($what): ${BENCH_REPS:-3} rounds of 23 fio runs of ${BENCH_RUNTIME:-3} s"
 	boot_guest bench "$img" bench "$PROJ/results/kernel-bench-$mode.log" \
-		"" "dmr.reps=${BENCH_REPS:-3} dmr.runtime=${BENCH_RUNTIME:-3}" |
+		"" "dmr.reps=${BENCH_REPS:-3} dmr.runtime=${BENCH_RUNTIME:-3}${BENCH_TESTS:+ dmr.tests=$BENCH_TESTS}${BENCH_CONFIGS:+ dmr.configs=$BENCH_CONFIGS}" |
 		tee "$PROJ/results/guest-bench-$mode.log" | sed -u 's/\r$//' |
 		awk '/^BENCH run/ { n++; printf "\r  fio run %d: %s %s        ", n, $3, $4; fflush() }
 			/^BENCH (load|error|memory)/ { print; fflush() }
@@ -57,6 +58,7 @@ summarize() {
 		for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		t = v["test"]; c = v["config"]
 		if (t == "lat") {
+			print "lat_mean_us", c, v["mean_us"]
 			print "lat_p50_us", c, v["p50_us"]; print "lat_p99_us", c, v["p99_us"]
 		} else if (t == "seqread") {
 			print "seqread_MiBps", c, v["bw_kib"] / 1024
@@ -79,7 +81,7 @@ summarize() {
 	END {
 		flush()
 		n = split("raw linear r0 r100k r1m r1mhit", cfg, " ")
-		nm = split("randread_iops randwrite_iops lat_p50_us lat_p99_us seqread_MiBps", met, " ")
+		nm = split("randread_iops randwrite_iops lat_mean_us lat_p50_us lat_p99_us seqread_MiBps", met, " ")
 		printf "| metric |"
 		for (i = 1; i <= n; i++) printf " %s |", cfg[i]
 		printf "\n|---|"
@@ -115,8 +117,8 @@ svg_plot() {
 	awk '
 	{ r[$2, $3, $4] = $5; if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 } }
 	END {
-		nm = split("randread_iops randwrite_iops lat_p50_us lat_p99_us seqread_MiBps", met, " ")
-		split("4k rand read IOPS|4k rand write IOPS|QD1 read p50 latency|QD1 read p99 latency|1 MiB seq read MiB/s", label, "|")
+		nm = split("randread_iops randwrite_iops lat_mean_us lat_p99_us seqread_MiBps", met, " ")
+		split("4k rand read IOPS|4k rand write IOPS|QD1 read mean latency|QD1 read p99 latency|1 MiB seq read MiB/s", label, "|")
 		nc = split("raw r0 r100k r1m r1mhit", cfg, " ")
 		split("#888888 #4e79a7 #59a14f #f28e2b #e15759", color, " ")
 		pw = 620; ph = 300; top = 50; left = 50; ymax = 1.3

@@ -186,17 +186,18 @@ nullb_drop rm4
 v=$(nullb_make rm5 16 512)
 w=$(nullb_make rm6 16 512)
 check "failing spare: dust over the spare device" dmsetup create dust6 --table "0 32768 dust $w 0 512"
-# 8192 spare blocks of 512 bytes: the first copy of the metadata takes 275
-# blocks (60 slots per block: 137 blocks of spare slots, 137 of pending
-# slots, a superblock), so the first spare handed out is block 275.
-dmsetup message dust6 0 addbadblock 275 1 >/dev/null
+# 8192 spare blocks of 512 bytes: the first copy of the metadata takes 147
+# blocks (60 slots per block: 137 blocks of spare slots, 9 of pending slots
+# (one per 16 spare blocks), a superblock), so the first spare handed out
+# is block 147.
+dmsetup message dust6 0 addbadblock 147 1 >/dev/null
 dmsetup message dust6 0 enable >/dev/null
 check "failing spare: create" dmsetup create rf --table "0 16384 remap $v 0 /dev/mapper/dust6 0 8192"
 message_refused rf "remap onto a failing spare fails and retires it" \
-	"remap of block 40 failed writing spare block 275: spare retired" remap 40
+	"remap of block 40 failed writing spare block 147: spare retired" remap 40
 check "the block is not remapped after the failure" sh -c "dmsetup message rf 0 lookup 40 | grep -q 'not remapped'"
 check "stats count the retired spare" sh -c "dmsetup message rf 0 stats | grep -q 'spares_used=0 spares_free=[0-9]* spares_retired=1'"
-check "the retry takes the next spare" sh -c "dmsetup message rf 0 remap 40 | grep -q 'to spare block 276 '"
+check "the retry takes the next spare" sh -c "dmsetup message rf 0 remap 40 | grep -q 'to spare block 148 '"
 check "failing spare: remove" dmsetup remove rf
 dmsetup remove dust6
 nullb_drop rm5

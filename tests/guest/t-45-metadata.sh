@@ -9,10 +9,11 @@
 d=$(nullb_make md1 64 512)
 s=$(nullb_make md2 16 512)
 # 4 KiB blocks; spare area: all of md2, 4096 blocks. 508 slots per
-# metadata block: 9 blocks of spare slots, 9 of pending slots and a
-# superblock make 19 blocks per copy, at blocks 0, 1019, 2038, 3057, 4077.
+# metadata block: 9 blocks of spare slots, 1 of pending slots (256, one per
+# 16 spare blocks) and a superblock make 11 blocks per copy, at blocks 0,
+# 1021, 2042, 3063, 4085.
 table="0 131072 remap $d 0 $s 0 32768 2 block_size 4096"
-starts="0 1019 2038 3057 4077"
+starts="0 1021 2042 3063 4085"
 dev=/dev/mapper/md
 
 check "create" dmsetup create md --table "$table"
@@ -121,14 +122,14 @@ dd if=/dev/zero of=$s bs=1M count=16 oflag=direct 2>/dev/null
 check "mkmeta writes 1000 remaps" mkmeta $s 0 131072 0 32768 4096 1000 7
 check "the target loads them" dmsetup create md --table "$table"
 check "status: 1000 remapped, generation 1, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 1000 1000/[0-9]+ 0 0 ok 1 5/5 0 0$'"
-check "list: block 0 on spare 19, block 7 on spare 20" sh -c "[ \"\$(dmsetup message md 0 list 0 2 | tr '\n' ' ')\" = '0 19 7 20 more 14 ' ]"
+check "list: block 0 on spare 11, block 7 on spare 12" sh -c "[ \"\$(dmsetup message md 0 list 0 2 | tr '\n' ' ')\" = '0 11 7 12 more 14 ' ]"
 check "remove" dmsetup remove md
 nullb_drop md1
 nullb_drop md2
 
 # A commit that reaches no copy: dm-dust fails every write to the five
-# superblocks (4 KiB blocks, 1024 spare blocks: copies of 7 blocks at 0,
-# 254, 508, 762, 1017). The remap is refused, the target says
+# superblocks (4 KiB blocks, 1024 spare blocks: copies of 5 blocks at 0,
+# 254, 509, 764, 1019). The remap is refused, the target says
 # metadata_failed and refuses further remaps, I/O passes through.
 modprobe dm-dust
 f=$(nullb_make mf1 16 512)
@@ -136,7 +137,7 @@ g=$(nullb_make mf2 4 512)
 check "failing metadata: dust over the spare device" dmsetup create dustm --table "0 8192 dust $g 0 4096"
 ftable="0 32768 remap $f 0 /dev/mapper/dustm 0 8192 2 block_size 4096"
 check "failing metadata: create" dmsetup create mf --table "$ftable"
-for b in 0 254 508 762 1017; do dmsetup message dustm 0 addbadblock $b 100 >/dev/null; done
+for b in 0 254 509 764 1019; do dmsetup message dustm 0 addbadblock $b 100 >/dev/null; done
 dmsetup message dustm 0 enable >/dev/null
 message_refused mf "a commit that reaches no copy refuses the remap" "remap of block 100 failed: the metadata commit failed" remap 800
 check "status says metadata_failed and the error" sh -c "dmsetup status mf | grep -qE ' 0 0 metadata_failed 1 0/5 -5 0$'"

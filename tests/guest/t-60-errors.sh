@@ -141,8 +141,8 @@ check "null_blk: remove at the end" dmsetup remove ern
 
 # 3. A failing spare is retired and the block relocated again, persisted.
 # 4 KiB blocks (page-sized: no read-modify-write of a bad page): 1024
-# spare blocks, 7 blocks per metadata copy (3 of spare slots, 3 of
-# pending slots, a superblock), so the first spare handed out is 7.
+# spare blocks, 5 blocks per metadata copy (3 of spare slots, 1 of
+# pending slots, a superblock), so the first spare handed out is 5.
 j=$(nullb_make er8 16 512)
 k=$(nullb_make er9 16 512)
 dmsetup create erdd --table "0 32768 dust $j 0 4096"
@@ -150,23 +150,23 @@ dmsetup create erds --table "0 32768 dust $k 0 4096"
 dmsetup message erdd 0 quiet >/dev/null
 dmsetup message erds 0 quiet >/dev/null
 dmsetup message erdd 0 addbadblock 5 2 >/dev/null
-dmsetup message erds 0 addbadblock 7 9 >/dev/null
+dmsetup message erds 0 addbadblock 5 9 >/dev/null
 dmsetup message erdd 0 enable >/dev/null
 dmsetup message erds 0 enable >/dev/null
 table="0 16384 remap /dev/mapper/erdd 0 /dev/mapper/erds 0 8192 2 block_size 4096"
 check "spare failure: create" dmsetup create erf --table "$table"
 dd if=/dev/urandom of=/tmp/t3 bs=4096 count=1 2>/dev/null
 check "spare failure: the write succeeds" dd if=/tmp/t3 of=/dev/mapper/erf bs=4096 seek=5 count=1 oflag=direct conv=notrunc
-check "spare failure: block on the next spare" sh -c "dmsetup message erf 0 lookup 40 | grep -q 'to spare block 8 '"
+check "spare failure: block on the next spare" sh -c "dmsetup message erf 0 lookup 40 | grep -q 'to spare block 6 '"
 check "spare failure: spare retired" sh -c "dmsetup message erf 0 stats | grep -q 'spares_used=1 spares_free=[0-9]* spares_retired=1'"
 check "spare failure: remove and re-create" sh -c "dmsetup remove erf && dmsetup create erf --table '$table'"
 check "spare failure: retirement persisted" sh -c "dmsetup message erf 0 stats | grep -q 'spares_used=1 spares_free=[0-9]* spares_retired=1'"
 check "spare failure: data reads back" sh -c "dd if=/dev/mapper/erf bs=4096 skip=5 count=1 iflag=direct 2>/dev/null | cmp - /tmp/t3"
 # A write error on the spare that holds a block: the block moves on and
 # the old spare is retired.
-dmsetup message erds 0 addbadblock 8 9 >/dev/null
+dmsetup message erds 0 addbadblock 6 9 >/dev/null
 check "failing spare in use: the write succeeds" dd if=/tmp/t3 of=/dev/mapper/erf bs=4096 seek=5 count=1 oflag=direct conv=notrunc
-check "failing spare in use: block moved on" sh -c "dmsetup message erf 0 lookup 40 | grep -q 'to spare block 9 '"
+check "failing spare in use: block moved on" sh -c "dmsetup message erf 0 lookup 40 | grep -q 'to spare block 7 '"
 check "failing spare in use: 2 spares retired" sh -c "dmsetup message erf 0 stats | grep -q 'spares_used=1 spares_free=[0-9]* spares_retired=2'"
 check "spare failure: remove at the end" dmsetup remove erf
 dmsetup remove erdd

@@ -93,7 +93,7 @@ static uint64_t arg(const char *s)
 int main(int argc, char **argv)
 {
 	uint64_t data_offset, data_len, spare_offset, spare_len, count, stride = 1;
-	uint32_t bs, shift, nr, per, slot_blocks, copy_blocks, starts[COPIES];
+	uint32_t bs, shift, nr, per, slot_blocks, pending_blocks, copy_blocks, starts[COPIES];
 	uint64_t *words;
 	uint8_t *block;
 	int fd;
@@ -116,7 +116,9 @@ int main(int argc, char **argv)
 	nr = spare_len >> shift;
 	per = (bs - HEADER) / 8;
 	slot_blocks = (nr + per - 1) / per;
-	copy_blocks = 1 + 2 * slot_blocks;
+	/* One pending slot per 16 spare blocks, in whole blocks. */
+	pending_blocks = ((nr + 15) / 16 + per - 1) / per;
+	copy_blocks = 1 + slot_blocks + pending_blocks;
 	if ((uint64_t)nr <= (uint64_t)COPIES * copy_blocks)
 		return fprintf(stderr, "mkmeta: spare area too small\n"), 2;
 	for (int i = 0; i < COPIES; i++)
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
 	if ((count - 1) * stride >= data_len >> shift && count)
 		return fprintf(stderr, "mkmeta: data area too small\n"), 2;
 
-	words = calloc((size_t)2 * slot_blocks * per, 8);
+	words = calloc((size_t)(slot_blocks + pending_blocks) * per, 8);
 	block = malloc(bs);
 	if (!words || !block)
 		return perror("mkmeta"), 1;
@@ -159,7 +161,7 @@ int main(int argc, char **argv)
 				put32(block + 68, nr);
 				put32(block + 72, copy_blocks);
 				put32(block + 76, slot_blocks);
-				put32(block + 80, slot_blocks);
+				put32(block + 80, pending_blocks);
 				put32(block + 84, per);
 				for (int i = 0; i < COPIES; i++)
 					put32(block + 88 + 4 * i, starts[i]);
