@@ -6,13 +6,14 @@
 //!
 //! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
 
-use kernel::{
-    prelude::*,
-    sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
-        rcu,
-    },
+// A `core` atomic pointer: the kernel crate's `Atomic` calls a C helper for
+// every load in this kernel, and this load is on the path of every bio that
+// meets a remap. On x86 the acquire load is a plain move.
+use core::sync::atomic::{
+    AtomicPtr,
+    Ordering::{Acquire, Relaxed, Release},
 };
+use kernel::{prelude::*, sync::rcu};
 
 /// An RCU-published `KBox<T>`.
 ///
@@ -23,7 +24,7 @@ use kernel::{
 /// period, so a reference handed out under an RCU guard stays valid for the
 /// guard's life.
 pub(crate) struct RcuBox<T: Send + Sync> {
-    ptr: Atomic<*mut T>,
+    ptr: AtomicPtr<T>,
 }
 
 // SAFETY: the box owns a `T: Send`; moving the owner moves the value.
@@ -36,7 +37,7 @@ impl<T: Send + Sync> RcuBox<T> {
     pub(crate) fn new(value: KBox<T>) -> Self {
         // INVARIANT: the pointer comes from `KBox::into_raw`.
         Self {
-            ptr: Atomic::new(KBox::into_raw(value)),
+            ptr: AtomicPtr::new(KBox::into_raw(value)),
         }
     }
 
@@ -53,7 +54,7 @@ impl<T: Send + Sync> RcuBox<T> {
     /// Publishes `value` and returns the previous value once every reader
     /// that could still see it has finished (`synchronize_rcu`). Sleeps.
     pub(crate) fn replace(&self, value: KBox<T>) -> KBox<T> {
-        let old = self.ptr.xchg(KBox::into_raw(value), Release);
+        let old = self.ptr.swap(KBox::into_raw(value), Release);
         // SAFETY: waits for all pre-existing RCU read-side critical
         // sections; called in process context.
         unsafe { kernel::bindings::synchronize_rcu() };
