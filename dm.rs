@@ -613,12 +613,9 @@ impl Bio<'_> {
         if !self.per_bio_data {
             return None;
         }
-        // SAFETY: the target asked for a `PerBio` of per-bio data, which
-        // device-mapper core allocates with every bio it hands over, aligned
-        // for pointers; it lives as long as the bio.
-        Some(unsafe {
-            &mut *b::dm_per_bio_data(self.bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>()
-        })
+        // SAFETY: the bio is valid and ours (type invariant) and carries a
+        // `PerBio` (checked above).
+        Some(unsafe { per_bio_of(self.bio) })
     }
 
     /// Fills the per-bio data: the target's `tag`, `offset` and `section`,
@@ -695,6 +692,20 @@ pub(crate) struct PerBio {
     pub(crate) offset: u64,
     pub(crate) section: u64,
     iter: bvec_iter,
+}
+
+/// The `PerBio` of a dm clone.
+///
+/// # Safety
+///
+/// `bio` must be a valid dm clone of a target that asked for a `PerBio` of
+/// per-bio data, not otherwise borrowed for `'a`.
+#[inline(always)]
+unsafe fn per_bio_of<'a>(bio: NonNull<bio>) -> &'a mut PerBio {
+    // SAFETY: device-mapper core allocates the per-bio data with every clone
+    // it hands over, aligned for pointers; it lives as long as the clone, and
+    // the caller guarantees the size and exclusive access.
+    unsafe { &mut *b::dm_per_bio_data(bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>() }
 }
 
 /// Bios a target keeps to end later from its worker: failed bios from
@@ -825,11 +836,9 @@ impl KeptBio {
         if !self.per_bio_data {
             return None;
         }
-        // SAFETY: as in `Bio::per_bio_data`: the bio is valid and carries a
-        // `PerBio` (type invariant).
-        Some(unsafe {
-            &mut *b::dm_per_bio_data(self.bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>()
-        })
+        // SAFETY: the bio is valid and ours, and carries a `PerBio` (type
+        // invariant and the check above).
+        Some(unsafe { per_bio_of(self.bio) })
     }
 
     /// The status the bio completed with (0 for a bio taken in `map`).

@@ -1532,28 +1532,24 @@ impl dm::Target for RemapTarget {
             let mut flags = 0;
             match self.table.first_remapped(first, last(&bio) - first + 1) {
                 None => bio.remap(&self.data, self.data_offset + offset),
-                Some((block, value)) if block == first && value & PENDING != 0 => {
-                    if last(&bio) > block {
-                        self.cut(&mut bio, ((block + 1) << shift) - offset);
-                    }
-                    if op == BioOp::Write && self.auto_remap {
-                        // Relocated by the worker, outside any read
-                        // section: it switches the block.
-                        self.in_flight.up_read(idx);
-                        self.stats.inc(stat::WRITES);
-                        bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
-                        return self.kept.take_from_map(bio);
-                    }
-                    if op == BioOp::Read && self.auto_remap {
-                        flags = per_bio::PENDING_READ;
-                    }
-                    bio.remap(&self.data, self.data_offset + offset);
-                }
                 Some((block, value)) if block == first => {
                     if last(&bio) > block {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
-                    if value & SWITCHING != 0 {
+                    if value & PENDING != 0 {
+                        if op == BioOp::Write && self.auto_remap {
+                            // Relocated by the worker, outside any read
+                            // section: it switches the block.
+                            self.in_flight.up_read(idx);
+                            self.stats.inc(stat::WRITES);
+                            bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
+                            return self.kept.take_from_map(bio);
+                        }
+                        if op == BioOp::Read && self.auto_remap {
+                            flags = per_bio::PENDING_READ;
+                        }
+                        bio.remap(&self.data, self.data_offset + offset);
+                    } else if value & SWITCHING != 0 {
                         // Out of the read section: the switch waits for
                         // those.
                         self.in_flight.up_read(idx);
@@ -1568,8 +1564,9 @@ impl dm::Target for RemapTarget {
                                 continue;
                             }
                         }
+                    } else {
+                        self.send_to_spare(&mut bio, op, offset, block, value);
                     }
-                    self.send_to_spare(&mut bio, op, offset, block, value);
                 }
                 Some((block, _)) => {
                     self.cut(&mut bio, (block << shift) - offset);

@@ -320,25 +320,21 @@ impl RemapTable {
         block: u64,
         value: u32,
     ) -> Result<(), TableError> {
-        if block >= self.nr_blocks {
-            return Err(TableError::OutOfRange);
-        }
-        let key = key_of(block);
-        if writer.len >= self.max_entries {
-            // Full, or the key is there already.
-            return Err(if self.get(block).is_some() {
-                TableError::Exists
-            } else {
-                TableError::Full
-            });
-        }
         // Outside the RCU read section: a rebuild waits for a grace period.
-        if (writer.len + writer.deleted + 1) * 4 > writer.capacity * 3 {
+        if writer.len < self.max_entries
+            && (writer.len + writer.deleted + 1) * 4 > writer.capacity * 3
+        {
             // Twice the live entries: load 1/2 after growing.
             self.rebuild(writer, writer.len * 2)?;
         }
         let guard = rcu::read_lock();
-        self.put_entry(writer, &guard, key, value)
+        match self.insert_reserved(writer, &guard, block, value) {
+            // Full, or the key is there already.
+            Err(TableError::Full) if self.lookup(&guard, block).is_some() => {
+                Err(TableError::Exists)
+            }
+            result => result,
+        }
     }
 
     /// Remaps `block` to `value` in room made by [`Self::reserve`]: many
@@ -359,23 +355,12 @@ impl RemapTable {
         {
             return Err(TableError::Full);
         }
-        self.put_entry(writer, guard, key_of(block), value)
-    }
-
-    /// Stores an entry in the published hash table, which has room.
-    fn put_entry(
-        &self,
-        writer: &mut Writer,
-        guard: &rcu::Guard,
-        key: u64,
-        value: u32,
-    ) -> Result<(), TableError> {
-        if !self.slots.read(guard).put_new(key, value) {
+        if !self.slots.read(guard).put_new(key_of(block), value) {
             return Err(TableError::Exists);
         }
         writer.len += 1;
         // The entry is in place before the region says so.
-        let region = (key - 1) / REGION_BLOCKS;
+        let region = block / REGION_BLOCKS;
         let word = &self.regions[(region / 64) as usize];
         word.store(word.load(Relaxed) | (1 << (region % 64)), Release);
         Ok(())

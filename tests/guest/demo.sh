@@ -14,7 +14,6 @@ die() {
 	echo "DEMO FAILED: $*"
 	exit 1
 }
-stat() { dmsetup message demo 0 stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 show_stats() {
 	echo '# dmsetup message demo 0 stats    (the counters that matter here)'
 	dmsetup message demo 0 stats | tr ' ' '\n' |
@@ -81,9 +80,9 @@ run fsck_ext4 -fn /dev/mapper/demo || die "fsck"
 run dmsetup status demo
 explain_status
 show_stats
-remapped=$(stat remapped_blocks)
+remapped=$(stat_of demo remapped_blocks)
 [ "$remapped" -gt 0 ] || die "nothing was remapped"
-[ "$(stat failed_bios)" = 0 ] || die "an error reached the filesystem"
+[ "$(stat_of demo failed_bios)" = 0 ] || die "an error reached the filesystem"
 echo "$remapped of the 48 bad blocks were written and moved to spares; the others hold no data yet"
 echo '# dmsetup message demo 0 list 0 5    (block, spare block)'
 dmsetup message demo 0 list 0 5
@@ -108,7 +107,7 @@ run dmsetup remove demo
 run dmsetup create demo --table "$line" || die "re-create"
 dmesg | grep 'metadata generation' | tail -n 1 | sed 's/^\[[^]]*\] /# kernel: /'
 run dmsetup status demo
-[ "$(stat remapped_blocks)" = $((remapped + 1)) ] || die "the remaps did not come back"
+[ "$(stat_of demo remapped_blocks)" = $((remapped + 1)) ] || die "the remaps did not come back"
 run mount -t ext4 -o ro /dev/mapper/demo /mnt/demo || die "mount again"
 (cd /mnt/demo && md5sum -c /tmp/demo.md5 >/tmp/demo.check 2>&1) || die "verify: $(grep -v OK /tmp/demo.check | head -3)"
 echo "all $(grep -c ': OK' /tmp/demo.check) files verified through the reloaded remaps"

@@ -78,6 +78,9 @@ scsi_debug_make() {
 
 scsi_debug_drop() { rmmod scsi_debug; }
 
+# stat_of DEV NAME: one counter of "dmsetup message DEV 0 stats".
+stat_of() { dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
 # sectors DEV: size in 512-byte sectors.
 sectors() { blockdev --getsz "$1"; }
 

@@ -10,8 +10,6 @@
 
 modprobe dm-dust
 
-# stat DEV NAME: one counter of "message stats".
-stat() { dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # field DEV N: field N of the status line: 4 remapped, 6 read errors,
 # 7 write errors, 8 state, 12 pending blocks.
 field() { dmsetup status "$1" | cut -d' ' -f"$2"; }
@@ -52,10 +50,10 @@ fio_verify "dust: fio with 80 failing blocks sees no error and verifies" /dev/ma
 check "dust: fio counted no I/O error" sh -c "grep -q 'err= 0' /tmp/fio-err.out"
 check "dust: every failing block is remapped" sh -c "dmsetup message erd 0 list | cut -d' ' -f1 | cmp - /tmp/bad-dust.sorted"
 we=$(field erd 7)
-echo "dust: $we write errors seen below, $(stat erd auto_remaps) blocks relocated, $(stat erd commits) commits"
+echo "dust: $we write errors seen below, $(stat_of erd auto_remaps) blocks relocated, $(stat_of erd commits) commits"
 check "dust: write errors were seen below" [ "$we" -ge 80 ]
-check "dust: 80 automatic remaps, no failed bio" sh -c "[ $(stat erd auto_remaps) = 80 ] && [ $(stat erd failed_bios) = 0 ]"
-check "dust: relocations shared commits" [ "$(stat erd commits)" -lt 80 ]
+check "dust: 80 automatic remaps, no failed bio" sh -c "[ $(stat_of erd auto_remaps) = 80 ] && [ $(stat_of erd failed_bios) = 0 ]"
+check "dust: relocations shared commits" [ "$(stat_of erd commits)" -lt 80 ]
 check "dust: remove" dmsetup remove erd
 check "dust: re-create" dmsetup create erd --table "$table"
 check "dust: the remaps are persistent" sh -c "dmsetup message erd 0 list | cut -d' ' -f1 | cmp - /tmp/bad-dust.sorted"
@@ -66,7 +64,7 @@ fio_verify "dust: data verifies after re-create" /dev/mapper/erd --verify_only
 dmsetup message erdust 0 addbadblock 9000 1 >/dev/null
 dd if=/dev/urandom of=/tmp/t1 bs=4096 count=1 2>/dev/null
 check "transient: the write succeeds" dd if=/tmp/t1 of=/dev/mapper/erd bs=4096 seek=9000 count=1 oflag=direct conv=notrunc
-check "transient: counted" [ "$(stat erd transient_errors)" = 1 ]
+check "transient: counted" [ "$(stat_of erd transient_errors)" = 1 ]
 check "transient: not remapped" sh -c "dmsetup message erd 0 lookup $((9000 * 8)) | grep -q 'not remapped'"
 check "transient: the data is there" sh -c "dd if=/dev/mapper/erd bs=4096 skip=9000 count=1 iflag=direct 2>/dev/null | cmp - /tmp/t1"
 
@@ -117,8 +115,8 @@ fio_verify "null_blk: fio with 96 failing blocks sees no error and verifies" /de
 check "null_blk: fio counted no I/O error" sh -c "grep -q 'err= 0' /tmp/fio-err.out"
 remapped_list ern >/tmp/list-nb
 check "null_blk: every failing block is remapped, once" cmp /tmp/list-nb /tmp/bad-nb.sorted
-check "null_blk: 96 spares used, no failed bio" sh -c "[ $(stat ern spares_used) = 96 ] && [ $(stat ern failed_bios) = 0 ]"
-echo "null_blk: $(field ern 7) write errors seen below, $(stat ern auto_remaps) relocated in $(stat ern commits) commits"
+check "null_blk: 96 spares used, no failed bio" sh -c "[ $(stat_of ern spares_used) = 96 ] && [ $(stat_of ern failed_bios) = 0 ]"
+echo "null_blk: $(field ern 7) write errors seen below, $(stat_of ern auto_remaps) relocated in $(stat_of ern commits) commits"
 check "null_blk: remove" dmsetup remove ern
 check "null_blk: re-create" dmsetup create ern --table "$table"
 remapped_list ern >/tmp/list-nb
@@ -127,7 +125,7 @@ fio_verify "null_blk: data verifies after re-create" /dev/mapper/ern --verify_on
 
 # Eight writers on one failing block at once: all succeed, one spare.
 echo "+$((12000 * 8))-$((12000 * 8 + 7))" >/sys/kernel/config/nullb/er3/badblocks
-used=$(stat ern spares_used)
+used=$(stat_of ern spares_used)
 dd if=/dev/urandom of=/tmp/same bs=4096 count=1 2>/dev/null
 : >/tmp/same.rc
 for k in 1 2 3 4 5 6 7 8; do
@@ -135,7 +133,7 @@ for k in 1 2 3 4 5 6 7 8; do
 done
 wait
 check "same block: all 8 writes succeed" sh -c "[ \$(grep -c '^0$' /tmp/same.rc) = 8 ]"
-check "same block: remapped once" [ "$(stat ern spares_used)" = $((used + 1)) ]
+check "same block: remapped once" [ "$(stat_of ern spares_used)" = $((used + 1)) ]
 check "same block: reads back" sh -c "dd if=/dev/mapper/ern bs=4096 skip=12000 count=1 iflag=direct 2>/dev/null | cmp - /tmp/same"
 check "null_blk: remove at the end" dmsetup remove ern
 
@@ -196,7 +194,7 @@ while [ $i -lt 8 ]; do
 done
 check "exhaustion: 5 writes relocated, 3 failed" [ $ok = 5 ]
 check "exhaustion: status says spares_exhausted" sh -c "dmsetup status erx | grep -q spares_exhausted"
-check "exhaustion: failed bios counted" [ "$(stat erx failed_bios)" = 3 ]
+check "exhaustion: failed bios counted" [ "$(stat_of erx failed_bios)" = 3 ]
 i=0
 while kill -0 $waiter 2>/dev/null && [ $i -lt 50 ]; do
 	sleep 0.1
@@ -229,8 +227,8 @@ check "ext4: copy files" sh -c "cp -a /lib/modules /mnt/ere/ && dd if=/dev/urand
 (cd /mnt/ere && find . -type f | sort | xargs md5sum >/tmp/ere.md5)
 check "ext4: umount" umount /mnt/ere
 check "ext4: fsck is clean" fsck_ext4 -fn /dev/mapper/ere
-echo "ext4: $(field ere 7) write errors below, $(stat ere auto_remaps) relocated, $(stat ere failed_bios) failed bios"
-check "ext4: writes failed below and none reached ext4" sh -c "[ $(field ere 7) -gt 0 ] && [ $(stat ere failed_bios) = 0 ]"
+echo "ext4: $(field ere 7) write errors below, $(stat_of ere auto_remaps) relocated, $(stat_of ere failed_bios) failed bios"
+check "ext4: writes failed below and none reached ext4" sh -c "[ $(field ere 7) -gt 0 ] && [ $(stat_of ere failed_bios) = 0 ]"
 check "ext4: re-create" sh -c "dmsetup remove ere && dmsetup create ere --table '$table'"
 check "ext4: mount again" mount -t ext4 -o ro /dev/mapper/ere /mnt/ere
 check "ext4: every file verifies" sh -c "cd /mnt/ere && md5sum -c /tmp/ere.md5 >/dev/null"
@@ -249,7 +247,7 @@ else
 	check "scsi_debug: create" dmsetup create ers --table "0 65536 remap $sd 0 $h 0 32768 2 block_size 4096"
 	check "scsi_debug: the read fails" sh -c "! dd if=/dev/mapper/ers of=/dev/null bs=4096 skip=512 count=1 iflag=direct 2>/dev/null"
 	check "scsi_debug: the block is pending" sh -c "dmsetup message ers 0 list | grep -qx '512 pending'"
-	check "scsi_debug: a medium error, retried" [ "$(stat ers read_errors)" -ge 1 ]
+	check "scsi_debug: a medium error, retried" [ "$(stat_of ers read_errors)" -ge 1 ]
 	dd if=/dev/urandom of=/tmp/t4 bs=4096 count=1 2>/dev/null
 	check "scsi_debug: the write heals it" dd if=/tmp/t4 of=/dev/mapper/ers bs=4096 seek=512 count=1 oflag=direct conv=notrunc
 	check "scsi_debug: relocated, not pending" sh -c "dmsetup message ers 0 lookup 4096 | grep -q 'remapped to spare' && [ \$(dmsetup status ers | cut -d' ' -f12) = 0 ]"
