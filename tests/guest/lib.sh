@@ -134,3 +134,71 @@ message_refused() {
 		pass "$name"
 	fi
 }
+
+# bounded SECS NAME CMD...: runs CMD in the background; passes when it ends
+# within SECS seconds (whatever its exit code, which goes to /tmp/rc.NAME),
+# fails with "hung" otherwise. Returns 1 when it hung.
+bounded() {
+	secs=$1 bname=$2
+	shift 2
+	rm -f "/tmp/rc.$bname"
+	("$@" >/dev/null 2>&1; echo $? >"/tmp/rc.$bname") &
+	bpid=$!
+	i=0
+	while kill -0 $bpid 2>/dev/null && [ $i -lt $((secs * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $bpid 2>/dev/null; then
+		fail "$bname ends" "still running after $secs s: hung"
+		return 1
+	fi
+	wait $bpid
+	pass "$bname ends"
+}
+rc_of() { cat "/tmp/rc.$1" 2>/dev/null || echo none; }
+
+# ended N PREFIX SECS: whether N background steps that each write
+# /tmp/rc.PREFIX<i> when they end have all ended within SECS seconds.
+# (A plain `wait` would also wait for steps that hung earlier.)
+ended() {
+	i=0
+	while [ $i -lt $(($3 * 10)) ] && [ "$(ls /tmp/rc.$2* 2>/dev/null | wc -l)" -lt $1 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$(ls /tmp/rc.$2* 2>/dev/null | wc -l)" -ge $1 ]
+}
+
+# dust_super DUST: every write to the five superblocks of the layout below
+# fails (4 KiB blocks, 1024 spare blocks: copies of 5 blocks at 0, 254,
+# 509, 764, 1019).
+dust_super() {
+	for blk in 0 254 509 764 1019; do dmsetup message "$1" 0 addbadblock $blk 255 >/dev/null; done
+	dmsetup message "$1" 0 enable >/dev/null
+}
+dust_heal() {
+	dmsetup message "$1" 0 disable >/dev/null
+	dmsetup message "$1" 0 clearbadblocks >/dev/null
+}
+
+# within SECS CMD...: runs CMD in the background for at most SECS seconds.
+# Returns CMD's exit code when it ended (its output goes to /tmp/within.out),
+# 255 when it was still running (hung: it is left running).
+within() {
+	wsecs=$1
+	shift
+	rm -f /tmp/within.rc
+	("$@" >/tmp/within.out 2>&1; echo $? >/tmp/within.rc) &
+	wpid=$!
+	i=0
+	while kill -0 $wpid 2>/dev/null && [ $i -lt $((wsecs * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $wpid 2>/dev/null; then
+		return 255
+	fi
+	wait $wpid
+	return "$(cat /tmp/within.rc)"
+}

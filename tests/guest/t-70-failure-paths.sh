@@ -1,0 +1,275 @@
+# SPDX-License-Identifier: GPL-2.0
+# Failure paths, each a defect once found by review: nothing waits forever
+# after a commit fails, no bio held for a switching block is lost, a commit
+# whose outcome is unknown fences the blocks it touched, suspend and resume
+# work with metadata_failed, messages wait for a resumed table, two targets
+# cannot share a spare area, the allocator takes back spares after a load,
+# the spare-area limit is enforced, the pending count does not drift,
+# `remap` retries unreadable blocks, foreign metadata is named as such, a
+# dead data device keeps its spares.
+#
+# A step that may hang runs in the background and is given a bound; a
+# section whose step hung leaves its devices in place instead of blocking
+# the run on them.
+
+modprobe dm-dust
+
+# --- 1, 3, 6: concurrent remaps while every commit fails ------------------
+a=$(nullb_make fp1 16 512)
+b=$(nullb_make fp2 4 512)
+dmsetup create fpdust --table "0 8192 dust $b 0 4096"
+fptable="0 32768 remap $a 0 /dev/mapper/fpdust 0 8192 2 block_size 4096"
+check "commit fails: create" dmsetup create fp --table "$fptable"
+dd if=/dev/urandom of=/dev/mapper/fp bs=1M count=16 oflag=direct 2>/dev/null
+dust_super fpdust
+hung=0
+for i in 1 2 3 4 5 6; do
+	(dmsetup message fp 0 remap $((i * 800)) >/dev/null 2>&1; echo $? >/tmp/rc.remap$i) &
+done
+if ended 6 remap 20; then
+	pass "commit fails: 6 concurrent remaps all end"
+	check "commit fails: every remap is refused" sh -c "! grep -qx 0 /tmp/rc.remap*"
+else
+	fail "commit fails: 6 concurrent remaps all end" "$((6 - $(ls /tmp/rc.remap* 2>/dev/null | wc -l))) still waiting after 20 s: hung"
+	hung=1
+fi
+rm -f /tmp/rc.remap*
+check "commit fails: status says metadata_failed" sh -c "dmsetup status fp | grep -q ' metadata_failed '"
+# 3: the failed commit may be on disk: the blocks it touched take no write
+# until the table is loaded again; the others do.
+# The first commit issued superblock writes before it failed: its remaps
+# are fenced. Remaps that waited for a later commit were never written:
+# rolled back, and writable.
+fb=none
+if [ $hung = 0 ]; then
+	dmsetup message fp 0 list >/tmp/fp-list
+	nf=$(grep -c ' fenced$' /tmp/fp-list)
+	fb=$(head -n 1 /tmp/fp-list | cut -d' ' -f1)
+	check "unknown commit outcome: the remaps of the failed commit are fenced, the rest rolled back" \
+		sh -c "[ $nf -ge 1 ] && [ \$(wc -l </tmp/fp-list) = $nf ]"
+	check "unknown commit outcome: a write to a fenced block fails" sh -c \
+		"[ -n '$fb' ] && ! dd if=/dev/zero of=/dev/mapper/fp bs=4096 seek=$fb count=1 oflag=direct conv=notrunc 2>/dev/null"
+	check "unknown commit outcome: the write was counted as fenced" [ "$(stat_of fp fenced_bios)" = 1 ]
+	check "unknown commit outcome: status counts fenced blocks" [ "$(stat_of fp fenced_blocks)" = "$nf" ]
+	check "unknown commit outcome: lookup says fenced" sh -c "dmsetup message fp 0 lookup $((fb * 8)) | grep -q fenced"
+	check "unknown commit outcome: a fenced block still reads" \
+		dd if=/dev/mapper/fp of=/dev/null bs=4096 skip=$fb count=1 iflag=direct
+	check "unknown commit outcome: writes elsewhere pass" write_read /dev/mapper/fp 7
+else
+	# The blocks of hung remaps hold every bio: nothing more to try here.
+	fail "unknown commit outcome: fenced blocks" "not run: the remaps hung"
+fi
+# 6: suspend and resume work in the metadata_failed state.
+if [ $hung = 0 ] && bounded 10 "metadata_failed: suspend" dmsetup suspend fp; then
+	bounded 10 "metadata_failed: resume" dmsetup resume fp
+	check "metadata_failed: resume succeeds" [ "$(rc_of 'metadata_failed: resume')" = 0 ]
+	check "metadata_failed: the device is active" sh -c "dmsetup info fp | grep -q 'State:.*ACTIVE'"
+	bounded 10 "metadata_failed: a read after resume" dd if=/dev/mapper/fp of=/dev/null bs=4096 count=1 iflag=direct
+	check "metadata_failed: remaps still refused after resume" sh -c "! dmsetup message fp 0 remap 8 2>/dev/null"
+fi
+if [ $hung = 0 ] && bounded 10 "commit fails: remove" dmsetup remove fp; then
+	dust_heal fpdust
+	check "commit fails: re-create loads the last good commit" dmsetup create fp --table "$fptable"
+	check "commit fails: the fenced block takes writes again" \
+		dd if=/dev/zero of=/dev/mapper/fp bs=4096 seek=$fb count=1 oflag=direct conv=notrunc
+	dmsetup remove fp
+	dmsetup remove fpdust
+	nullb_drop fp1
+	nullb_drop fp2
+fi
+
+# --- 2: writes held for a pending block whose relocation fails -------------
+c=$(nullb_make fq1 16 512)
+d=$(nullb_make fq2 4 512)
+dmsetup create fqdata --table "0 32768 dust $c 0 4096"
+dmsetup create fqdust --table "0 8192 dust $d 0 4096"
+check "held writes: create" dmsetup create fq --table "0 32768 remap /dev/mapper/fqdata 0 /dev/mapper/fqdust 0 8192 2 block_size 4096"
+dmsetup message fqdata 0 addbadblock 300 >/dev/null
+dmsetup message fqdata 0 enable >/dev/null
+dd if=/dev/mapper/fq of=/dev/null bs=4096 skip=300 count=1 iflag=direct 2>/dev/null
+check "held writes: block 300 is pending" sh -c "dmsetup message fq 0 lookup $((300 * 8)) | grep -q pending"
+dust_super fqdust
+hung=0
+for i in 1 2 3 4 5 6 7 8; do
+	(dd if=/dev/urandom of=/dev/mapper/fq bs=4096 seek=300 count=1 oflag=direct conv=notrunc 2>/dev/null
+		echo $? >/tmp/rc.w$i) &
+done
+if ended 8 w 20; then
+	pass "held writes: 8 concurrent writes to a pending block all end"
+	check "held writes: none is acknowledged (the relocation's commit failed)" sh -c "! grep -qx 0 /tmp/rc.w*"
+else
+	fail "held writes: 8 concurrent writes to a pending block all end" "$((8 - $(ls /tmp/rc.w* 2>/dev/null | wc -l))) still waiting after 20 s: hung"
+	hung=1
+fi
+rm -f /tmp/rc.w*
+if [ $hung = 0 ] && bounded 10 "held writes: remove" dmsetup remove fq; then
+	dmsetup remove fqdata
+	dmsetup remove fqdust
+	nullb_drop fq1
+	nullb_drop fq2
+fi
+
+# --- 4: messages reach a table only once it has been resumed ---------------
+e=$(nullb_make fr1 16 512)
+f=$(nullb_make fr2 4 512)
+frtable="0 32768 remap $e 0 $f 0 8192 2 block_size 4096"
+check "not resumed: create" dmsetup create fr --table "$frtable"
+check "not resumed: reload" dmsetup reload fr --table "$frtable"
+# Every superblock damaged: the new table cannot load again in preresume,
+# the device stays suspended with the new table live.
+for blk in 0 254 509 764 1019; do
+	printf 'garbage!' | dd of=$f bs=1 seek=$((blk * 4096 + 200)) conv=notrunc 2>/dev/null
+done
+sync
+echo 3 >/proc/sys/vm/drop_caches
+check "not resumed: resume fails" sh -c "! dmsetup resume fr 2>/dev/null"
+message_refused fr "not resumed: remap refused" "the table has not been resumed" remap 800
+message_refused fr "not resumed: unremap refused" "the table has not been resumed" unremap 800
+check "not resumed: lookup still answers" sh -c "dmsetup message fr 0 lookup 800 | grep -q 'not remapped'"
+dmsetup remove fr
+nullb_drop fr1
+nullb_drop fr2
+
+# --- 5: two targets of one table over one spare area -----------------------
+g=$(nullb_make fs1 16 512)
+h=$(nullb_make fs2 16 512)
+k=$(nullb_make fs3 4 512)
+dmesg -c >/dev/null
+if printf '0 32768 remap %s 0 %s 0 8192\n32768 32768 remap %s 0 %s 0 8192\n' $g $k $h $k |
+	dmsetup create fs 2>/dev/null; then
+	fail "two targets of one table sharing a spare area are refused" "created"
+	dmsetup remove fs
+else
+	check "two targets of one table sharing a spare area are refused" sh -c \
+		"dmesg | grep -q 'remap: Spare area is used by another target of this table'"
+fi
+# Whatever a refused table may have written there goes first.
+dd if=/dev/zero of=$k bs=1M count=4 oflag=direct 2>/dev/null
+check "two targets with spare areas of their own are accepted" sh -c \
+	"printf '0 32768 remap %s 0 %s 0 4096\n32768 32768 remap %s 0 %s 4096 4096\n' $g $k $h $k | dmsetup create fs"
+dmsetup remove fs
+nullb_drop fs1
+nullb_drop fs2
+nullb_drop fs3
+
+# --- 7: spares freed after a load go back to the allocator -----------------
+m=$(nullb_make ft1 16 512)
+n=$(nullb_make ft2 4 512)
+fttable="0 32768 remap $m 0 $n 0 8192 2 block_size 4096"
+dmsetup create ft --table "$fttable"
+for i in 1 2 3 4 5 6 7 8 9 10; do dmsetup message ft 0 remap $((i * 80)) >/dev/null; done
+dmsetup remove ft
+dmsetup create ft --table "$fttable"
+check "after a load: unremap" dmsetup message ft 0 unremap 800
+check "after a load: the spare is free again (9 used)" sh -c "dmsetup message ft 0 stats | grep -q 'spares_used=9 '"
+check "after a load: the freed spare is used again" sh -c "dmsetup message ft 0 remap 8000 && dmsetup message ft 0 stats | grep -q 'spares_used=10 '"
+dmsetup remove ft
+dmsetup create ft --table "$fttable"
+check "after a load: 10 remaps persist" sh -c "[ \$(dmsetup message ft 0 list | wc -l) = 10 ]"
+dmsetup remove ft
+
+# --- 13: another geometry's metadata is named as such ----------------------
+dmesg -c >/dev/null
+if dmsetup create ft --table "0 32768 remap $m 0 $n 0 8192" 2>/dev/null; then
+	fail "metadata of another block size: refused" "created"
+	dmsetup remove ft
+else
+	check "metadata of another block size: named as another table line's" sh -c \
+		"dmesg | grep -q 'holds the metadata of another table line' && dmesg | grep -q 'block size 4096'"
+fi
+nullb_drop ft1
+nullb_drop ft2
+
+# --- 8: the largest spare area a table value can address -------------------
+modprobe dm-zero
+p=$(nullb_make fu1 16 512)
+dmsetup create fuzero --table "0 536870912 zero"
+refused "a spare area of 2^29 blocks is refused" "Spare area has more than 536870910 blocks" \
+	"0 32768 remap $p 0 /dev/mapper/fuzero 0 536870912"
+dmsetup remove fuzero
+nullb_drop fu1
+
+# --- 9: pending count after many reads of one pending block that reads -----
+# The spare device answers each I/O after 100 ms, so the worker is busy
+# with a relocation's commit while 8 reads of a pending block that reads
+# again complete: they reach the worker as one group.
+q=$(nullb_make fv1 16 512)
+r=$(NULLB_ATTRS="irqmode=2 completion_nsec=100000000" nullb_make fv2 4 512)
+dmsetup create fvdata --table "0 32768 dust $q 0 4096"
+dmsetup create fv --table "0 32768 remap /dev/mapper/fvdata 0 $r 0 8192 2 block_size 4096"
+dmsetup message fvdata 0 addbadblock 500 >/dev/null
+dmsetup message fvdata 0 addbadblock 600 >/dev/null
+dmsetup message fvdata 0 addbadblock 800 2 >/dev/null
+dmsetup message fvdata 0 enable >/dev/null
+dd if=/dev/mapper/fv of=/dev/null bs=4096 skip=500 count=1 iflag=direct 2>/dev/null
+dd if=/dev/mapper/fv of=/dev/null bs=4096 skip=600 count=1 iflag=direct 2>/dev/null
+check "pending count: 2 pending blocks" [ "$(stat_of fv pending_blocks)" = 2 ]
+dmsetup message fvdata 0 removebadblock 500 >/dev/null
+(dd if=/dev/urandom of=/dev/mapper/fv bs=4096 seek=800 count=1 oflag=direct conv=notrunc 2>/dev/null
+	echo $? >/tmp/rc.pw) &
+sleep 0.5
+for i in 1 2 3 4 5 6 7 8; do
+	(dd if=/dev/mapper/fv of=/dev/null bs=4096 skip=500 count=1 iflag=direct 2>/dev/null
+		echo $? >/tmp/rc.pr$i) &
+done
+check "pending count: the write and the 8 reads end" ended 9 p 30
+rm -f /tmp/rc.p*
+check "pending count: the failed write was relocated" sh -c "dmsetup message fv 0 lookup $((800 * 8)) | grep -q remapped"
+check "pending count: block 500 read after all is no longer pending" sh -c \
+	"dmsetup message fv 0 lookup $((500 * 8)) | grep -q 'not remapped'"
+check "pending count: status agrees with the list (1 pending)" sh -c \
+	"[ \$(dmsetup message fv 0 list | grep -c pending) = 1 ] && dmsetup message fv 0 stats | grep -q 'pending_blocks=1 '"
+dmsetup remove fv
+
+# --- 11: remap retries an unreadable block read_retries times --------------
+# A linear device between the target and dust counts the reads (dm-stats;
+# dust fails them in its map, before its own accounting).
+dmsetup message fvdata 0 addbadblock 700 >/dev/null
+dmsetup create fvcount --table "0 32768 linear /dev/mapper/fvdata 0"
+dmsetup create fv --table "0 32768 remap /dev/mapper/fvcount 0 $r 0 8192 4 block_size 4096 read_retries 3"
+dmsetup message fvcount 0 @stats_create $((700 * 8))+8 /1 >/dev/null
+check "remap retries: remap of an unreadable block" sh -c "dmsetup message fv 0 remap $((700 * 8)) | grep -q 'zero-filled'"
+dmsetup message fvcount 0 @stats_print 0 >/tmp/stats-p
+# The first read and 3 retries.
+check "remap retries: the data device saw 4 reads of it" sh -c \
+	"[ \"\$(cut -d' ' -f2 /tmp/stats-p)\" = 4 ] || { cat /tmp/stats-p; false; }"
+dmsetup message fvcount 0 @stats_delete 0 >/dev/null
+dmsetup remove fv
+dmsetup remove fvcount
+dmsetup remove fvdata
+nullb_drop fv1
+nullb_drop fv2
+
+# --- 10: a dead data device is not a disk full of bad blocks ---------------
+# The data device is a linear device whose table is swapped for the error
+# target (a cable pulled), then back (the cable reseated).
+s1=$(nullb_make fw1 16 512)
+s2=$(nullb_make fw2 4 512)
+dmsetup create fwdata --table "0 32768 linear $s1 0"
+check "dead device: create" dmsetup create fw --table "0 32768 remap /dev/mapper/fwdata 0 $s2 0 8192 2 block_size 4096"
+dmsetup suspend fwdata
+dmsetup reload fwdata --table "0 32768 error"
+dmsetup resume fwdata
+nw=0
+for i in $(seq 1 64); do
+	dd if=/dev/urandom of=/dev/mapper/fw bs=4096 seek=$((i * 60)) count=1 oflag=direct conv=notrunc 2>/dev/null || nw=$((nw + 1))
+done
+nr=0
+for i in $(seq 1 16); do
+	dd if=/dev/mapper/fw of=/dev/null bs=4096 skip=$((i * 60 + 7)) count=1 iflag=direct 2>/dev/null || nr=$((nr + 1))
+done
+check "dead device: the 64 writes and 16 reads fail" [ "$nw/$nr" = 64/16 ]
+check "dead device: no spare used, no block pending" sh -c \
+	"dmsetup message fw 0 stats | grep -q 'pending_blocks=0 fenced_blocks=0 spares_used=0 '"
+check "dead device: nothing listed" sh -c "[ -z \"\$(dmsetup message fw 0 list)\" ]"
+check "dead device: status says data_device_down" sh -c "dmsetup status fw | grep -q ' data_device_down '"
+dmsetup suspend fwdata
+dmsetup reload fwdata --table "0 32768 linear $s1 0"
+dmsetup resume fwdata
+check "dead device back: writes and reads work" write_read /dev/mapper/fw 3
+check "dead device back: status says ok" sh -c "dmsetup status fw | grep -q ' ok '"
+check "dead device back: still nothing remapped" sh -c "[ -z \"\$(dmsetup message fw 0 list)\" ]"
+dmsetup remove fw
+dmsetup remove fwdata
+nullb_drop fw1
+nullb_drop fw2
