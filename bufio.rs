@@ -15,6 +15,7 @@ use core::ptr::NonNull;
 use kernel::{
     error::{from_err_ptr, to_result},
     prelude::*,
+    sync::Arc,
     workqueue::Queue,
 };
 
@@ -24,11 +25,14 @@ use kernel::{
 /// # Invariants
 ///
 /// `client` comes from `dm_bufio_client_create` for blocks of `block_size`
-/// bytes and is destroyed on drop; every buffer taken from it is released
-/// before the method that took it returns.
+/// bytes on `dev`'s block device and is destroyed on drop, before `dev` is
+/// released; every buffer taken from it is released before the method
+/// that took it returns.
 pub(crate) struct BufioClient {
     client: NonNull<b::dm_bufio_client>,
     block_size: usize,
+    /// Keeps the device open for as long as the client uses it.
+    _dev: Arc<DmDev>,
 }
 
 // SAFETY: dm-bufio clients lock internally; any thread may use them.
@@ -38,11 +42,11 @@ unsafe impl Sync for BufioClient {}
 
 impl BufioClient {
     /// A client for blocks of `block_size` bytes (a power of two of at
-    /// least 512) on `dev`, block 0 starting at `sector_offset`. `dev`
-    /// must outlive the client.
-    pub(crate) fn new(dev: &DmDev, block_size: u32, sector_offset: u64) -> Result<Self> {
-        // SAFETY: the device is open (it outlives the client, as the caller
-        // promises); no callbacks; block_size is checked by dm-bufio.
+    /// least 512) on `dev`, block 0 starting at `sector_offset`; the client
+    /// holds `dev` open.
+    pub(crate) fn new(dev: Arc<DmDev>, block_size: u32, sector_offset: u64) -> Result<Self> {
+        // SAFETY: the device is open, and stays open while the client
+        // holds `dev`; no callbacks; block_size is checked by dm-bufio.
         let client = from_err_ptr(unsafe {
             b::dm_bufio_client_create(dev.bdev(), block_size, 1, 0, None, None, 0)
         })?;
@@ -53,6 +57,7 @@ impl BufioClient {
         Ok(Self {
             client,
             block_size: block_size as usize,
+            _dev: dev,
         })
     }
 

@@ -62,13 +62,20 @@ pub(crate) enum BioOp {
     Other,
 }
 
+/// The proof that a bio was taken by a [`BlockHold`] or a [`BioQueue`],
+/// which submit or end it: only they make one.
+#[derive(Debug)]
+pub(crate) struct Taken(());
+
 /// How `map` disposed of a bio.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Debug)]
 pub(crate) enum MapResult {
     /// The bio was redirected; device-mapper core submits it.
     Remapped,
-    /// The target took the bio and will submit or end it itself.
-    Submitted,
+    /// The target took the bio and will submit or end it itself; the
+    /// token says which abstraction took it, so no bio is left behind by
+    /// claiming so without taking it.
+    Submitted(Taken),
     /// Device-mapper core should retry the bio later.
     Requeue,
     /// Fail the bio with an I/O error.
@@ -366,6 +373,12 @@ impl Ctr<'_> {
         unsafe { b::dmr_table_md(self.ti.as_ptr()) as usize }
     }
 
+    /// An identity of the table the target belongs to: two targets of one
+    /// table have the same, a reloaded table another.
+    pub(crate) fn table_identity(&mut self) -> usize {
+        self.raw().table as usize
+    }
+
     /// Records why the constructor failed (`ti->error`), for the kernel log
     /// and dmsetup, and returns `err` for the caller to propagate.
     pub(crate) fn fail(&mut self, reason: &'static CStr, err: Error) -> Error {
@@ -428,10 +441,9 @@ impl Ctr<'_> {
         to_result(unsafe { b::dm_set_target_max_io_len(self.ti.as_ptr(), sectors.into()) })
     }
 
-    /// Bytes of per-bio data the target needs (`per_io_data_size`).
-    pub(crate) fn set_per_io_data_size(&mut self, bytes: u32) {
-        self.raw().per_io_data_size = bytes;
-    }
+    // No setter for `per_io_data_size`: it is `PerBio`'s size, set by
+    // `ctr_callback` from `Target::PER_BIO_DATA`, which `per_bio_of` relies
+    // on.
 }
 
 /// An underlying device opened with `dm_get_device`.
@@ -534,8 +546,10 @@ pub(crate) struct Bio<'a> {
     /// Whether the bio may be handed to a [`BlockHold`]: in `map`, or
     /// taken from a hold.
     deferrable: bool,
-    /// Whether `end_io` put the bio on a [`BioQueue`].
-    kept: bool,
+    /// Whether `end_io` asked to keep the bio ([`Bio::keep`]): the
+    /// callback puts it on the target's [`Target::bio_queue`] once `end_io`
+    /// has returned and the target can no longer touch it through this.
+    keep: bool,
     _life: PhantomData<&'a mut bio>,
 }
 
@@ -552,7 +566,7 @@ impl Bio<'_> {
             per_bio_data,
             in_map,
             deferrable: in_map,
-            kept: false,
+            keep: false,
             _life: PhantomData,
         }
     }
@@ -634,24 +648,27 @@ impl Bio<'_> {
         }
     }
 
+    /// Whether the bio is pointed at `dev` (in `end_io`: went to it).
+    #[inline(always)]
+    pub(crate) fn is_on(&self, dev: &DmDev) -> bool {
+        core::ptr::eq(self.raw().bi_bdev, dev.bdev())
+    }
+
     /// Whether this is a read-ahead, which may fail without harm.
     pub(crate) fn is_readahead(&self) -> bool {
         // SAFETY: the bio is valid (type invariant).
         unsafe { b::dmr_bio_readahead(self.bio.as_ptr()) }
     }
 
-    /// In `end_io`: puts the bio on `queue` for the target's worker, which
-    /// ends it; device-mapper core is told the bio is incomplete. Refused
-    /// (returns `false`) elsewhere and without per-bio data.
-    pub(crate) fn keep(&mut self, queue: &BioQueue) -> bool {
-        if self.in_map || self.deferrable || !self.per_bio_data || self.kept {
+    /// In `end_io` of a target with a [`Target::bio_queue`]: has the bio
+    /// put on that queue for the target's worker, which ends it, once
+    /// `end_io` returns; device-mapper core is told the bio is incomplete.
+    /// Refused (returns `false`) elsewhere and without per-bio data.
+    pub(crate) fn keep(&mut self) -> bool {
+        if self.in_map || self.deferrable || !self.per_bio_data || self.keep {
             return false;
         }
-        self.kept = true;
-        // SAFETY: the queue is valid; the bio is a completing dm clone for
-        // which `end_io_callback` returns DM_ENDIO_INCOMPLETE, so it stays
-        // ours until the worker ends it.
-        unsafe { b::dmr_bioq_push(queue.q.as_ptr(), self.bio.as_ptr()) };
+        self.keep = true;
         true
     }
 
@@ -692,6 +709,21 @@ pub(crate) struct PerBio {
     pub(crate) offset: u64,
     pub(crate) section: u64,
     iter: bvec_iter,
+}
+
+impl PerBio {
+    /// The per-bio data of a bio that `map` has not recorded: no data.
+    const EMPTY: Self = Self {
+        tag: 0,
+        offset: 0,
+        section: 0,
+        iter: bvec_iter {
+            bi_sector: 0,
+            bi_size: 0,
+            bi_idx: 0,
+            bi_bvec_done: 0,
+        },
+    };
 }
 
 /// The `PerBio` of a dm clone.
@@ -749,16 +781,20 @@ impl BioQueue {
             .ok_or(ENOMEM)
     }
 
-    /// In `map`: takes the bio for the worker. The bio's per-bio data must
-    /// have been set ([`Bio::record`]).
+    /// In `map`, or in [`BlockHold::release`]'s callback: takes the bio for
+    /// the worker, which ends it. The bio's per-bio data must have been set
+    /// ([`Bio::record`]). Elsewhere (or without per-bio data) the bio is
+    /// not taken and `Kill` is returned, which both callers end the bio
+    /// with.
     pub(crate) fn take_from_map(&self, bio: Bio<'_>) -> MapResult {
-        if !bio.in_map || !bio.per_bio_data {
+        if !(bio.in_map || bio.deferrable) || !bio.per_bio_data {
             return MapResult::Kill;
         }
-        // SAFETY: the queue is valid; `map` returns `Submitted` for the
-        // clone, so it is ours until the worker ends it.
+        // SAFETY: the queue is valid; the bio is a clone that `map` returns
+        // `Submitted` for (or returned it for, and the hold hands it over),
+        // so it is ours until the worker ends it.
         unsafe { b::dmr_bioq_push(self.q.as_ptr(), bio.bio.as_ptr()) };
-        MapResult::Submitted
+        MapResult::Submitted(Taken(()))
     }
 
     /// Takes every kept bio, in the order they were added.
@@ -894,6 +930,14 @@ impl Drop for KeptBio {
     }
 }
 
+/// Lets another task run if one is due (`cond_resched`): long loops of
+/// process context call it between steps. Must not be called in atomic
+/// context (`might_sleep` reports it).
+pub(crate) fn cond_resched() {
+    // SAFETY: a plain call; it may sleep, as the doc says.
+    unsafe { b::dmr_cond_resched() };
+}
+
 /// A scope in which allocations do not start I/O (`memalloc_noio_save`):
 /// the worker that completes I/O must not wait for reclaim that waits for
 /// that I/O.
@@ -984,17 +1028,20 @@ impl BlockHold {
         // SAFETY: locked above with these flags.
         unsafe { b::dmr_hold_unlock(self.hold.as_ptr(), flags) };
         if held {
-            Ok(MapResult::Submitted)
+            Ok(MapResult::Submitted(Taken(())))
         } else {
             Err(bio)
         }
     }
 
-    /// Takes every waiting bio and passes it to `route`, which either
-    /// points it at its device (returns `None`: it is then submitted) or
-    /// defers it again (returns `Some(Submitted)` from [`Self::defer`]).
+    /// Takes every waiting bio and passes it to `route`, which maps it as
+    /// `map` does. What it returns is carried out as device-mapper core
+    /// would: `Remapped` bios are submitted, `Submitted` ones were taken
+    /// (deferred again, or handed to a worker), and `Kill` (or `Requeue`,
+    /// which cannot be honoured outside `map`) ends the bio with an I/O
+    /// error, so that every bio taken from the hold ends exactly once.
     /// Process context.
-    pub(crate) fn release(&self, mut route: impl FnMut(Bio<'_>) -> Option<MapResult>) {
+    pub(crate) fn release(&self, mut route: impl FnMut(Bio<'_>) -> MapResult) {
         // SAFETY: `hold` is valid (type invariant).
         let mut next = unsafe { b::dmr_hold_take(self.hold.as_ptr()) };
         while !next.is_null() {
@@ -1005,10 +1052,19 @@ impl BlockHold {
             // SAFETY: a deferred dm clone, ours until submitted below.
             let mut bio = unsafe { Bio::from_raw(raw, self.per_bio_data, false) };
             bio.deferrable = true;
-            if route(bio).is_none() {
+            match route(bio) {
                 // SAFETY: the clone was returned as submitted from `map` and
                 // has been pointed at its device; it is submitted once.
-                unsafe { b::dm_submit_bio_remap(raw, core::ptr::null_mut()) };
+                MapResult::Remapped => unsafe {
+                    b::dm_submit_bio_remap(raw, core::ptr::null_mut())
+                },
+                MapResult::Submitted(_) => {}
+                // SAFETY: the clone is ours (returned as submitted from
+                // `map`, taken by no one since); it is ended once, and
+                // device-mapper core calls `end_io` for it.
+                MapResult::Kill | MapResult::Requeue => unsafe {
+                    b::dmr_bio_endio(raw, b::dmr_status_DMR_STS_IOERR as u8)
+                },
             }
         }
     }
@@ -1176,7 +1232,7 @@ unsafe extern "C" fn ctr_callback<T: Target>(
         Err(e) => return ctx.fail(c"Cannot allocate the argument list", e).to_errno(),
     };
     if T::PER_BIO_DATA {
-        ctx.set_per_io_data_size(core::mem::size_of::<PerBio>() as u32);
+        ctx.raw().per_io_data_size = core::mem::size_of::<PerBio>() as u32;
     }
     match T::ctr(&mut ctx, &args) {
         Ok(target) => {
@@ -1215,16 +1271,21 @@ unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
 unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bio) -> c_int {
     // SAFETY: device-mapper core passes a constructed target and a bio the
     // target owns until it is remapped or ended.
-    let (target, info, bio) = unsafe {
+    let (target, info, mut bio) = unsafe {
         (
             private::<T>(ti),
             TargetInfo::from_raw(ti),
             Bio::from_raw(bio, T::PER_BIO_DATA, true),
         )
     };
+    // Device-mapper core does not clear per-bio data: whatever the target
+    // does not record reads as nothing (no data to copy, no tag) later.
+    if let Some(data) = bio.per_bio_data() {
+        *data = PerBio::EMPTY;
+    }
     (match target.map(&info, bio) {
         MapResult::Remapped => b::DM_MAPIO_REMAPPED,
-        MapResult::Submitted => b::DM_MAPIO_SUBMITTED,
+        MapResult::Submitted(_) => b::DM_MAPIO_SUBMITTED,
         MapResult::Requeue => b::DM_MAPIO_REQUEUE,
         MapResult::Kill => b::DM_MAPIO_KILL,
     }) as c_int
@@ -1251,9 +1312,17 @@ unsafe extern "C" fn end_io_callback<T: Target>(
         )
     };
     let result = target.end_io(&info, &mut bio, status);
-    if bio.kept {
-        // On a `BioQueue`: the worker ends it.
-        return b::DM_ENDIO_INCOMPLETE as c_int;
+    if bio.keep {
+        if let Some(queue) = target.bio_queue() {
+            // SAFETY: the queue is the target's, valid while the target
+            // is; the bio is a completing dm clone for which this returns
+            // DM_ENDIO_INCOMPLETE, so it stays the target's until the
+            // worker ends it, and `bio` is not used after this.
+            unsafe { b::dmr_bioq_push(queue.q.as_ptr(), bio.bio.as_ptr()) };
+            return b::DM_ENDIO_INCOMPLETE as c_int;
+        }
+        // No queue to keep it on: it completes as it is.
+        return b::DM_ENDIO_DONE as c_int;
     }
     (match result {
         EndIoResult::Done => b::DM_ENDIO_DONE,

@@ -24,6 +24,8 @@
 mod bufio;
 #[allow(dead_code)]
 mod dm;
+#[path = "dm_remap/entry.rs"]
+mod entry;
 mod metadata;
 mod percpu;
 mod rcu_box;
@@ -33,18 +35,24 @@ mod srcu;
 mod table_args;
 
 use bufio::{BufioClient, OrderedQueue};
-use core::fmt;
+use core::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering::Relaxed},
+};
 use dm::{
     Bio, BioOp, BioQueue, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, KeptBio,
     MapResult, NoIoScope, QueueLimits, StatusType, TargetInfo,
 };
+use entry::{Entry, Spare, MAX_SPARE_BLOCKS};
 use kernel::{
     new_mutex,
     prelude::*,
     sync::{rcu, Arc, Mutex},
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
-use metadata::{Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot};
+use metadata::{
+    CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot,
+};
 use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};
 use spare_alloc::{SpareAllocator, METADATA_COPIES};
@@ -76,19 +84,6 @@ impl kernel::InPlaceModule for RemapModule {
     }
 }
 
-/// Table values: the spare block, and this flag when the data block could
-/// not be read when it was remapped (its spare was zero-filled).
-const DATA_LOST: u32 = 1 << 31;
-/// Table value flag of a block whose mapping is switching: bios starting
-/// in it wait on the hold list.
-const SWITCHING: u32 = 1 << 30;
-/// Table value flag of a pending block: a data block that could not be
-/// read. It is not remapped; the low bits are its pending slot in the
-/// metadata. Its next write is relocated to a spare.
-const PENDING: u32 = 1 << 29;
-/// The spare block (or pending slot) in a table value.
-const SPARE_MASK: u32 = PENDING - 1;
-
 /// Reads of a failed read are retried this often per block, unless the
 /// table line says otherwise (`read_retries`).
 const DEFAULT_READ_RETRIES: u32 = 1;
@@ -96,11 +91,17 @@ const DEFAULT_READ_RETRIES: u32 = 1;
 /// Relocations the worker gathers before it commits them together.
 const GROUP_MAX: usize = 128;
 
+/// Blocks of the data area that a group with errors reads, spread from the
+/// first to the last, to tell a dead data device from bad blocks.
+const DEVICE_PROBES: u64 = 8;
+
 /// A spare area claimed by a live table.
 struct Owner {
     id: u64,
     /// The mapped device of the table (see `Ctr::device_identity`).
     device: usize,
+    /// The table (see `Ctr::table_identity`).
+    table: usize,
     devt: u32,
     start: u64,
     end: u64,
@@ -121,40 +122,64 @@ kernel::sync::global_lock! {
     };
 }
 
-/// One table's claim on its spare area, given up on drop. Two devices
-/// writing metadata into one area would destroy it; two tables of one
-/// device are a reload, which takes over in `preresume`.
+/// One target's claim on its spare area, given up on drop. Two targets
+/// writing metadata into one area would destroy it, whether they belong to
+/// two devices or to one table; two tables of one device are a reload,
+/// which takes over in `preresume`.
 struct SpareClaim {
     id: u64,
 }
 
+/// Why a spare area cannot be claimed.
+enum ClaimError {
+    /// Another device's table holds it.
+    OtherDevice,
+    /// Another target of the same table holds it.
+    SameTable,
+    NoMemory,
+}
+
 impl SpareClaim {
-    /// Claims sectors `start..start + len` of `devt` for `device`; also
-    /// says whether another table of the same device holds them.
-    fn new(device: usize, devt: u32, start: u64, len: u64) -> Result<(Self, bool)> {
+    /// Claims sectors `start..start + len` of `devt` for a target of
+    /// `table` in `device`; also says whether another table of the same
+    /// device holds them (a reload).
+    fn new(
+        device: usize,
+        table: usize,
+        devt: u32,
+        start: u64,
+        len: u64,
+    ) -> Result<(Self, bool), ClaimError> {
         let end = start + len;
         let mut owners = SPARE_OWNERS.lock();
         let mut reloading = false;
         for o in owners.list.iter() {
             if o.devt == devt && o.start < end && start < o.end {
                 if o.device != device {
-                    return Err(EBUSY);
+                    return Err(ClaimError::OtherDevice);
+                }
+                if o.table == table {
+                    return Err(ClaimError::SameTable);
                 }
                 reloading = true;
             }
         }
         let id = owners.next_id;
         owners.next_id += 1;
-        owners.list.push(
-            Owner {
-                id,
-                device,
-                devt,
-                start,
-                end,
-            },
-            GFP_KERNEL,
-        )?;
+        owners
+            .list
+            .push(
+                Owner {
+                    id,
+                    device,
+                    table,
+                    devt,
+                    start,
+                    end,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| ClaimError::NoMemory)?;
         Ok((Self { id }, reloading))
     }
 }
@@ -190,7 +215,9 @@ mod stat {
     pub(crate) const PENDING_MARKED: usize = 14;
     pub(crate) const PENDING_CLEARED: usize = 15;
     pub(crate) const FAILED_BIOS: usize = 16;
-    pub(crate) const COUNT: usize = 17;
+    pub(crate) const FENCED_BIOS: usize = 17;
+    pub(crate) const DEVICE_DOWN_GROUPS: usize = 18;
+    pub(crate) const COUNT: usize = 19;
     pub(crate) const NAMES: [&str; COUNT] = [
         "reads",
         "writes",
@@ -209,6 +236,8 @@ mod stat {
         "pending_marked",
         "pending_cleared",
         "failed_bios",
+        "fenced_bios",
+        "device_down_groups",
     ];
 }
 
@@ -234,6 +263,12 @@ struct Admin {
     spares: SpareAllocator,
     /// The number of pending blocks.
     pending: u32,
+    /// The number of fenced blocks (see [`Entry::Fenced`]).
+    fenced: u32,
+    /// The table has been resumed: before, another table of the device
+    /// may still be live, and the allocator and table are those of the
+    /// constructor, which `preresume` may load again.
+    resumed: bool,
     /// Another table of this device was live when this one was loaded:
     /// load again in `preresume`, when it has stopped.
     reload_pending: bool,
@@ -255,7 +290,8 @@ struct RemapTarget {
     data: DmDev,
     /// First sector of the data area on the data device.
     data_offset: u64,
-    spare: DmDev,
+    /// Shared with the metadata writer's dm-bufio client.
+    spare: Arc<DmDev>,
     /// First sector of the spare area on the spare device.
     spare_offset: u64,
     /// Length of the spare area in sectors.
@@ -278,6 +314,9 @@ struct RemapTarget {
     /// Bios waiting for blocks whose mapping switches.
     hold: BlockHold,
     stats: PerCpuCounters<{ stat::COUNT }>,
+    /// The data device failed every probe read (see `check_data_device`);
+    /// cleared by the next bio that completes on it without error.
+    data_down: AtomicBool,
     #[pin]
     admin: Mutex<Admin>,
 }
@@ -303,9 +342,47 @@ fn refuse<T>(err: Error, reason: fmt::Arguments<'_>) -> Result<T> {
 }
 
 impl RemapTarget {
-    /// Remapped blocks: the table's entries but the pending ones.
+    /// Remapped blocks: the table's entries but the pending and fenced
+    /// ones.
     fn remapped(&self, admin: &Admin) -> usize {
-        self.table.len(&admin.writer) - admin.pending as usize
+        self.table.len(&admin.writer) - admin.pending as usize - admin.fenced as usize
+    }
+
+    /// The table entry of `block`. Any context.
+    #[inline(always)]
+    fn entry(&self, block: u64) -> Option<Entry> {
+        self.table.get(block).map(Entry::decode)
+    }
+
+    /// Sets the entry of `block`, which has one. Under the admin lock.
+    fn set_entry(&self, admin: &mut Admin, block: u64, entry: Entry) {
+        // Only the admin lock's holder adds or removes entries, and the
+        // caller saw this one under it: the update finds it.
+        let found = self.table.update(&mut admin.writer, block, entry.encode());
+        debug_assert!(found.is_ok());
+    }
+
+    /// Removes the entry of `block`, which has one. Under the admin lock.
+    fn remove_entry(&self, admin: &mut Admin, block: u64) {
+        // As in `set_entry`: the entry is there.
+        let found = self.table.remove(&mut admin.writer, block);
+        debug_assert!(found.is_ok());
+    }
+
+    /// Puts `block`, whose switch was written by a commit of unknown
+    /// outcome, in the fenced state: `old` is its entry before the switch.
+    fn fence(&self, admin: &mut Admin, block: u64, old: Option<Entry>) {
+        if matches!(old, Some(Entry::Pending { .. })) {
+            admin.pending -= 1;
+        }
+        if !matches!(old, Some(Entry::Fenced { .. })) {
+            admin.fenced += 1;
+        }
+        self.set_entry(admin, block, Entry::fenced(old));
+        pr_warn!(
+            "remap: block {} is fenced: a metadata commit that may be on disk changed it; writes to it fail until the table is loaded again\n",
+            block
+        );
     }
 
     fn nr_blocks(&self, ti: &TargetInfo<'_>) -> u64 {
@@ -313,8 +390,8 @@ impl RemapTarget {
     }
 
     /// The sector of a spare block on the spare device.
-    fn spare_sector(&self, value: u32) -> u64 {
-        self.spare_offset + (u64::from(value & SPARE_MASK) << self.block_shift)
+    fn spare_sector(&self, spare: u32) -> u64 {
+        self.spare_offset + (u64::from(spare) << self.block_shift)
     }
 
     /// The sector of a data block on the data device.
@@ -340,30 +417,30 @@ impl RemapTarget {
     /// Whether `block`'s mapping is switching. Any context.
     fn switching(&self, block: u64) -> bool {
         let guard = rcu::read_lock();
-        matches!(self.table.lookup(&guard, block), Some(v) if v & SWITCHING != 0)
+        matches!(self.table.lookup(&guard, block).map(Entry::decode), Some(e) if e.is_switching())
     }
 
-    /// Maps a bio that waited for a switch, as `map` does (it lies in one
-    /// block, so it is never cut), or defers it again. Returns what
-    /// `BlockHold::release` expects: `None` when it is to be submitted.
-    fn route_released(&self, ti: &TargetInfo<'_>, bio: Bio<'_>) -> Option<MapResult> {
-        match <Self as dm::Target>::map(self, ti, bio) {
-            MapResult::Remapped => None,
-            deferred => Some(deferred),
-        }
-    }
-
-    /// Maps and submits the bios that waited for switches now finished.
+    /// Maps and submits the bios that waited for switches now finished,
+    /// as `map` does (each lies in one block, so it is never cut); `map`
+    /// defers again the ones whose block switches again.
     fn release_held(&self, ti: &TargetInfo<'_>) {
-        self.hold.release(|bio| self.route_released(ti, bio));
+        self.hold
+            .release(|bio| <Self as dm::Target>::map(self, ti, bio));
     }
 
-    /// Refuses a table change when metadata cannot record it.
-    fn check_writable(&self) -> Result {
+    /// Refuses a table change when metadata cannot record it, or before
+    /// the table is resumed. Under the admin lock.
+    fn check_writable(&self, admin: &Admin) -> Result {
         if !self.writable {
             return refuse(EROFS, format_args!("the table is read-only"));
         }
-        if self.meta.lock().failed {
+        if !admin.resumed {
+            return refuse(
+                EBUSY,
+                format_args!("the table has not been resumed: resume it first"),
+            );
+        }
+        if self.meta.lock().failed() {
             return refuse(
                 EIO,
                 format_args!("metadata writes failed: reload the table to try again"),
@@ -373,17 +450,29 @@ impl RemapTarget {
     }
 
     /// Records spare slot `spare` as `slot` and waits until that is durable.
-    fn commit_slot(&self, spare: u32, slot: Slot) -> Result {
+    fn commit_slot(&self, spare: u32, slot: Slot) -> Result<(), CommitError> {
         self.meta
             .change(self.queue.queue(), |image| image.set_slot(spare, slot))
+    }
+
+    /// Reads data block `block` into `buf`, retrying as a failed read is.
+    fn read_data(&self, block: u64, buf: &mut KVec<u8>) -> Result {
+        let mut result = self.data.rw_sync(self.data_sector(block), buf, false);
+        for _ in 0..self.read_retries {
+            if result.is_ok() {
+                break;
+            }
+            result = self.data.rw_sync(self.data_sector(block), buf, false);
+        }
+        result
     }
 
     /// Sends a bio that starts at target offset `offset`, in remapped
     /// `block`, to that block's spare.
     #[inline(always)]
-    fn send_to_spare(&self, bio: &mut Bio<'_>, op: BioOp, offset: u64, block: u64, value: u32) {
+    fn send_to_spare(&self, bio: &mut Bio<'_>, op: BioOp, offset: u64, block: u64, to: Spare) {
         let within = offset - (block << self.block_shift);
-        bio.remap(&self.spare, self.spare_sector(value) + within);
+        bio.remap(&self.spare, self.spare_sector(to.block) + within);
         self.stats.inc(match op {
             BioOp::Read => stat::REMAPPED_READS,
             BioOp::Write => stat::REMAPPED_WRITES,
@@ -403,7 +492,7 @@ impl RemapTarget {
             _ => (0, stat::OTHER_BIOS),
         };
         self.stats.inc(counter);
-        bio.record(kind | per_bio::IN_SECTION | flags, offset, idx.to_raw());
+        bio.record(kind | per_bio::IN_SECTION | flags, offset, idx.into_raw());
     }
 
     /// Keeps the first `sectors` of a bio in `map`, counting the split.
@@ -423,7 +512,7 @@ impl RemapTarget {
     /// Loads the metadata again and rebuilds the table and allocator from
     /// it. Only while no bio is mapped (suspended, before resume).
     fn load_again(&self, admin: &mut Admin) -> Result {
-        let fmt = *self.meta.lock().image.format();
+        let fmt = *self.meta.lock().image().format();
         let started = Instant::<Monotonic>::now();
         let (image, report) =
             metadata::load_from(self.meta.client(), &self.spare, self.spare_offset, &fmt).map_err(
@@ -446,6 +535,7 @@ impl RemapTarget {
         let pending = fill_table(&image, &self.table, &mut admin.writer, &in_use).map_err(fail)?;
         admin.spares = spares;
         admin.pending = pending;
+        admin.fenced = 0;
         admin.exhaustion_reported = false;
         report_load(
             &report,
@@ -453,29 +543,36 @@ impl RemapTarget {
             admin.pending,
             (read_us, started.elapsed().as_micros_ceil()),
         );
-        let mut meta = self.meta.lock();
-        meta.image = image;
-        meta.failed = false;
+        self.meta.lock().reload(image);
         Ok(())
     }
 
     fn msg_remap(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
-        self.check_writable()?;
+        // Bios wait for this switch: its allocations must not wait for
+        // reclaim that may write through the device.
+        let _noio = NoIoScope::enter();
         let mut buf = self.block_buffer()?;
         // A spare, and the block marked as switching: from now on bios
         // starting in it wait.
         let spare = {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            match self.table.get(block) {
-                Some(v) if v & PENDING != 0 => {
+            self.check_writable(admin)?;
+            match self.entry(block) {
+                Some(Entry::Pending { .. }) => {
                     return refuse(
                         EBUSY,
                         format_args!(
                             "block {} is pending (unreadable): its next write relocates it",
                             block
                         ),
+                    )
+                }
+                Some(Entry::Fenced { .. }) => {
+                    return refuse(
+                        EIO,
+                        format_args!("block {} is fenced: reload the table first", block),
                     )
                 }
                 Some(_) => {
@@ -489,10 +586,17 @@ impl RemapTarget {
                     format_args!("no free spare block for block {}", block),
                 );
             };
+            let switching = Entry::Switching {
+                to: Spare {
+                    block: spare,
+                    lost: false,
+                },
+            };
             if let Err(e) = self
                 .table
-                .insert(&mut admin.writer, block, spare | SWITCHING)
+                .insert(&mut admin.writer, block, switching.encode())
             {
+                // Just allocated, so in use: the release cannot fail.
                 let _ = admin.spares.release(spare);
                 return refuse(
                     table_errno(e),
@@ -505,35 +609,56 @@ impl RemapTarget {
         // data goes to the spare, and the metadata records the move. Other
         // remaps run meanwhile and share the commit.
         self.in_flight.synchronize();
-        let lost = self
-            .data
-            .rw_sync(self.data_sector(block), &mut buf, false)
-            .is_err();
+        let lost = self.read_data(block, &mut buf).is_err();
+        // A block that cannot be read is zero-filled and flagged lost, but
+        // not while the whole device fails: its data is not gone then.
+        let down = lost && self.data_device_down(ti, |b| b == block);
         if lost {
             buf.fill(0);
         }
-        let spare_written = self.spare.rw_sync(self.spare_sector(spare), &mut buf, true);
-        let committed =
-            spare_written.and_then(|()| self.commit_slot(spare, Slot::InUse { block, lost }));
-        let lost_flag = if lost { DATA_LOST } else { 0 };
+        let spare_written = if down {
+            Err(EIO)
+        } else {
+            self.spare.rw_sync(self.spare_sector(spare), &mut buf, true)
+        };
+        let committed = match spare_written {
+            Ok(()) => self.commit_slot(spare, Slot::InUse { block, lost }),
+            // Nothing was committed.
+            Err(_) => Err(CommitError::Refused),
+        };
         {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            if committed.is_ok() {
-                let _ = self
-                    .table
-                    .update(&mut admin.writer, block, spare | lost_flag);
-            } else {
-                let _ = self.table.remove(&mut admin.writer, block);
-                if spare_written.is_err() {
-                    // A spare that cannot be written is not used again.
-                    let _ = admin.spares.retire(spare);
+            match committed {
+                Ok(()) => {
+                    self.set_entry(admin, block, Entry::Remapped(Spare { block: spare, lost }))
                 }
-                // After a failed commit the image still records the spare
-                // as used, and no commit follows: it stays allocated.
+                // The spare and the data block hold the same data, and no
+                // write reaches either until the table is loaded again.
+                Err(CommitError::Indeterminate) => self.fence(admin, block, None),
+                Err(_) => self.remove_entry(admin, block),
             }
+            if down {
+                // Allocated above, unused: the release cannot fail.
+                let _ = admin.spares.release(spare);
+            } else if spare_written.is_err() {
+                // A spare that cannot be written is not used again. It is
+                // in use (allocated above), so the retirement cannot fail.
+                let _ = admin.spares.retire(spare);
+            }
+            // After a failed commit the image still records the spare as
+            // used, and no commit follows: it stays allocated.
         }
         self.release_held(ti);
+        if down {
+            return refuse(
+                EIO,
+                format_args!(
+                    "remap of block {} refused: the data device fails every read (it is down, the data is not lost)",
+                    block
+                ),
+            );
+        }
         match (spare_written, committed) {
             (_, Ok(())) => {
                 out.emit(format_args!(
@@ -550,8 +675,9 @@ impl RemapTarget {
                 Ok(())
             }
             (Err(e), _) => {
-                // Best effort: the retirement is recorded with the next
-                // commit if this one fails.
+                // Best effort: a retirement that is not recorded only
+                // offers the spare again after a reload, whose next write
+                // to it fails and retires it then.
                 let _ = self.commit_slot(spare, Slot::Retired);
                 refuse(
                     e,
@@ -562,7 +688,7 @@ impl RemapTarget {
                 )
             }
             (Ok(()), Err(e)) => refuse(
-                e,
+                e.into(),
                 format_args!(
                     "remap of block {} failed: the metadata commit failed",
                     block
@@ -573,75 +699,109 @@ impl RemapTarget {
 
     fn msg_unremap(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
-        self.check_writable()?;
+        // As in `msg_remap`.
+        let _noio = NoIoScope::enter();
         let mut buf = self.block_buffer()?;
-        let value = {
+        let old = {
             let mut admin = self.admin.lock();
-            match self.table.get(block) {
+            let admin = &mut *admin;
+            self.check_writable(admin)?;
+            match self.entry(block) {
                 None => return refuse(ENOENT, format_args!("block {} is not remapped", block)),
-                Some(v) if v & PENDING != 0 => {
+                Some(Entry::Pending { .. }) => {
                     return refuse(
                         ENOENT,
                         format_args!("block {} is not remapped (it is pending)", block),
                     )
                 }
-                Some(v) if v & SWITCHING != 0 => {
+                Some(Entry::Switching { .. }) => {
                     return refuse(EBUSY, format_args!("block {} is switching", block))
                 }
-                Some(v) => {
-                    let _ = self.table.update(&mut admin.writer, block, v | SWITCHING);
-                    v
+                Some(Entry::Fenced { .. }) => {
+                    return refuse(
+                        EIO,
+                        format_args!("block {} is fenced: reload the table first", block),
+                    )
+                }
+                Some(Entry::Remapped(old)) => {
+                    self.set_entry(admin, block, Entry::Switching { to: old });
+                    old
                 }
             }
         };
-        let spare = value & SPARE_MASK;
         self.in_flight.synchronize();
-        let result = self
+        let copied = self
             .spare
-            .rw_sync(self.spare_sector(value), &mut buf, false)
-            .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true))
-            .and_then(|()| self.commit_slot(spare, Slot::Free));
+            .rw_sync(self.spare_sector(old.block), &mut buf, false)
+            .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true));
+        let committed = match copied {
+            Ok(()) => self.commit_slot(old.block, Slot::Free),
+            Err(_) => Err(CommitError::Refused),
+        };
         {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            if result.is_ok() {
-                let _ = self.table.remove(&mut admin.writer, block);
-                let _ = admin.spares.release(spare);
-                admin.exhaustion_reported = false;
-            } else {
-                let _ = self.table.update(&mut admin.writer, block, value);
+            match committed {
+                Ok(()) => {
+                    self.remove_entry(admin, block);
+                    // In use until now (the entry held it), so the release
+                    // cannot fail: the free stack has room for every
+                    // spare that is not retired.
+                    let _ = admin.spares.release(old.block);
+                    admin.exhaustion_reported = false;
+                }
+                // The data went back to the data block: both places hold
+                // it, and neither takes a write until a reload.
+                Err(CommitError::Indeterminate) => {
+                    self.fence(admin, block, Some(Entry::Remapped(old)))
+                }
+                Err(_) => self.set_entry(admin, block, Entry::Remapped(old)),
             }
         }
         self.release_held(ti);
-        if let Err(e) = result {
+        if let Err(e) = copied {
             return refuse(
                 e,
                 format_args!("unremap of block {} failed: it stays remapped", block),
             );
         }
+        if let Err(e) = committed {
+            return refuse(
+                e.into(),
+                format_args!(
+                    "unremap of block {} failed: the metadata commit failed",
+                    block
+                ),
+            );
+        }
         out.emit(format_args!(
             "unremapped block {}: data copied back, spare block {} free\n",
-            block, spare
+            block, old.block
         ));
         Ok(())
     }
 
     fn msg_lookup(&self, ti: &TargetInfo<'_>, arg: &CStr, out: &mut Emitter<'_>) -> Result {
         let block = self.block_arg(ti, arg)?;
-        match self.table.get(block) {
-            Some(v) if v & PENDING != 0 => out.emit(format_args!(
+        match self.entry(block) {
+            Some(Entry::Pending { .. }) => out.emit(format_args!(
                 "block {} pending: unreadable, its next write relocates it\n",
                 block
             )),
-            Some(v) => out.emit(format_args!(
+            Some(Entry::Remapped(s) | Entry::Switching { to: s }) => out.emit(format_args!(
                 "block {} remapped to spare block {} (spare device sector {}){}\n",
                 block,
-                v & SPARE_MASK,
-                self.spare_sector(v),
-                if v & DATA_LOST != 0 {
-                    ", data lost"
+                s.block,
+                self.spare_sector(s.block),
+                if s.lost { ", data lost" } else { "" }
+            )),
+            Some(Entry::Fenced { at }) => out.emit(format_args!(
+                "block {} fenced: reads go to {}, writes fail until the table is loaded again\n",
+                block,
+                if at.is_some() {
+                    "its spare"
                 } else {
-                    ""
+                    "the data block"
                 }
             )),
             None => out.emit(format_args!("block {} not remapped\n", block)),
@@ -685,16 +845,16 @@ impl RemapTarget {
                 out.emit(format_args!("more {}\n", block));
                 break;
             }
-            if value & PENDING != 0 {
-                out.emit(format_args!("{} pending\n", block));
-                continue;
+            match Entry::decode(value) {
+                Entry::Pending { .. } => out.emit(format_args!("{} pending\n", block)),
+                Entry::Fenced { .. } => out.emit(format_args!("{} fenced\n", block)),
+                Entry::Remapped(s) | Entry::Switching { to: s } => out.emit(format_args!(
+                    "{} {}{}\n",
+                    block,
+                    s.block,
+                    if s.lost { " lost" } else { "" }
+                )),
             }
-            out.emit(format_args!(
-                "{} {}{}\n",
-                block,
-                value & SPARE_MASK,
-                if value & DATA_LOST != 0 { " lost" } else { "" }
-            ));
         }
         Ok(())
     }
@@ -706,24 +866,25 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={}\n",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={}\n",
             self.remapped(&admin),
             admin.pending,
+            admin.fenced,
             admin.spares.in_use(),
             admin.spares.free(),
             admin.spares.retired(),
             admin.spares.capacity(),
-            meta.image.committed(),
-            meta.image.intact_copies(),
-            meta.commits,
-            meta.commit_ns,
-            meta.commit_times.percentile(500),
-            meta.commit_times.percentile(990),
-            meta.commit_times.max(),
+            meta.image().committed(),
+            meta.image().intact_copies(),
+            meta.commits().0,
+            meta.commits().1,
+            meta.commit_times().percentile(500),
+            meta.commit_times().percentile(990),
+            meta.commit_times().max(),
             self.table.hash_bytes()
                 + self.table.summary_bytes()
                 + admin.spares.memory_bytes()
-                + meta.image.memory_bytes()
+                + meta.image().memory_bytes()
         ));
     }
 }
@@ -783,8 +944,8 @@ struct Relocation {
     claimed: bool,
     /// The spare it goes to, while it has one.
     spare: Option<u32>,
-    /// The block's table value before: a spare, a pending slot, or none.
-    old: Option<u32>,
+    /// The block's entry before: remapped, pending, or none.
+    old: Option<Entry>,
     /// Whether the block now maps to its new spare.
     done: bool,
 }
@@ -828,7 +989,7 @@ impl Group {
 
 impl RemapTarget {
     fn is_pending(&self, block: u64) -> bool {
-        matches!(self.table.get(block), Some(v) if v & PENDING != 0)
+        matches!(self.entry(block), Some(e) if e.is_pending())
     }
 
     /// Reads or writes `block` where it maps now, synchronously, waiting
@@ -837,14 +998,18 @@ impl RemapTarget {
     fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> Result {
         loop {
             let idx = self.in_flight.down_read();
-            let value = self.table.get(block);
-            if matches!(value, Some(v) if v & SWITCHING != 0) {
-                self.in_flight.up_read(idx);
-                fsleep(Delta::from_millis(1));
-                continue;
-            }
-            let result = match value {
-                Some(v) if v & PENDING == 0 => self.spare.rw_sync(self.spare_sector(v), buf, write),
+            let result = match self.entry(block) {
+                Some(Entry::Switching { .. }) => {
+                    // Every switch ends (rolled back at worst) and
+                    // releases its block: this wait ends.
+                    self.in_flight.up_read(idx);
+                    fsleep(Delta::from_millis(1));
+                    continue;
+                }
+                Some(Entry::Fenced { .. }) if write => Err(EIO),
+                Some(Entry::Remapped(s) | Entry::Fenced { at: Some(s) }) => {
+                    self.spare.rw_sync(self.spare_sector(s.block), buf, write)
+                }
                 _ => self.data.rw_sync(self.data_sector(block), buf, write),
             };
             self.in_flight.up_read(idx);
@@ -910,9 +1075,11 @@ impl RemapTarget {
                 }
             }
         } else if status == 0 {
-            // A pending block read after all (`PENDING_READ`).
+            // A pending block read after all (`PENDING_READ`). Without the
+            // memory to note it, it stays pending: a later read or write
+            // clears it.
             for block in first..first + u64::from(count) {
-                if self.is_pending(block) {
+                if self.is_pending(block) && !group.readable.contains(&block) {
                     let _ = group.readable.push(block, GFP_KERNEL);
                 }
             }
@@ -929,7 +1096,9 @@ impl RemapTarget {
                 }
                 failed = true;
                 // Only a data block becomes pending: a spare that fails a
-                // read keeps its remap (see README).
+                // read keeps its remap (see README). Without the memory to
+                // note it, the block is not marked pending: the bio fails
+                // all the same, and the next failed read notes it again.
                 if self.table.get(block).is_none() {
                     let _ = group.unreadable.push(block, GFP_KERNEL);
                 }
@@ -940,36 +1109,106 @@ impl RemapTarget {
             // Every block worked when tried again.
             self.stats.inc(stat::TRANSIENT_ERRORS);
         }
+        // Room was reserved above: this cannot fail.
         let _ = group
             .bios
             .push_within_capacity(GroupBio { bio, error, failed });
     }
 
+    /// Tells a data device that fails everything (unplugged, a controller
+    /// reset) from one with bad blocks: when every probe read of blocks
+    /// spread over the data area (outside the group, not in the table)
+    /// fails too, the group's errors pass through: its bios fail, nothing
+    /// is relocated or marked pending, no spare is used. The state is
+    /// shown in status until a probe works again.
+    fn check_data_device(&self, ti: &TargetInfo<'_>, group: &mut Group) {
+        let down = self.data_device_down(ti, |block| {
+            group.relocations.iter().any(|r| r.block == block) || group.unreadable.contains(&block)
+        });
+        if down {
+            for r in group.relocations.drain_all() {
+                group.bios[r.bio].failed = true;
+            }
+            group.unreadable.clear();
+            self.stats.inc(stat::DEVICE_DOWN_GROUPS);
+        }
+    }
+
+    /// Whether every probe read of data blocks spread over the data area
+    /// (but those `failing`, and those in the table) fails; records the
+    /// answer for status and says in the kernel log when it changes.
+    fn data_device_down(&self, ti: &TargetInfo<'_>, failing: impl Fn(u64) -> bool) -> bool {
+        let n = self.nr_blocks(ti);
+        let Ok(mut buf) = self.block_buffer() else {
+            return false;
+        };
+        let mut tried = 0;
+        let mut answered = false;
+        for k in 0..DEVICE_PROBES {
+            let block = (n - 1) * k / (DEVICE_PROBES - 1);
+            if failing(block) || self.table.get(block).is_some() {
+                continue;
+            }
+            tried += 1;
+            if self
+                .data
+                .rw_sync(self.data_sector(block), &mut buf, false)
+                .is_ok()
+            {
+                answered = true;
+                break;
+            }
+        }
+        let down = tried > 0 && !answered;
+        if down != self.data_down.swap(down, Relaxed) {
+            if down {
+                pr_err!("remap: the data device fails every probe read: it is down, not growing bad blocks; errors pass through and no spare is used until it answers again\n");
+                ti.raise_event();
+            } else {
+                pr_info!("remap: the data device answers again\n");
+            }
+        }
+        down
+    }
+
     /// Takes a spare for relocation `r` and marks its block switching.
-    /// Returns whether the spares ran out.
+    /// Returns whether the spares ran out. A fenced block, or any block
+    /// once metadata failed, is not relocated: its bio fails.
     fn claim_spare(&self, r: &mut Relocation) -> bool {
         loop {
             let mut guard = self.admin.lock();
-            let current = self.table.get(r.block);
-            if matches!(current, Some(v) if v & SWITCHING != 0) {
-                // A message switches it: wait until it is done.
-                drop(guard);
-                fsleep(Delta::from_millis(1));
-                continue;
+            let current = self.entry(r.block);
+            match current {
+                Some(Entry::Switching { .. }) => {
+                    // A message switches it: wait until it is done (every
+                    // switch ends, rolled back at worst).
+                    drop(guard);
+                    fsleep(Delta::from_millis(1));
+                    continue;
+                }
+                Some(Entry::Fenced { .. }) => return false,
+                _ => {}
+            }
+            if self.meta.lock().failed() {
+                return false;
             }
             let admin = &mut *guard;
             let Some(spare) = admin.spares.alloc() else {
                 return true;
             };
+            let switching = Entry::Switching {
+                to: Spare {
+                    block: spare,
+                    lost: false,
+                },
+            }
+            .encode();
             let marked = match current {
-                None => self
-                    .table
-                    .insert(&mut admin.writer, r.block, spare | SWITCHING),
-                Some(_) => self
-                    .table
-                    .update(&mut admin.writer, r.block, spare | SWITCHING),
+                None => self.table.insert(&mut admin.writer, r.block, switching),
+                Some(_) => self.table.update(&mut admin.writer, r.block, switching),
             };
             if marked.is_err() {
+                // Just allocated, so in use: the release cannot fail.
                 let _ = admin.spares.release(spare);
                 return false;
             }
@@ -993,15 +1232,23 @@ impl RemapTarget {
             }
             self.stats.inc(stat::SPARE_WRITE_ERRORS);
             pr_warn!("remap: spare block {} failed a write: retired\n", spare);
-            let _ = retired.push(spare, GFP_KERNEL);
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            let _ = admin.spares.retire(spare);
+            if retired.push(spare, GFP_KERNEL).is_ok() {
+                // Allocated to this relocation, so in use: cannot fail.
+                let _ = admin.spares.retire(spare);
+            }
+            // Without the memory to record the retirement, the spare is
+            // not retired in memory either: it stays allocated (the image
+            // records it in use only if the commit says so), and is
+            // offered again after a reload, whose write to it retires it.
             r.spare = admin.spares.alloc();
             if let Some(next) = r.spare {
-                let _ = self
-                    .table
-                    .update(&mut admin.writer, r.block, next | SWITCHING);
+                let to = Spare {
+                    block: next,
+                    lost: false,
+                };
+                self.set_entry(admin, r.block, Entry::Switching { to });
             }
         }
         true
@@ -1010,6 +1257,9 @@ impl RemapTarget {
     /// Relocates the group's blocks, records its pending blocks, commits it
     /// all at once, switches the table and ends the group's bios.
     fn finish_group(&self, ti: &TargetInfo<'_>, group: &mut Group) {
+        if !group.relocations.is_empty() || !group.unreadable.is_empty() {
+            self.check_data_device(ti, group);
+        }
         let mut ran_out = false;
         // Spares claimed, blocks marked switching: bios starting in them
         // now wait on the hold.
@@ -1054,22 +1304,27 @@ impl RemapTarget {
                 // The slots this group takes are recorded in the image
                 // only by its commit: look past them.
                 let after = group.pending_new.last().map_or(0, |&(_, s)| s + 1);
-                let Some(slot) = self.meta.lock().image.free_pending_slot(after) else {
+                let Some(slot) = self.meta.lock().image().free_pending_slot(after) else {
                     break;
                 };
+                let pending = Entry::Pending { slot }.encode();
                 if group.pending_new.reserve(1, GFP_KERNEL).is_err()
                     || self
                         .table
-                        .insert(&mut admin.writer, block, PENDING | slot)
+                        .insert(&mut admin.writer, block, pending)
                         .is_err()
                 {
+                    // Not marked pending: the read failed all the same.
                     continue;
                 }
+                // Room was reserved above: this cannot fail.
                 let _ = group.pending_new.push_within_capacity((block, slot));
             }
+            // `readable` holds each block once.
             for &block in group.readable.iter() {
-                if let Some(v) = self.table.get(block).filter(|v| v & PENDING != 0) {
-                    let _ = group.pending_gone.push((block, v & SPARE_MASK), GFP_KERNEL);
+                if let Some(Entry::Pending { slot }) = self.entry(block) {
+                    // Without the memory, the block stays pending.
+                    let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
                 }
             }
         }
@@ -1080,81 +1335,90 @@ impl RemapTarget {
             || !group.retired.is_empty()
             || !group.pending_new.is_empty()
             || !group.pending_gone.is_empty();
-        let committed = !to_commit
-            || self
-                .meta
-                .change(self.queue.queue(), |image| {
-                    for r in group.relocations.iter().filter(|r| r.owner) {
-                        let Some(spare) = r.spare else { continue };
-                        image.set_slot(
-                            spare,
-                            Slot::InUse {
-                                block: r.block,
-                                lost: false,
-                            },
-                        );
-                        match r.old {
-                            Some(v) if v & PENDING != 0 => image.set_pending(v & SPARE_MASK, None),
-                            Some(v) => image.set_slot(v & SPARE_MASK, Slot::Retired),
-                            None => {}
-                        }
+        let committed = if to_commit {
+            self.meta.change(self.queue.queue(), |image| {
+                for r in group.relocations.iter().filter(|r| r.owner) {
+                    let Some(spare) = r.spare else { continue };
+                    image.set_slot(
+                        spare,
+                        Slot::InUse {
+                            block: r.block,
+                            lost: false,
+                        },
+                    );
+                    match r.old {
+                        Some(Entry::Pending { slot }) => image.set_pending(slot, None),
+                        Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
+                        _ => {}
                     }
-                    for &spare in group.retired.iter() {
-                        image.set_slot(spare, Slot::Retired);
-                    }
-                    for &(block, slot) in group.pending_new.iter() {
-                        image.set_pending(slot, Some(block));
-                    }
-                    for &(_, slot) in group.pending_gone.iter() {
-                        image.set_pending(slot, None);
-                    }
-                })
-                .is_ok();
-        // The switch, or back to the old mapping.
+                }
+                for &spare in group.retired.iter() {
+                    image.set_slot(spare, Slot::Retired);
+                }
+                for &(block, slot) in group.pending_new.iter() {
+                    image.set_pending(slot, Some(block));
+                }
+                for &(_, slot) in group.pending_gone.iter() {
+                    image.set_pending(slot, None);
+                }
+            })
+        } else {
+            Ok(())
+        };
+        // The switch, or back to the old mapping; fenced if the commit may
+        // be on disk. After a failed commit the image records the spares
+        // as used, and no commit follows: they stay allocated.
         {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
             for r in group.relocations.iter_mut().filter(|r| r.owner) {
                 match (committed, r.spare) {
-                    (true, Some(spare)) => {
-                        let _ = self.table.update(&mut admin.writer, r.block, spare);
+                    (Ok(()), Some(spare)) => {
+                        let to = Spare {
+                            block: spare,
+                            lost: false,
+                        };
+                        self.set_entry(admin, r.block, Entry::Remapped(to));
                         r.done = true;
                         self.stats.inc(stat::AUTO_REMAPS);
                         match r.old {
-                            Some(v) if v & PENDING != 0 => {
-                                admin.pending = admin.pending.saturating_sub(1);
+                            Some(Entry::Pending { .. }) => {
+                                admin.pending -= 1;
                                 self.stats.inc(stat::PENDING_CLEARED);
                             }
-                            Some(v) => {
+                            Some(Entry::Remapped(s)) => {
                                 self.stats.inc(stat::SPARE_WRITE_ERRORS);
-                                let _ = admin.spares.retire(v & SPARE_MASK);
+                                // Its remap held it until now, so it is
+                                // in use: the retirement cannot fail.
+                                let _ = admin.spares.retire(s.block);
                             }
-                            None => {}
+                            _ => {}
                         }
                     }
-                    // After a failed commit the image records the spare
-                    // as used, and no commit follows: it stays allocated.
-                    _ if r.claimed => {
-                        let _ = match r.old {
-                            None => self.table.remove(&mut admin.writer, r.block).map(|_| ()),
-                            Some(v) => self.table.update(&mut admin.writer, r.block, v),
-                        };
+                    (Err(CommitError::Indeterminate), Some(_)) => {
+                        self.fence(admin, r.block, r.old);
                     }
+                    _ if r.claimed => match r.old {
+                        None => self.remove_entry(admin, r.block),
+                        Some(old) => self.set_entry(admin, r.block, old),
+                    },
                     _ => {}
                 }
             }
             for &(block, _) in group.pending_new.iter() {
-                if committed {
+                if committed.is_ok() {
                     admin.pending += 1;
                     self.stats.inc(stat::PENDING_MARKED);
                 } else {
-                    let _ = self.table.remove(&mut admin.writer, block);
+                    // A pending mark that a later load may find or not:
+                    // either way reads go to the data block.
+                    self.remove_entry(admin, block);
                 }
             }
-            if committed {
+            if committed.is_ok() {
                 for &(block, _) in group.pending_gone.iter() {
-                    let _ = self.table.remove(&mut admin.writer, block);
-                    admin.pending = admin.pending.saturating_sub(1);
+                    self.remove_entry(admin, block);
+                    admin.pending -= 1;
                     self.stats.inc(stat::PENDING_CLEARED);
                 }
             }
@@ -1328,7 +1592,7 @@ fn fill_table(
             let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
                 continue;
             };
-            let value = spare | if lost { DATA_LOST } else { 0 };
+            let value = Entry::Remapped(Spare { block: spare, lost }).encode();
             table
                 .insert_reserved(writer, &guard, block, value)
                 .map_err(|e| match e {
@@ -1345,7 +1609,7 @@ fn fill_table(
             Some(None) => {}
             Some(Some(block)) => {
                 table
-                    .insert(writer, block, PENDING | i)
+                    .insert(writer, block, Entry::Pending { slot: i }.encode())
                     .map_err(|e| match e {
                         TableError::Exists => {
                             c"Metadata records a block as both remapped and pending"
@@ -1405,9 +1669,12 @@ impl dm::Target for RemapTarget {
             spare_len: parsed.spare_len,
             block_size,
         };
+        // The message below names the limit.
+        const _: () = assert!(MAX_SPARE_BLOCKS == 536_870_910);
         let format = match Format::new(identity) {
-            // Table values keep their top three bits for flags.
-            Ok(f) if f.pending_slots() & !SPARE_MASK == 0 => f,
+            // Table entries keep spare numbers and pending slots in 29 bits
+            // (`entry.rs`); pending slots are fewer than spare blocks.
+            Ok(f) if f.nr_spare <= MAX_SPARE_BLOCKS => f,
             Err(FormatError::TooSmall) => {
                 return Err(ctx.fail(
                     c"Spare area too small for 5 metadata copies and one spare block",
@@ -1415,21 +1682,44 @@ impl dm::Target for RemapTarget {
                 ))
             }
             Err(FormatError::BadBlockSize) => return Err(ctx.fail(c"Invalid block size", EINVAL)),
-            _ => return Err(ctx.fail(c"Spare area has 2^29 blocks or more", EINVAL)),
+            _ => return Err(ctx.fail(
+                c"Spare area has more than 536870910 blocks (2^29 - 2): use a larger block_size",
+                EINVAL,
+            )),
         };
         let (claim, reloading) = SpareClaim::new(
             ctx.device_identity(),
+            ctx.table_identity(),
             spare.devt(),
             parsed.spare_offset,
             parsed.spare_len,
         )
-        .map_err(|e| ctx.fail(c"Spare area is in use by another device", e))?;
+        .map_err(|e| match e {
+            ClaimError::OtherDevice => ctx.fail(c"Spare area is in use by another device", EBUSY),
+            ClaimError::SameTable => ctx.fail(
+                c"Spare area is used by another target of this table",
+                EINVAL,
+            ),
+            ClaimError::NoMemory => ctx.fail(c"Cannot allocate the spare area claim", ENOMEM),
+        })?;
         let writable = ctx.writable();
-        let client = BufioClient::new(&spare, block_size, parsed.spare_offset)
+        let spare = Arc::new(spare, GFP_KERNEL)
+            .map_err(|_| ctx.fail(c"Cannot allocate the spare device handle", ENOMEM))?;
+        let client = BufioClient::new(spare.clone(), block_size, parsed.spare_offset)
             .map_err(|e| ctx.fail(c"Cannot create the dm-bufio client", e))?;
         let started = Instant::<Monotonic>::now();
         let (image, report) = metadata::load_from(&client, &spare, parsed.spare_offset, &format)
             .map_err(|e| {
+                let e = match e {
+                    // No copy of this geometry is intact: say so if the
+                    // area holds another block size's metadata instead.
+                    LoadError::NoIntactCopy => metadata::foreign_identity(
+                        |buf| spare.rw_sync(parsed.spare_offset, buf, false),
+                        block_size,
+                    )
+                    .map_or(e, LoadError::Mismatch),
+                    e => e,
+                };
                 let (reason, err) = load_error(&e, &identity);
                 ctx.fail(reason, err)
             })?;
@@ -1493,10 +1783,13 @@ impl dm::Target for RemapTarget {
                 in_flight,
                 hold,
                 stats,
+                data_down: AtomicBool::new(false),
                 admin <- new_mutex!(Admin {
                     writer,
                     spares,
                     pending,
+                    fenced: 0,
+                    resumed: false,
                     reload_pending: reloading,
                     exhaustion_reported: false,
                 }),
@@ -1536,36 +1829,53 @@ impl dm::Target for RemapTarget {
                     if last(&bio) > block {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
-                    if value & PENDING != 0 {
-                        if op == BioOp::Write && self.auto_remap {
-                            // Relocated by the worker, outside any read
-                            // section: it switches the block.
+                    match Entry::decode(value) {
+                        Entry::Remapped(s) => self.send_to_spare(&mut bio, op, offset, block, s),
+                        Entry::Pending { .. } => {
+                            if op == BioOp::Write && self.auto_remap {
+                                // Relocated by the worker, outside any read
+                                // section: it switches the block.
+                                self.in_flight.up_read(idx);
+                                self.stats.inc(stat::WRITES);
+                                bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
+                                return self.kept.take_from_map(bio);
+                            }
+                            if op == BioOp::Read && self.auto_remap {
+                                flags = per_bio::PENDING_READ;
+                            }
+                            bio.remap(&self.data, self.data_offset + offset);
+                        }
+                        Entry::Switching { .. } => {
+                            // Out of the read section: the switch waits for
+                            // those.
                             self.in_flight.up_read(idx);
-                            self.stats.inc(stat::WRITES);
-                            bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
-                            return self.kept.take_from_map(bio);
-                        }
-                        if op == BioOp::Read && self.auto_remap {
-                            flags = per_bio::PENDING_READ;
-                        }
-                        bio.remap(&self.data, self.data_offset + offset);
-                    } else if value & SWITCHING != 0 {
-                        // Out of the read section: the switch waits for
-                        // those.
-                        self.in_flight.up_read(idx);
-                        match self.hold.defer(bio, || self.switching(block)) {
-                            Ok(result) => {
-                                self.stats.inc(stat::DEFERRED);
-                                return result;
-                            }
-                            // The switch ended meanwhile: look up again.
-                            Err(back) => {
-                                bio = back;
-                                continue;
+                            match self.hold.defer(bio, || self.switching(block)) {
+                                Ok(result) => {
+                                    self.stats.inc(stat::DEFERRED);
+                                    return result;
+                                }
+                                // The switch ended meanwhile: look up again.
+                                Err(back) => {
+                                    bio = back;
+                                    continue;
+                                }
                             }
                         }
-                    } else {
-                        self.send_to_spare(&mut bio, op, offset, block, value);
+                        Entry::Fenced { at } => {
+                            if op != BioOp::Read {
+                                // A later load may map the block elsewhere:
+                                // nothing is written to it.
+                                self.in_flight.up_read(idx);
+                                self.stats.inc(stat::FENCED_BIOS);
+                                // `end_io` sees it, if a hold ends it.
+                                bio.record(per_bio::ENDED, offset, 0);
+                                return MapResult::Kill;
+                            }
+                            match at {
+                                Some(s) => self.send_to_spare(&mut bio, op, offset, block, s),
+                                None => bio.remap(&self.data, self.data_offset + offset),
+                            }
+                        }
                     }
                 }
                 Some((block, _)) => {
@@ -1593,6 +1903,13 @@ impl dm::Target for RemapTarget {
             self.in_flight.up_read(ReadIndex::from_raw(data.section));
         }
         let kind = tag & (per_bio::READ | per_bio::WRITE);
+        if *status == 0
+            && self.data_down.load(Relaxed)
+            && bio.is_on(&self.data)
+            && self.data_down.swap(false, Relaxed)
+        {
+            pr_info!("remap: the data device answers again\n");
+        }
         if *status != 0 {
             self.stats.inc(match kind {
                 per_bio::READ => stat::READ_ERRORS,
@@ -1603,10 +1920,10 @@ impl dm::Target for RemapTarget {
                 && kind != 0
                 && remappable(*status)
                 && !(kind == per_bio::READ && bio.is_readahead());
-            if worth_it && bio.keep(&self.kept) {
+            if worth_it && bio.keep() {
                 return EndIoResult::Incomplete;
             }
-        } else if tag & per_bio::PENDING_READ != 0 && bio.keep(&self.kept) {
+        } else if tag & per_bio::PENDING_READ != 0 && bio.keep() {
             // Read after all: the worker clears the pending state first.
             return EndIoResult::Incomplete;
         }
@@ -1642,8 +1959,10 @@ impl dm::Target for RemapTarget {
             StatusType::Info => {
                 let admin = self.admin.lock();
                 let meta = self.meta.lock();
-                let state = if meta.failed {
+                let state = if meta.failed() {
                     "metadata_failed"
+                } else if self.data_down.load(Relaxed) {
+                    "data_device_down"
                 } else if admin.spares.free() == 0 {
                     "spares_exhausted"
                 } else {
@@ -1657,10 +1976,10 @@ impl dm::Target for RemapTarget {
                     self.stats.sum(stat::READ_ERRORS),
                     self.stats.sum(stat::WRITE_ERRORS),
                     state,
-                    meta.image.committed(),
-                    meta.image.intact_copies(),
+                    meta.image().committed(),
+                    meta.image().intact_copies(),
                     METADATA_COPIES,
-                    meta.last_error.map_or(0, |e| e.to_errno()),
+                    meta.last_error().map_or(0, |e| e.to_errno()),
                     admin.pending
                 ));
             }
@@ -1748,7 +2067,8 @@ impl dm::Target for RemapTarget {
 
     fn presuspend(&self, _ti: &TargetInfo<'_>) {
         // Whatever is still to be written (a rewrite of damaged copies)
-        // goes out before the device stops.
+        // goes out before the device stops. A failure is reported by the
+        // commit itself and latched: resume and status show it.
         if self.writable {
             let _ = self.meta.sync(self.queue.queue());
         }
@@ -1766,17 +2086,36 @@ impl dm::Target for RemapTarget {
             self.load_again(&mut admin)?;
             admin.reload_pending = false;
         }
+        let resumed_before = admin.resumed;
         drop(admin);
-        if self.writable {
-            // Formats a blank area, rewrites damaged or stale copies.
-            self.meta.sync(self.queue.queue()).inspect_err(|e| {
-                pr_err!(
-                    "remap: cannot write the metadata (error {}): the device stays suspended\n",
-                    e.to_errno()
-                )
-            })?;
+        if !self.writable {
+            return Ok(());
         }
-        Ok(())
+        // Formats a blank area, rewrites damaged or stale copies.
+        match self.meta.sync(self.queue.queue()) {
+            Ok(()) => Ok(()),
+            // Metadata failed while this table was live: I/O goes on as it
+            // did before the suspend (fenced blocks stay fenced, remaps
+            // stay refused); a reload tries the metadata again.
+            Err(CommitError::Refused) if resumed_before => {
+                pr_warn!("remap: resuming with metadata_failed: reload the table to write metadata again\n");
+                Ok(())
+            }
+            Err(e) => {
+                // A table loaded just now whose metadata cannot be written
+                // (the format of a blank area, the repair of a damaged
+                // copy) might map blocks where no later load does.
+                pr_err!(
+                    "remap: cannot write the metadata ({:?}): the device stays suspended\n",
+                    e
+                );
+                Err(e.into())
+            }
+        }
+    }
+
+    fn resume(&self, _ti: &TargetInfo<'_>) {
+        self.admin.lock().resumed = true;
     }
 
     fn iterate_devices(&self, ti: &TargetInfo<'_>, visitor: &mut DeviceVisitor<'_>) -> c_int {

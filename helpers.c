@@ -97,9 +97,17 @@ void *dmr_srcu_down_read(struct srcu_struct *ssp)
 	return (void *)(__force unsigned long)srcu_down_read_fast(ssp);
 }
 
-void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp)
+/*
+ * The token comes back from per-bio data: one that is not a counter of this
+ * domain (never entered, or another domain's) is refused, not incremented.
+ */
+void dmr_srcu_up_read(struct srcu_struct *ssp, void *raw)
 {
-	srcu_up_read_fast(ssp, (struct srcu_ctr __percpu *)(__force unsigned long)scp);
+	struct srcu_ctr __percpu *scp = (struct srcu_ctr __percpu *)(__force unsigned long)raw;
+
+	if (WARN_ON_ONCE(scp != &ssp->sda->srcu_ctrs[0] && scp != &ssp->sda->srcu_ctrs[1]))
+		return;
+	srcu_up_read_fast(ssp, scp);
 }
 
 /*
@@ -312,6 +320,11 @@ void dmr_bio_endio(struct bio *bio, u8 status)
 bool dmr_bio_readahead(struct bio *bio)
 {
 	return bio->bi_opf & REQ_RAHEAD;
+}
+
+void dmr_cond_resched(void)
+{
+	cond_resched();
 }
 
 unsigned int dmr_noio_save(void)

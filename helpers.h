@@ -95,6 +95,7 @@ bool dmr_bio_readahead(struct bio *bio);
 
 /* memalloc_noio_save/restore: no allocation in the scope recurses into I/O. */
 unsigned int dmr_noio_save(void);
+void dmr_cond_resched(void);
 void dmr_noio_restore(unsigned int flags);
 
 #endif

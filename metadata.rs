@@ -27,14 +27,14 @@
 //! tests run the real recovery and commit code against memory.
 
 use crate::bufio::{crc32c, BufioClient};
-use crate::dm::DmDev;
+use crate::dm::{DmDev, NoIoScope};
 use crate::spare_alloc::{MetadataLayout, METADATA_COPIES};
 use kernel::{
     alloc::AllocError,
     impl_has_work, new_condvar, new_mutex, new_work,
     prelude::*,
     sync::{Arc, CondVar, Mutex, MutexGuard},
-    time::{Instant, Monotonic},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
     workqueue::{Queue, Work, WorkItem},
 };
 
@@ -654,6 +654,11 @@ pub(crate) struct Commit {
 pub(crate) struct CommitOutcome {
     /// Copies that hold the commit, superblock included.
     pub(crate) written: [bool; METADATA_COPIES],
+    /// Whether a superblock write of the commit was issued: a commit that
+    /// failed may then be on disk all the same (a write that reported an
+    /// error, or a flush that failed after it), and a later load may find
+    /// it. Without one, no load can see the commit.
+    pub(crate) superblock_issued: bool,
     /// The first error met.
     pub(crate) error: Option<Error>,
 }
@@ -699,6 +704,7 @@ impl Commit {
     pub(crate) fn write(&mut self, dev: &mut impl MetadataDev) -> CommitOutcome {
         let mut outcome = CommitOutcome {
             written: [false; METADATA_COPIES],
+            superblock_issued: false,
             error: None,
         };
         let note = |r: Result, outcome: &mut CommitOutcome| match r {
@@ -745,6 +751,7 @@ impl Commit {
             }
             let mut super_ok = true;
             if let Some(due) = super_due {
+                outcome.superblock_issued = true;
                 let r = self.write_block(dev, due, 0);
                 super_ok = note(r, &mut outcome);
             }
@@ -976,6 +983,32 @@ pub(crate) fn load_from(
     result
 }
 
+/// The identity recorded in the metadata of another block size, if the
+/// spare area starts with it: the superblock of copy 0 always lies at the
+/// area's first sector, but its CRC covers its own block size, so a load
+/// with another block size sees it as damaged. `read(len, buf)` reads the
+/// area's first `len` bytes into `buf`. Loading calls this only to name
+/// what it found when no copy is intact.
+pub(crate) fn foreign_identity(
+    mut read: impl FnMut(&mut KVec<u8>) -> Result,
+    ours: u32,
+) -> Option<Identity> {
+    let mut buf = KVec::new();
+    buf.resize(512, 0u8, GFP_KERNEL).ok()?;
+    read(&mut buf).ok()?;
+    if buf[..8] != MAGIC || get_u16(&buf, OFF_KIND) != KIND_SUPER {
+        return None;
+    }
+    let bs = get_u32(&buf, 64);
+    if bs == ours || !(512..=65536).contains(&bs) || !bs.is_power_of_two() {
+        return None;
+    }
+    buf.resize(bs as usize, 0, GFP_KERNEL).ok()?;
+    read(&mut buf).ok()?;
+    (get_u32(&buf, OFF_CRC) == block_crc(&buf) && get_u16(&buf, OFF_VERSION) == FORMAT_VERSION)
+        .then(|| decode_identity(&buf))
+}
+
 /// Buckets of [`LatencyHistogram`]: 8 exact ones below 8 µs, then 8 per
 /// power of two up to 2^26 µs.
 const LATENCY_BUCKETS: usize = 8 + 23 * 8;
@@ -1043,34 +1076,109 @@ impl LatencyHistogram {
     }
 }
 
+/// How often preparing a commit is tried when memory is short, 10 ms
+/// apart, before the writer fails.
+const PREPARE_TRIES: u32 = 100;
+
+/// Why a change did not become durable, which says where the blocks it
+/// touched may be mapped by a later load.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CommitError {
+    /// The writer had failed before: the change was not applied.
+    Refused,
+    /// The change was applied to the image, but no commit holding it was
+    /// written (an earlier one failed, or memory ran out to prepare it): no
+    /// load can find it.
+    NotWritten,
+    /// The commit holding the change failed after a superblock write was
+    /// issued: a later load may find the change or not.
+    Indeterminate,
+}
+
+impl From<CommitError> for Error {
+    fn from(_: CommitError) -> Error {
+        EIO
+    }
+}
+
 /// What the writer guards: the image and how commits went.
 pub(crate) struct WriterState {
-    pub(crate) image: MetaImage,
+    image: MetaImage,
     /// Commits prepared, commits finished (either way), and the number of
     /// the last one that succeeded.
     prepared: u64,
     finished: u64,
     last_ok: u64,
-    /// A commit reached no copy: no more commits until the table is
-    /// loaded again.
-    pub(crate) failed: bool,
+    /// A commit failed: no more commits until the table is loaded again
+    /// (the image then holds changes that the target rolled back).
+    failed: bool,
+    /// Whether the commit that failed had issued a superblock write.
+    failed_maybe_durable: bool,
     /// The error of the last commit that met one.
-    pub(crate) last_error: Option<Error>,
+    last_error: Option<Error>,
     /// Commits made, and the time they took in total.
-    pub(crate) commits: u64,
-    pub(crate) commit_ns: u64,
+    commits: u64,
+    commit_ns: u64,
     /// The time each commit took.
-    pub(crate) commit_times: LatencyHistogram,
+    commit_times: LatencyHistogram,
+}
+
+impl WriterState {
+    /// The image: the metadata as the next commit writes it.
+    pub(crate) fn image(&self) -> &MetaImage {
+        &self.image
+    }
+
+    /// Whether a commit failed since the table was loaded: changes are
+    /// refused until it is loaded again.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The error of the last commit that met one.
+    pub(crate) fn last_error(&self) -> Option<Error> {
+        self.last_error
+    }
+
+    /// Commits made and the nanoseconds they took in total.
+    pub(crate) fn commits(&self) -> (u64, u64) {
+        (self.commits, self.commit_ns)
+    }
+
+    /// The time each commit took.
+    pub(crate) fn commit_times(&self) -> &LatencyHistogram {
+        &self.commit_times
+    }
+
+    /// Replaces the image with one loaded again from disk, ending the
+    /// failed state. Only while no change is in progress (before resume).
+    pub(crate) fn reload(&mut self, image: MetaImage) {
+        self.image = image;
+        self.failed = false;
+        self.failed_maybe_durable = false;
+    }
+
+    /// Latches the failure of commit `seq` and wakes every waiter: none of
+    /// them is served by a later commit, since none follows.
+    fn fail(&mut self, seq: u64, error: Error, maybe_durable: bool) {
+        self.failed = true;
+        self.failed_maybe_durable = maybe_durable;
+        self.last_error = Some(error);
+        self.finished = seq;
+    }
 }
 
 /// The metadata writer of one target: the image, and the work item that
 /// commits it through dm-bufio on the target's ordered workqueue. Changes
 /// that arrive while a commit is being written share the next one.
+///
+/// Lock order: a caller may hold the target's admin mutex while it takes
+/// the writer's state lock, never the other way round.
 #[pin_data]
 pub(crate) struct MetaWriter {
     #[pin]
     state: Mutex<WriterState>,
-    /// Signalled after each commit.
+    /// Signalled after each commit and when the writer fails.
     #[pin]
     done: CondVar,
     #[pin]
@@ -1086,6 +1194,9 @@ impl WorkItem for MetaWriter {
     type Pointer = Arc<MetaWriter>;
 
     fn run(this: Arc<MetaWriter>) {
+        // Bios wait for this commit: its allocations must not wait for
+        // reclaim that may write through the device.
+        let _noio = NoIoScope::enter();
         this.commit_pending();
     }
 }
@@ -1101,6 +1212,7 @@ impl MetaWriter {
                     finished: 0,
                     last_ok: 0,
                     failed: false,
+                    failed_maybe_durable: false,
                     last_error: None,
                     commits: 0,
                     commit_ns: 0,
@@ -1126,6 +1238,7 @@ impl MetaWriter {
 
     /// Writes commits until nothing is left to write. On the workqueue.
     fn commit_pending(&self) {
+        let mut tries = 0;
         loop {
             let mut st = self.state.lock();
             if st.failed || !st.image.needs_commit() {
@@ -1136,15 +1249,25 @@ impl MetaWriter {
             let seq = st.prepared;
             let mut commit = match st.image.prepare() {
                 Ok(commit) => commit,
+                Err(_) if tries < PREPARE_TRIES => {
+                    // `prepare` allocates before it changes anything: try
+                    // again once reclaim had a chance.
+                    st.prepared -= 1;
+                    drop(st);
+                    tries += 1;
+                    fsleep(Delta::from_millis(10));
+                    continue;
+                }
                 Err(_) => {
-                    st.failed = true;
-                    st.last_error = Some(ENOMEM);
-                    st.finished = seq;
+                    // Nothing of this commit was written.
+                    pr_err!("remap: no memory to prepare a metadata commit\n");
+                    st.fail(seq, ENOMEM, false);
                     drop(st);
                     self.done.notify_all();
                     return;
                 }
             };
+            tries = 0;
             drop(st);
             let start = Instant::<Monotonic>::now();
             let mut dev = BufioDev {
@@ -1163,29 +1286,33 @@ impl MetaWriter {
             let mut st = self.state.lock();
             st.image.finish(&commit, &outcome);
             st.finished = seq;
-            if outcome.succeeded() {
-                st.last_ok = seq;
-            }
             st.commits += 1;
             st.commit_ns += elapsed as u64;
             st.commit_times.record(elapsed as u64 / 1000);
-            if let Some(e) = outcome.error {
+            if outcome.succeeded() {
+                st.last_ok = seq;
+            }
+            if !outcome.succeeded() {
+                let e = outcome.error.unwrap_or(EIO);
+                st.fail(seq, e, outcome.superblock_issued);
+                pr_err!(
+                    "remap: metadata commit {} failed on every copy (error {}): remaps are refused until the table is loaded again{}\n",
+                    commit.generation(),
+                    e.to_errno(),
+                    if outcome.superblock_issued {
+                        "; it may be on disk: the blocks it touched take no writes until then"
+                    } else {
+                        ""
+                    }
+                );
+            } else if let Some(e) = outcome.error {
                 st.last_error = Some(e);
-                if outcome.succeeded() {
-                    pr_warn!(
-                        "remap: metadata commit {} missed {} of 5 copies (error {}): they are rewritten whole by the next commit\n",
-                        commit.generation(),
-                        outcome.written.iter().filter(|&&w| !w).count(),
-                        e.to_errno()
-                    );
-                } else {
-                    st.failed = true;
-                    pr_err!(
-                        "remap: metadata commit {} failed on every copy (error {}): remaps are refused until the table is loaded again\n",
-                        commit.generation(),
-                        e.to_errno()
-                    );
-                }
+                pr_warn!(
+                    "remap: metadata commit {} missed {} of 5 copies (error {}): they are rewritten whole by the next commit\n",
+                    commit.generation(),
+                    outcome.written.iter().filter(|&&w| !w).count(),
+                    e.to_errno()
+                );
             }
             drop(st);
             self.done.notify_all();
@@ -1198,10 +1325,10 @@ impl MetaWriter {
         self: &Arc<Self>,
         queue: &Queue,
         change: impl FnOnce(&mut MetaImage),
-    ) -> Result {
+    ) -> Result<(), CommitError> {
         let mut st = self.state.lock();
         if st.failed {
-            return Err(EIO);
+            return Err(CommitError::Refused);
         }
         change(&mut st.image);
         self.wait_durable(queue, st)
@@ -1209,10 +1336,10 @@ impl MetaWriter {
 
     /// Commits whatever is pending (formatting, rewriting stale copies) and
     /// waits for it.
-    pub(crate) fn sync(self: &Arc<Self>, queue: &Queue) -> Result {
+    pub(crate) fn sync(self: &Arc<Self>, queue: &Queue) -> Result<(), CommitError> {
         let st = self.state.lock();
         if st.failed {
-            return Err(EIO);
+            return Err(CommitError::Refused);
         }
         self.wait_durable(queue, st)
     }
@@ -1221,18 +1348,30 @@ impl MetaWriter {
         self: &Arc<Self>,
         queue: &Queue,
         mut st: MutexGuard<'_, WriterState>,
-    ) -> Result {
+    ) -> Result<(), CommitError> {
         if !st.image.needs_commit() {
             return Ok(());
         }
         // The next commit prepared carries this change: one in flight was
         // prepared before it.
         let wanted = st.prepared + 1;
-        // Already queued: that run will see this change.
+        // `false` means the work is queued already and not yet running:
+        // that run sees this change.
         let _ = queue.enqueue(self.clone());
+        // Every way out of `commit_pending` that leaves `wanted` unserved
+        // latches `failed` and notifies: this loop never outwaits it.
         while st.last_ok < wanted {
             if st.finished >= wanted {
-                return Err(st.last_error.unwrap_or(EIO));
+                // This change's commit failed (no later one is made).
+                return Err(if st.failed_maybe_durable {
+                    CommitError::Indeterminate
+                } else {
+                    CommitError::NotWritten
+                });
+            }
+            if st.failed {
+                // An earlier commit failed: this change's is never made.
+                return Err(CommitError::NotWritten);
             }
             self.done.wait(&mut st);
         }
@@ -1253,6 +1392,10 @@ pub(crate) struct MemDev {
     pub(crate) fail_copy: Option<usize>,
     /// Fail every superblock write.
     pub(crate) fail_super: bool,
+    /// Fail the flushes from this one on (counted from the setting), after
+    /// the writes before them reached the disk.
+    fail_flushes_from: Option<usize>,
+    flushes: usize,
 }
 
 #[cfg(CONFIG_KUNIT)]
@@ -1267,7 +1410,16 @@ impl MemDev {
             log: KVVec::new(),
             fail_copy: None,
             fail_super: false,
+            fail_flushes_from: None,
+            flushes: 0,
         }
+    }
+
+    /// Fails the flushes from the `n`th from now on (counted from 0), or
+    /// none.
+    pub(crate) fn fail_flushes(&mut self, n: Option<usize>) {
+        self.fail_flushes_from = n;
+        self.flushes = 0;
     }
 
     pub(crate) fn block_mut(&mut self, copy: usize, index: u32) -> &mut [u8] {
@@ -1304,6 +1456,10 @@ impl MetadataDev for MemDev {
     }
 
     fn flush(&mut self) -> Result {
+        self.flushes += 1;
+        if matches!(self.fail_flushes_from, Some(n) if self.flushes > n) {
+            return Err(EIO);
+        }
         self.log.push(None, GFP_KERNEL)?;
         Ok(())
     }
@@ -1685,6 +1841,47 @@ mod tests {
             }
         }
         assert!(checked > 20);
+    }
+
+    #[test]
+    fn failed_commit_with_a_superblock_written_may_load() {
+        let f = fmt();
+        let (mut dev, _, before) = two_commits();
+        let (mut image, _) = load(&f, &mut dev).unwrap();
+        image.set_slot(
+            free_spares(&f, 10)[9],
+            Slot::InUse {
+                block: 77,
+                lost: false,
+            },
+        );
+        // The first copy's blocks are flushed; the flush after its
+        // superblock fails, and so does every later one.
+        dev.fail_flushes(Some(1));
+        let outcome = commit(&mut image, &mut dev);
+        assert!(!outcome.succeeded());
+        assert!(outcome.superblock_issued);
+        dev.fail_flushes(None);
+        // Reported failed, yet a load finds it: the target must treat such
+        // a commit as maybe on disk.
+        let (loaded, _) = load(&f, &mut dev).unwrap();
+        assert!(same_words(&loaded, &image));
+        assert!(!same_words(&loaded, &before));
+    }
+
+    #[test]
+    fn failed_commit_without_a_superblock_never_loads() {
+        let f = fmt();
+        let (mut dev, _, before) = two_commits();
+        let (mut image, _) = load(&f, &mut dev).unwrap();
+        image.set_slot(free_spares(&f, 10)[9], Slot::Retired);
+        dev.fail_flushes(Some(0));
+        let outcome = commit(&mut image, &mut dev);
+        assert!(!outcome.succeeded());
+        assert!(!outcome.superblock_issued);
+        dev.fail_flushes(None);
+        let (loaded, _) = load(&f, &mut dev).unwrap();
+        assert!(same_words(&loaded, &before));
     }
 
     #[test]

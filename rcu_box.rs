@@ -53,6 +53,10 @@ impl<T: Send + Sync> RcuBox<T> {
 
     /// Publishes `value` and returns the previous value once every reader
     /// that could still see it has finished (`synchronize_rcu`). Sleeps.
+    ///
+    /// Sound when called from several threads at once: the swap hands each
+    /// caller a different old pointer (every pointer is published once and
+    /// unpublished once), so no value is returned, or freed, twice.
     pub(crate) fn replace(&self, value: KBox<T>) -> KBox<T> {
         let old = self.ptr.swap(KBox::into_raw(value), Release);
         // SAFETY: waits for all pre-existing RCU read-side critical

@@ -63,6 +63,9 @@ impl From<AllocError> for TableError {
     }
 }
 
+/// Slots copied or made between two chances to reschedule.
+const REBUILD_CHUNK: usize = 1 << 16;
+
 /// Keys are stored as block + 1, so that 0 can mean an empty slot.
 fn key_of(block: u64) -> u64 {
     block + 1
@@ -78,9 +81,13 @@ impl Slots {
     fn new(capacity: usize) -> Result<KBox<Self>, AllocError> {
         let mut keys = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         let mut values = KVVec::with_capacity(capacity, GFP_KERNEL)?;
-        for _ in 0..capacity {
+        for i in 0..capacity {
             keys.push(AtomicU64::new(EMPTY), GFP_KERNEL)?;
             values.push(AtomicU32::new(0), GFP_KERNEL)?;
+            if i % REBUILD_CHUNK == REBUILD_CHUNK - 1 {
+                // Tens of millions of slots take a while.
+                crate::dm::cond_resched();
+            }
         }
         KBox::new(Self { keys, values }, GFP_KERNEL)
     }
@@ -271,15 +278,26 @@ impl RemapTable {
     fn rebuild(&self, writer: &mut Writer, capacity: usize) -> Result<(), TableError> {
         let capacity = capacity.max(MIN_CAPACITY);
         let new = Slots::new(capacity)?;
-        {
-            let guard = rcu::read_lock();
-            let old = self.slots.read(&guard);
-            for (k, v) in old.keys.iter().zip(old.values.iter()) {
-                let k = k.load(Relaxed);
-                if k != EMPTY && k != DELETED {
-                    new.put(k, v.load(Relaxed));
+        // A short read section per chunk, and a chance to reschedule
+        // between them: only the writer (`&mut Writer`) replaces the old
+        // slots, so each section finds the same ones.
+        let old_capacity = self.slots.read(&rcu::read_lock()).capacity();
+        for start in (0..old_capacity).step_by(REBUILD_CHUNK) {
+            {
+                let guard = rcu::read_lock();
+                let old = self.slots.read(&guard);
+                let end = (start + REBUILD_CHUNK).min(old.capacity());
+                for (k, v) in old.keys[start..end]
+                    .iter()
+                    .zip(old.values[start..end].iter())
+                {
+                    let k = k.load(Relaxed);
+                    if k != EMPTY && k != DELETED {
+                        new.put(k, v.load(Relaxed));
+                    }
                 }
             }
+            crate::dm::cond_resched();
         }
         // The old table is freed after the grace period inside `replace`.
         drop(self.slots.replace(new));

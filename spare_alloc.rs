@@ -160,11 +160,11 @@ impl SpareAllocator {
                 taken.set(b);
             }
         }
-        let nr_free = nr_blocks as usize
-            - METADATA_COPIES * layout.copy_blocks as usize
-            - in_use.len()
-            - retired.len();
-        let mut free = KVVec::with_capacity(nr_free, GFP_KERNEL)?;
+        // Room for every block that can be free: the ones in use now are
+        // released into it later without allocating.
+        let room =
+            nr_blocks as usize - METADATA_COPIES * layout.copy_blocks as usize - retired.len();
+        let mut free = KVVec::with_capacity(room, GFP_KERNEL)?;
         // Pushed from the top down so that allocation starts at the lowest
         // free block.
         for b in (0..nr_blocks).rev() {
@@ -369,6 +369,17 @@ mod tests {
             left += 1;
         }
         assert_eq!(left, 2);
+    }
+
+    #[test]
+    fn blocks_in_use_at_rebuild_can_be_released() {
+        let l = layout(32, 2);
+        let mut a = SpareAllocator::rebuild(32, l, &[3, 20, 2], &[4]).unwrap();
+        let free = a.free();
+        for b in [3, 20, 2] {
+            assert_eq!(a.release(b), Ok(()));
+        }
+        assert_eq!((a.in_use(), a.free()), (0, free + 3));
     }
 
     #[test]

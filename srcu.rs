@@ -30,13 +30,15 @@ unsafe impl Send for Srcu {}
 unsafe impl Sync for Srcu {}
 
 /// The token of an entered read section (the per-CPU counter it
-/// incremented); pass it to [`Srcu::up_read`].
-#[derive(Clone, Copy)]
+/// incremented); [`Srcu::up_read`] consumes it. Not `Copy`: a section is
+/// left once. A token made from any number ([`ReadIndex::from_raw`]) is
+/// memory-safe to pass back: `up_read` checks that it names a counter of
+/// its domain and refuses (with a warning) one that does not.
 pub(crate) struct ReadIndex(*mut c_void);
 
 impl ReadIndex {
     /// The token as stored in per-bio data.
-    pub(crate) fn to_raw(self) -> u64 {
+    pub(crate) fn into_raw(self) -> u64 {
         self.0 as usize as u64
     }
 

@@ -50,7 +50,7 @@ st=$(dmsetup status rm | cut -d' ' -f4-)
 check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok 10 5/5 0 0$'"
 stats=$(dmsetup message rm 0 stats)
 check "stats count remapped writes and reads" sh -c "echo '$stats' | grep -q 'remapped_writes=[1-9]' && echo '$stats' | grep -q 'remapped_reads=[1-9]'"
-check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 pending_blocks=0 spares_used=9'"
+check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 pending_blocks=0 fenced_blocks=0 spares_used=9'"
 check "clear_stats" sh -c "dmsetup message rm 0 clear_stats >/dev/null && dmsetup message rm 0 stats | grep -q 'reads=0 writes=0'"
 
 # Bios that straddle remapped blocks, odd sizes and offsets (direct I/O).

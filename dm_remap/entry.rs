@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the remap table holds for a block, and its encoding in the table's
+//! `u32` values: the top three bits say what the entry is, the rest is a
+//! spare block or a pending slot.
+
+use kernel::prelude::*;
+
+/// Bit 31: the data block could not be read when it was remapped (its
+/// spare was zero-filled).
+const LOST: u32 = 1 << 31;
+/// Bits 30 and 29: the kind of entry.
+const KIND_SHIFT: u32 = 29;
+const KIND_REMAPPED: u32 = 0;
+const KIND_PENDING: u32 = 1;
+const KIND_SWITCHING: u32 = 2;
+const KIND_FENCED: u32 = 3;
+/// The low bits: a spare block or a pending slot.
+const LOW_MASK: u32 = (1 << KIND_SHIFT) - 1;
+/// The low bits of a fenced entry whose reads go to the data block.
+const AT_DATA: u32 = LOW_MASK;
+
+/// The most spare blocks a spare area may have: spare numbers must fit
+/// the low bits and stay below [`AT_DATA`].
+pub(crate) const MAX_SPARE_BLOCKS: u32 = AT_DATA - 1;
+
+/// A spare block that holds a data block's content.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Spare {
+    pub(crate) block: u32,
+    /// The data block could not be read when it was remapped: the spare
+    /// was zero-filled.
+    pub(crate) lost: bool,
+}
+
+/// A table entry. Blocks without one are neither remapped nor pending.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Entry {
+    /// Bios go to the spare.
+    Remapped(Spare),
+    /// An unreadable data block, not remapped: reads go to the data block,
+    /// the next write is relocated. `slot` is its pending slot.
+    Pending { slot: u32 },
+    /// The mapping switches (towards `to` for a remap, from it for an
+    /// unremap): bios starting in the block wait on the hold list.
+    Switching { to: Spare },
+    /// A metadata commit whose outcome is unknown touched the block: a
+    /// later load may map it to either place, so no write is taken until
+    /// the table is loaded again. Reads go to `at` (a spare, or the data
+    /// block when `None`), which holds the same data as the other place.
+    Fenced { at: Option<Spare> },
+}
+
+impl Entry {
+    /// The entry a table value encodes.
+    #[inline(always)]
+    pub(crate) fn decode(v: u32) -> Self {
+        let low = v & LOW_MASK;
+        let spare = Spare {
+            block: low,
+            lost: v & LOST != 0,
+        };
+        match (v >> KIND_SHIFT) & 3 {
+            KIND_REMAPPED => Entry::Remapped(spare),
+            KIND_PENDING => Entry::Pending { slot: low },
+            KIND_SWITCHING => Entry::Switching { to: spare },
+            _ if low == AT_DATA => Entry::Fenced { at: None },
+            _ => Entry::Fenced { at: Some(spare) },
+        }
+    }
+
+    /// The table value of the entry. Spare blocks and slots are below
+    /// [`MAX_SPARE_BLOCKS`] (the constructor refuses larger spare areas).
+    pub(crate) fn encode(self) -> u32 {
+        let spare = |s: Spare, kind: u32| {
+            (s.block & LOW_MASK) | (kind << KIND_SHIFT) | if s.lost { LOST } else { 0 }
+        };
+        match self {
+            Entry::Remapped(s) => spare(s, KIND_REMAPPED),
+            Entry::Pending { slot } => (slot & LOW_MASK) | (KIND_PENDING << KIND_SHIFT),
+            Entry::Switching { to } => spare(to, KIND_SWITCHING),
+            Entry::Fenced { at: Some(s) } => spare(s, KIND_FENCED),
+            Entry::Fenced { at: None } => AT_DATA | (KIND_FENCED << KIND_SHIFT),
+        }
+    }
+
+    /// Whether the entry is a pending block.
+    pub(crate) fn is_pending(self) -> bool {
+        matches!(self, Entry::Pending { .. })
+    }
+
+    /// Whether the entry is switching.
+    pub(crate) fn is_switching(self) -> bool {
+        matches!(self, Entry::Switching { .. })
+    }
+
+    /// The entry that stands for `old` (`None`: no entry) once a commit
+    /// whose outcome is unknown tried to change it: reads go where they
+    /// went before.
+    pub(crate) fn fenced(old: Option<Entry>) -> Entry {
+        match old {
+            Some(Entry::Remapped(s)) | Some(Entry::Fenced { at: Some(s) }) => {
+                Entry::Fenced { at: Some(s) }
+            }
+            _ => Entry::Fenced { at: None },
+        }
+    }
+}
+
+#[kunit_tests(dm_remap_entry)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let max = MAX_SPARE_BLOCKS - 1;
+        for block in [0, 1, 12345, max] {
+            for lost in [false, true] {
+                let s = Spare { block, lost };
+                for e in [
+                    Entry::Remapped(s),
+                    Entry::Switching { to: s },
+                    Entry::Fenced { at: Some(s) },
+                ] {
+                    assert_eq!(Entry::decode(e.encode()), e);
+                }
+            }
+            let p = Entry::Pending { slot: block };
+            assert_eq!(Entry::decode(p.encode()), p);
+        }
+        let f = Entry::Fenced { at: None };
+        assert_eq!(Entry::decode(f.encode()), f);
+    }
+
+    #[test]
+    fn fencing_keeps_where_reads_went() {
+        let s = Spare {
+            block: 9,
+            lost: true,
+        };
+        assert_eq!(Entry::fenced(None), Entry::Fenced { at: None });
+        assert_eq!(
+            Entry::fenced(Some(Entry::Pending { slot: 3 })),
+            Entry::Fenced { at: None }
+        );
+        assert_eq!(
+            Entry::fenced(Some(Entry::Remapped(s))),
+            Entry::Fenced { at: Some(s) }
+        );
+    }
+}
