@@ -273,3 +273,87 @@ dmsetup remove fw
 dmsetup remove fwdata
 nullb_drop fw1
 nullb_drop fw2
+
+# --- a suspend while a commit rewrites a stale copy ------------------------
+# Review finding: presuspend's sync, started while a whole-copy rewrite is
+# in flight, waited for a commit that nothing needed any more. A block of
+# copy 2 fails one write, so a remap's commit misses copy 2 and the next
+# commit rewrites it whole; the spare device answers each I/O after 100 ms,
+# and is itself suspended while that rewrite is in flight, so that the
+# target's suspend certainly finds it in flight.
+u1=$(nullb_make fx1 16 512)
+u2=$(NULLB_ATTRS="irqmode=2 completion_nsec=100000000" nullb_make fx2 4 512)
+dmsetup create fxdust --table "0 8192 dust $u2 0 4096"
+dmsetup message fxdust 0 enable >/dev/null
+check "stale copy: create" dmsetup create fx --table "0 32768 remap $u1 0 /dev/mapper/fxdust 0 8192 2 block_size 4096"
+dmsetup message fxdust 0 addbadblock 510 1 >/dev/null
+check "stale copy: a remap whose commit misses copy 2" dmsetup message fx 0 remap 800
+check "stale copy: fewer than 5 copies hold it" sh -c "dmsetup status fx | grep -qE ' [1-4]/5 '"
+hung=0
+# dm-stats counts the writes the spare device completes.
+dmsetup message fxdust 0 @stats_create - /1 >/dev/null
+fx_writes() { dmsetup message fxdust 0 @stats_print 0 | cut -d' ' -f6; }
+base=$(fx_writes)
+# One remap: its commit rewrites the stale copies and leaves nothing dirty.
+(dmsetup message fx 0 remap 1600 >/dev/null 2>&1; echo $? >/tmp/rc.sx1) &
+# Once the spare's data and a first block of the commit are written, the
+# commit is in flight (it writes at least 6 batches, 100 ms each).
+i=0
+while [ $i -lt 200 ] && [ "$(fx_writes)" -lt $((base + 2)) ]; do
+	sleep 0.02
+	i=$((i + 1))
+done
+echo "stale copy: the spare device completed $base writes before the remap, $(fx_writes) when it is suspended"
+dmsetup suspend fxdust
+(dmsetup suspend fx >/dev/null 2>&1; echo $? >/tmp/rc.sxs) &
+sleep 1
+dmsetup resume fxdust
+if ended 1 sxs 20; then
+	pass "stale copy: suspend during the rewrite ends"
+else
+	fail "stale copy: suspend during the rewrite ends" "still running after 20 s: hung"
+	hung=1
+fi
+check "stale copy: the remap ends" ended 1 sx1 30
+rm -f /tmp/rc.sx*
+if [ $hung = 0 ]; then
+	check "stale copy: resume" dmsetup resume fx
+	check "stale copy: 5 of 5 copies" sh -c "dmsetup status fx | grep -q ' 5/5 '"
+	dmsetup message fxdust 0 @stats_delete 0 >/dev/null
+	dmsetup remove fx
+	dmsetup remove fxdust
+	nullb_drop fx1
+	nullb_drop fx2
+fi
+
+# --- a reload whose second load fails halfway ------------------------------
+# Review finding: preresume's load cleared the table and stopped partway,
+# leaving the constructor's pending count above the table's entries;
+# status then underflowed. The metadata is replaced between reload and
+# resume by one that maps a data block to two spares.
+v1=$(nullb_make fy1 16 512)
+v2=$(nullb_make fy2 4 512)
+dmsetup create fydata --table "0 32768 dust $v1 0 4096"
+fytable="0 32768 remap /dev/mapper/fydata 0 $v2 0 8192 2 block_size 4096"
+check "half load: create" dmsetup create fy --table "$fytable"
+dmsetup message fydata 0 addbadblock 100 >/dev/null
+dmsetup message fydata 0 addbadblock 200 >/dev/null
+dmsetup message fydata 0 enable >/dev/null
+dd if=/dev/mapper/fy of=/dev/null bs=4096 skip=100 count=1 iflag=direct 2>/dev/null
+dd if=/dev/mapper/fy of=/dev/null bs=4096 skip=200 count=1 iflag=direct 2>/dev/null
+check "half load: 2 pending blocks" [ "$(stat_of fy pending_blocks)" = 2 ]
+check "half load: reload" dmsetup reload fy --table "$fytable"
+check "half load: metadata mapping block 0 to two spares" mkmeta $v2 0 32768 0 8192 4096 2 0
+dmesg -c >/dev/null
+check "half load: resume refused" sh -c "! dmsetup resume fy 2>/dev/null"
+check "half load: the reason is logged" sh -c "dmesg | grep -q 'Metadata maps a data block to two spares'"
+if bounded 10 "half load: status" dmsetup status fy; then
+	check "half load: status answers" [ "$(rc_of 'half load: status')" = 0 ]
+	bounded 10 "half load: stats" sh -c "dmsetup message fy 0 stats | grep -q 'pending_blocks=0 '" &&
+		check "half load: stats answer, no pending block counted" [ "$(rc_of 'half load: stats')" = 0 ] &&
+		bounded 10 "half load: remove" dmsetup remove fy && {
+		dmsetup remove fydata
+		nullb_drop fy1
+		nullb_drop fy2
+	}
+fi
