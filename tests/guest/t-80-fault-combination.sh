@@ -19,10 +19,11 @@ seed=$(sed -n 's/.*dmr\.seed=\([0-9]*\).*/\1/p' /proc/cmdline)
 rounds=${DMR_ROUNDS:-3}
 echo "fault combination: seed $seed, $rounds rounds (rerun: DM_REMAP_SEED=$seed DM_REMAP_ONLY=80)"
 rng=$seed
-# rand N: a number below N from the seeded sequence.
+# rand N: sets R to a number below N from the seeded sequence (in this
+# shell: a command substitution would lose the sequence's step).
 rand() {
 	rng=$(((rng * 1103515245 + 12345) % 2147483648))
-	echo $(((rng / 65536) % $1))
+	R=$(((rng / 65536) % $1))
 }
 
 # The data device: null_blk under dust (bad blocks) under linear (swapped
@@ -93,23 +94,38 @@ while [ $round -le $rounds ] && [ $hung = 0 ]; do
 		fi
 		n=$((n + 1))
 		faults=$((faults + 1))
-		kind=$(rand 9)
+		rand 9
+		kind=$R
 		eval "kinds_$kind=\$((\${kinds_$kind:-0} + 1))"
 		case $kind in
-		0) dmsetup message fcdust 0 addbadblock $(rand 4096) $(rand 3) >/dev/null 2>&1 ;;
-		1) dmsetup message fcsdust 0 addbadblock $(rand 1024) 1 >/dev/null 2>&1 ;;
+		0)
+			rand 4096
+			b=$R
+			rand 3
+			dmsetup message fcdust 0 addbadblock $b $R >/dev/null 2>&1
+			;;
+		1)
+			rand 1024
+			dmsetup message fcsdust 0 addbadblock $R 1 >/dev/null 2>&1
+			;;
 		2)
 			for blk in $supers; do dmsetup message fcsdust 0 addbadblock $blk 255 >/dev/null 2>&1; done
 			sleep 1
 			for blk in $supers; do dmsetup message fcsdust 0 removebadblock $blk >/dev/null 2>&1; done
 			;;
 		3)
-			b=$(rand 8192)
+			rand 8192
+			b=$R
 			op "remap message" 60 dmsetup message fc 0 remap $((b * 8)) && echo $b >>/tmp/fc-remapped
 			;;
 		4)
-			b=$(dmsetup message fc 0 list 2>/dev/null | grep -v -e pending -e fenced -e more | cut -d' ' -f1 | head -n $(($(rand 5) + 1)) | tail -n 1)
-			if [ -n "$b" ] && op "unremap message" 60 dmsetup message fc 0 unremap $((b * 8)); then
+			rand 5
+			b=$(dmsetup message fc 0 list 2>/dev/null | grep -v -e pending -e fenced -e more | cut -d' ' -f1 | head -n $((R + 1)) | tail -n 1)
+			# An unremap that fails after its commit was written in part
+			# may still take effect at the next load: the block is no
+			# longer one that must be listed, whatever the answer.
+			if [ -n "$b" ]; then
+				op "unremap message" 60 dmsetup message fc 0 unremap $((b * 8))
 				grep -vx "$b" /tmp/fc-remapped >/tmp/fc-r2
 				mv /tmp/fc-r2 /tmp/fc-remapped
 			fi
@@ -122,9 +138,13 @@ while [ $round -le $rounds ] && [ $hung = 0 ]; do
 			dmsetup suspend fcdata && dmsetup reload fcdata --table "0 65536 linear /dev/mapper/fcdust 0" &&
 				dmsetup resume fcdata
 			;;
-		8) op "read" 60 dd if=$dev of=/dev/null bs=4096 skip=$(rand 8192) count=1 iflag=direct ;;
+		8)
+			rand 8192
+			op "read" 60 dd if=$dev of=/dev/null bs=4096 skip=$R count=1 iflag=direct
+			;;
 		esac
-		sleep 0.$(rand 5)
+		rand 5
+		sleep 0.$R
 	done
 	[ $hung = 1 ] && break
 	if ! ended 1 aw 300; then
