@@ -1241,7 +1241,22 @@ impl MetaWriter {
         let mut tries = 0;
         loop {
             let mut st = self.state.lock();
-            if st.failed || !st.image.needs_commit() {
+            if st.failed {
+                return;
+            }
+            if !st.image.needs_commit() {
+                // Idle, the last commit in every copy: every change made so
+                // far is durable. A waiter may still want a commit that
+                // nothing needs any more (a `sync` that found only stale
+                // copies, which the commit then in flight rewrote): serve
+                // it with an empty one, or it would wait for ever.
+                if st.last_ok == st.prepared {
+                    st.prepared += 1;
+                    st.finished = st.prepared;
+                    st.last_ok = st.prepared;
+                    drop(st);
+                    self.done.notify_all();
+                }
                 return;
             }
             let fmt = *st.image.format();

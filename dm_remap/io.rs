@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The I/O path: `map` looks each bio up and sends it where its block
+//! lives; `end_io` leaves the bio's read section and keeps failed bios
+//! for the worker.
+
+use super::*;
+
+/// The tag of the per-bio data: what the bio was, and how far it went. The
+/// per-bio offset is the bio's first sector counted from the target's
+/// start; the section is its SRCU read token.
+pub(super) mod per_bio {
+    pub(crate) const READ: u64 = 1 << 32;
+    pub(crate) const WRITE: u64 = 1 << 33;
+    /// The bio holds a read section of `in_flight`.
+    pub(crate) const IN_SECTION: u64 = 1 << 34;
+    /// A read of a pending block: success clears the pending state.
+    pub(crate) const PENDING_READ: u64 = 1 << 35;
+    /// A write to a pending block, taken in `map` for the worker.
+    pub(crate) const PENDING_WRITE: u64 = 1 << 36;
+    /// Ended by the worker: `end_io` passes it on as it is.
+    pub(crate) const ENDED: u64 = 1 << 37;
+}
+
+impl RemapTarget {
+    /// Sends a bio that starts at target offset `offset`, in remapped
+    /// `block`, to that block's spare.
+    #[inline(always)]
+    pub(super) fn send_to_spare(
+        &self,
+        bio: &mut Bio<'_>,
+        op: BioOp,
+        offset: u64,
+        block: u64,
+        to: Spare,
+    ) {
+        let within = offset - (block << self.block_shift);
+        bio.remap(&self.spare, self.spare_sector(to.block) + within);
+        self.stats.inc(match op {
+            BioOp::Read => stat::REMAPPED_READS,
+            BioOp::Write => stat::REMAPPED_WRITES,
+            _ => stat::REMAPPED_OTHER,
+        });
+    }
+
+    /// Counts a mapped bio and records, for `end_io` and the worker, its
+    /// read section, what it was, where it starts in the target (`offset`)
+    /// and where its data is. `op` is `bio.op()`, decoded once per bio by
+    /// the caller; `flags` are more `per_bio` flags.
+    #[inline(always)]
+    pub(super) fn account(
+        &self,
+        bio: &mut Bio<'_>,
+        op: BioOp,
+        idx: ReadIndex,
+        offset: u64,
+        flags: u64,
+    ) {
+        let (kind, counter) = match op {
+            BioOp::Read => (per_bio::READ, stat::READS),
+            BioOp::Write => (per_bio::WRITE, stat::WRITES),
+            _ => (0, stat::OTHER_BIOS),
+        };
+        self.stats.inc(counter);
+        bio.record(kind | per_bio::IN_SECTION | flags, offset, idx.into_raw());
+    }
+
+    /// Keeps the first `sectors` of a bio in `map`, counting the split.
+    #[inline(always)]
+    pub(super) fn cut(&self, bio: &mut Bio<'_>, sectors: u64) {
+        if bio.accept_partial(sectors as u32) {
+            self.stats.inc(stat::SPLITS);
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn map_bio(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
+        let op = bio.op();
+        if op == BioOp::Flush {
+            let idx = self.in_flight.down_read();
+            if bio.target_bio_nr() == 1 {
+                // The second flush of a two-device table goes to the spare.
+                bio.remap(&self.spare, self.spare_offset);
+            } else {
+                bio.remap(&self.data, self.data_offset);
+            }
+            self.account(&mut bio, op, idx, 0, 0);
+            return MapResult::Remapped;
+        }
+        let shift = self.block_shift;
+        let offset = ti.target_offset(bio.sector());
+        let first = offset >> shift;
+        // The last block the bio covers, as it is now (it may be cut).
+        let last = |bio: &Bio<'_>| (offset + u64::from(bio.sectors()).max(1) - 1) >> shift;
+        loop {
+            // The read section starts before the lookup: a switch that
+            // starts later waits for this bio.
+            let idx = self.in_flight.down_read();
+            let mut flags = 0;
+            match self.table.first_remapped(first, last(&bio) - first + 1) {
+                None => bio.remap(&self.data, self.data_offset + offset),
+                Some((block, value)) if block == first => {
+                    if last(&bio) > block {
+                        self.cut(&mut bio, ((block + 1) << shift) - offset);
+                    }
+                    match Entry::decode(value) {
+                        Entry::Remapped(s) => self.send_to_spare(&mut bio, op, offset, block, s),
+                        Entry::Pending { .. } => {
+                            if op == BioOp::Write && self.auto_remap {
+                                // Relocated by the worker, outside any read
+                                // section: it switches the block.
+                                self.in_flight.up_read(idx);
+                                self.stats.inc(stat::WRITES);
+                                bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
+                                return self.kept.take_from_map(bio);
+                            }
+                            if op == BioOp::Read && self.auto_remap {
+                                flags = per_bio::PENDING_READ;
+                            }
+                            bio.remap(&self.data, self.data_offset + offset);
+                        }
+                        Entry::Switching { .. } => {
+                            // Out of the read section: the switch waits for
+                            // those.
+                            self.in_flight.up_read(idx);
+                            match self.hold.defer(bio, || self.switching(block)) {
+                                Ok(result) => {
+                                    self.stats.inc(stat::DEFERRED);
+                                    return result;
+                                }
+                                // The switch ended meanwhile: look up again.
+                                Err(back) => {
+                                    bio = back;
+                                    continue;
+                                }
+                            }
+                        }
+                        Entry::Fenced { at } => {
+                            if op != BioOp::Read {
+                                // A later load may map the block elsewhere:
+                                // nothing is written to it.
+                                self.in_flight.up_read(idx);
+                                self.stats.inc(stat::FENCED_BIOS);
+                                // `end_io` sees it, if a hold ends it.
+                                bio.record(per_bio::ENDED, offset, 0);
+                                return MapResult::Kill;
+                            }
+                            match at {
+                                Some(s) => self.send_to_spare(&mut bio, op, offset, block, s),
+                                None => bio.remap(&self.data, self.data_offset + offset),
+                            }
+                        }
+                    }
+                }
+                Some((block, _)) => {
+                    self.cut(&mut bio, (block << shift) - offset);
+                    bio.remap(&self.data, self.data_offset + offset);
+                }
+            }
+            self.account(&mut bio, op, idx, offset, flags);
+            return MapResult::Remapped;
+        }
+    }
+
+    pub(super) fn end_io_bio(
+        &self,
+        _ti: &TargetInfo<'_>,
+        bio: &mut Bio<'_>,
+        status: &mut u8,
+    ) -> EndIoResult {
+        let Some(data) = bio.per_bio_data() else {
+            return EndIoResult::Done;
+        };
+        let tag = data.tag;
+        if tag & per_bio::ENDED != 0 {
+            return EndIoResult::Done;
+        }
+        if tag & per_bio::IN_SECTION != 0 {
+            // Done with its mapping: a switch need not wait for it, even
+            // while the worker keeps it.
+            data.tag &= !per_bio::IN_SECTION;
+            self.in_flight.up_read(ReadIndex::from_raw(data.section));
+        }
+        let kind = tag & (per_bio::READ | per_bio::WRITE);
+        if *status == 0
+            && self.data_down.load(Relaxed)
+            && bio.is_on(&self.data)
+            && self.data_down.swap(false, Relaxed)
+        {
+            pr_info!("remap: the data device answers again\n");
+        }
+        if *status != 0 {
+            self.stats.inc(match kind {
+                per_bio::READ => stat::READ_ERRORS,
+                per_bio::WRITE => stat::WRITE_ERRORS,
+                _ => stat::OTHER_ERRORS,
+            });
+            let worth_it = self.auto_remap
+                && kind != 0
+                && remappable(*status)
+                && !(kind == per_bio::READ && bio.is_readahead());
+            if worth_it && bio.keep() {
+                return EndIoResult::Incomplete;
+            }
+        } else if tag & per_bio::PENDING_READ != 0 && bio.keep() {
+            // Read after all: the worker clears the pending state first.
+            return EndIoResult::Incomplete;
+        }
+        EndIoResult::Done
+    }
+}

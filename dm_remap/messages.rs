@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmsetup message`: remap, unremap, lookup, list, stats.
+
+use super::*;
+
+const HELP_TEXT: &str = "\
+remap target messages (<sector> counts from the target's first sector):
+  help                        this text
+  stats                       I/O and remap counters as key=value
+  clear_stats                 zero the I/O counters
+  remap <sector>              move the block holding <sector> to a spare
+  unremap <sector>            copy the block back and free its spare
+  lookup <sector>             where the block holding <sector> goes
+  list [<block> [<count>]]    remapped and pending blocks from <block> on,
+                              in order: '<block> <spare>[ lost]' or
+                              '<block> pending'
+";
+
+impl RemapTarget {
+    pub(super) fn msg_remap(
+        &self,
+        ti: &TargetInfo<'_>,
+        arg: &CStr,
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let block = self.block_arg(ti, arg)?;
+        // Bios wait for this switch: its allocations must not wait for
+        // reclaim that may write through the device.
+        let _noio = NoIoScope::enter();
+        let mut buf = self.block_buffer()?;
+        // A spare, and the block marked as switching: from now on bios
+        // starting in it wait.
+        let spare = {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            self.check_writable(admin)?;
+            match self.entry(block) {
+                Some(Entry::Pending { .. }) => {
+                    return refuse(
+                        EBUSY,
+                        format_args!(
+                            "block {} is pending (unreadable): its next write relocates it",
+                            block
+                        ),
+                    )
+                }
+                Some(Entry::Fenced { .. }) => {
+                    return refuse(
+                        EIO,
+                        format_args!("block {} is fenced: reload the table first", block),
+                    )
+                }
+                Some(_) => {
+                    return refuse(EEXIST, format_args!("block {} is already remapped", block))
+                }
+                None => {}
+            }
+            let Some(spare) = admin.spares.alloc() else {
+                return refuse(
+                    ENOSPC,
+                    format_args!("no free spare block for block {}", block),
+                );
+            };
+            let switching = Entry::Switching {
+                to: Spare {
+                    block: spare,
+                    lost: false,
+                },
+            };
+            if let Err(e) = self
+                .table
+                .insert(&mut admin.writer, block, switching.encode())
+            {
+                // Just allocated, so in use: the release cannot fail.
+                let _ = admin.spares.release(spare);
+                return refuse(
+                    table_errno(e),
+                    format_args!("remap of block {} failed", block),
+                );
+            }
+            spare
+        };
+        // Bios mapped to the data block before are waited for; then its
+        // data goes to the spare, and the metadata records the move. Other
+        // remaps run meanwhile and share the commit.
+        self.in_flight.synchronize();
+        let lost = self.read_data(block, &mut buf).is_err();
+        // A block that cannot be read is zero-filled and flagged lost, but
+        // not while the whole device fails: its data is not gone then.
+        let down = lost && self.data_device_down(ti, |b| b == block);
+        if lost {
+            buf.fill(0);
+        }
+        let spare_written = if down {
+            Err(EIO)
+        } else {
+            self.spare.rw_sync(self.spare_sector(spare), &mut buf, true)
+        };
+        let committed = match spare_written {
+            Ok(()) => self.commit_slot(spare, Slot::InUse { block, lost }),
+            // Nothing was committed.
+            Err(_) => Err(CommitError::Refused),
+        };
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            match committed {
+                Ok(()) => {
+                    self.set_entry(admin, block, Entry::Remapped(Spare { block: spare, lost }))
+                }
+                // The spare and the data block hold the same data, and no
+                // write reaches either until the table is loaded again.
+                Err(CommitError::Indeterminate) => self.fence(admin, block, None),
+                Err(_) => self.remove_entry(admin, block),
+            }
+            if spare_written.is_err() && !down {
+                // A spare that cannot be written is not used again. It is
+                // in use (allocated above), so the retirement cannot fail.
+                let _ = admin.spares.retire(spare);
+            } else if !matches!(committed, Ok(()) | Err(CommitError::Indeterminate)) {
+                // Unused (the device was down), or its commit is on no
+                // disk: no load maps anything to it, and no commit follows
+                // a failed one (the image's record of it is dropped at the
+                // reload). Allocated above, so the release cannot fail.
+                let _ = admin.spares.release(spare);
+            }
+            // After a commit of unknown outcome the spare stays allocated:
+            // a later load may map the fenced block to it.
+        }
+        self.release_held(ti);
+        if down {
+            return refuse(
+                EIO,
+                format_args!(
+                    "remap of block {} refused: the data device fails every read (it is down, the data is not lost)",
+                    block
+                ),
+            );
+        }
+        match (spare_written, committed) {
+            (_, Ok(())) => {
+                out.emit(format_args!(
+                    "remapped block {} to spare block {} (spare device sector {}){}\n",
+                    block,
+                    spare,
+                    self.spare_sector(spare),
+                    if lost {
+                        ", data unreadable: zero-filled"
+                    } else {
+                        ""
+                    }
+                ));
+                Ok(())
+            }
+            (Err(e), _) => {
+                // Best effort: a retirement that is not recorded only
+                // offers the spare again after a reload, whose next write
+                // to it fails and retires it then.
+                if let Err(e) = self.commit_slot(spare, Slot::Retired) {
+                    pr_warn!(
+                        "remap: the retirement of spare block {} is not recorded ({:?})\n",
+                        spare,
+                        e
+                    );
+                }
+                refuse(
+                    e,
+                    format_args!(
+                        "remap of block {} failed writing spare block {}: spare retired",
+                        block, spare
+                    ),
+                )
+            }
+            (Ok(()), Err(e)) => refuse(
+                e.into(),
+                format_args!(
+                    "remap of block {} failed: the metadata commit failed",
+                    block
+                ),
+            ),
+        }
+    }
+
+    pub(super) fn msg_unremap(
+        &self,
+        ti: &TargetInfo<'_>,
+        arg: &CStr,
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let block = self.block_arg(ti, arg)?;
+        // As in `msg_remap`.
+        let _noio = NoIoScope::enter();
+        let mut buf = self.block_buffer()?;
+        let old = {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            self.check_writable(admin)?;
+            match self.entry(block) {
+                None => return refuse(ENOENT, format_args!("block {} is not remapped", block)),
+                Some(Entry::Pending { .. }) => {
+                    return refuse(
+                        ENOENT,
+                        format_args!("block {} is not remapped (it is pending)", block),
+                    )
+                }
+                Some(Entry::Switching { .. }) => {
+                    return refuse(EBUSY, format_args!("block {} is switching", block))
+                }
+                Some(Entry::Fenced { .. }) => {
+                    return refuse(
+                        EIO,
+                        format_args!("block {} is fenced: reload the table first", block),
+                    )
+                }
+                Some(Entry::Remapped(old)) => {
+                    self.set_entry(admin, block, Entry::Switching { to: old });
+                    old
+                }
+            }
+        };
+        self.in_flight.synchronize();
+        let copied = self
+            .spare
+            .rw_sync(self.spare_sector(old.block), &mut buf, false)
+            .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true));
+        let committed = match copied {
+            Ok(()) => self.commit_slot(old.block, Slot::Free),
+            Err(_) => Err(CommitError::Refused),
+        };
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            match committed {
+                Ok(()) => {
+                    self.remove_entry(admin, block);
+                    // In use until now (the entry held it), so the release
+                    // cannot fail: the free stack has room for every
+                    // spare that is not retired.
+                    let _ = admin.spares.release(old.block);
+                    admin.exhaustion_reported = false;
+                }
+                // The data went back to the data block: both places hold
+                // it, and neither takes a write until a reload.
+                Err(CommitError::Indeterminate) => {
+                    self.fence(admin, block, Some(Entry::Remapped(old)))
+                }
+                Err(_) => self.set_entry(admin, block, Entry::Remapped(old)),
+            }
+        }
+        self.release_held(ti);
+        if let Err(e) = copied {
+            return refuse(
+                e,
+                format_args!("unremap of block {} failed: it stays remapped", block),
+            );
+        }
+        if let Err(e) = committed {
+            return refuse(
+                e.into(),
+                format_args!(
+                    "unremap of block {} failed: the metadata commit failed",
+                    block
+                ),
+            );
+        }
+        out.emit(format_args!(
+            "unremapped block {}: data copied back, spare block {} free\n",
+            block, old.block
+        ));
+        Ok(())
+    }
+
+    pub(super) fn msg_lookup(
+        &self,
+        ti: &TargetInfo<'_>,
+        arg: &CStr,
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let block = self.block_arg(ti, arg)?;
+        match self.entry(block) {
+            Some(Entry::Pending { .. }) => out.emit(format_args!(
+                "block {} pending: unreadable, its next write relocates it\n",
+                block
+            )),
+            Some(Entry::Remapped(s) | Entry::Switching { to: s }) => out.emit(format_args!(
+                "block {} remapped to spare block {} (spare device sector {}){}\n",
+                block,
+                s.block,
+                self.spare_sector(s.block),
+                if s.lost { ", data lost" } else { "" }
+            )),
+            Some(Entry::Fenced { at }) => out.emit(format_args!(
+                "block {} fenced: reads go to {}, writes fail until the table is loaded again\n",
+                block,
+                if at.is_some() {
+                    "its spare"
+                } else {
+                    "the data block"
+                }
+            )),
+            None => out.emit(format_args!("block {} not remapped\n", block)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn msg_list(
+        &self,
+        ti: &TargetInfo<'_>,
+        args: &[&CStr],
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let number = |i: usize, default: u64| match args.get(i) {
+            None => Some(default),
+            Some(a) => parse_u64(a),
+        };
+        let (Some(from), Some(count)) = (number(0, 0), number(1, u64::MAX)) else {
+            return refuse(
+                EINVAL,
+                format_args!("list takes [<block> [<count>]] as numbers"),
+            );
+        };
+        if args.len() > 2 || from >= self.nr_blocks(ti) {
+            return refuse(
+                EINVAL,
+                format_args!(
+                    "list takes [<block> [<count>]], block below {}",
+                    self.nr_blocks(ti)
+                ),
+            );
+        }
+        let admin = self.admin.lock();
+        // Room for every entry first: `for_each` runs under the RCU read
+        // lock, where nothing may sleep. The admin lock keeps the count.
+        let mut entries = KVVec::with_capacity(self.table.len(&admin.writer), GFP_KERNEL)?;
+        self.table.for_each(|block, value| {
+            block < from || entries.push_within_capacity((block, value)).is_ok()
+        });
+        drop(admin);
+        heap_sort_by_block(&mut entries);
+        // One line per block; a last "more <block>" line says where to go
+        // on when `count` is reached or the answer would not fit.
+        for (n, &(block, value)) in entries.iter().enumerate() {
+            if n as u64 == count || out.remaining() < 64 {
+                out.emit(format_args!("more {}\n", block));
+                break;
+            }
+            match Entry::decode(value) {
+                Entry::Pending { .. } => out.emit(format_args!("{} pending\n", block)),
+                Entry::Fenced { .. } => out.emit(format_args!("{} fenced\n", block)),
+                Entry::Remapped(s) | Entry::Switching { to: s } => out.emit(format_args!(
+                    "{} {}{}\n",
+                    block,
+                    s.block,
+                    if s.lost { " lost" } else { "" }
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn msg_stats(&self, out: &mut Emitter<'_>) {
+        for (i, name) in stat::NAMES.iter().enumerate() {
+            out.emit(format_args!("{}={} ", name, self.stats.sum(i)));
+        }
+        let admin = self.admin.lock();
+        let meta = self.meta.lock();
+        out.emit(format_args!(
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={}\n",
+            self.remapped(&admin),
+            admin.pending,
+            admin.fenced,
+            admin.spares.in_use(),
+            admin.spares.free(),
+            admin.spares.retired(),
+            admin.spares.capacity(),
+            meta.image().committed(),
+            meta.image().intact_copies(),
+            meta.commits().0,
+            meta.commits().1,
+            meta.commit_times().percentile(500),
+            meta.commit_times().percentile(990),
+            meta.commit_times().max(),
+            self.table.hash_bytes()
+                + self.table.summary_bytes()
+                + admin.spares.memory_bytes()
+                + meta.image().memory_bytes()
+        ));
+    }
+}
+
+/// Sorts table entries by block in place, in O(n log n) and without
+/// recursion or allocation (core's sort carries panic paths that objtool
+/// flags in a module).
+fn heap_sort_by_block(v: &mut [(u64, u32)]) {
+    fn sift_down(v: &mut [(u64, u32)], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child + 1].0 > v[child].0 {
+                child += 1;
+            }
+            if v[root].0 >= v[child].0 {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end);
+    }
+}
+
+impl RemapTarget {
+    pub(super) fn handle_message(
+        &self,
+        ti: &TargetInfo<'_>,
+        args: &[&CStr],
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let Some((cmd, rest)) = args.split_first() else {
+            return refuse(EINVAL, format_args!("empty message, try 'help'"));
+        };
+        match (cmd.to_bytes(), rest) {
+            (b"help", []) => {
+                out.emit(format_args!("{}", HELP_TEXT));
+                Ok(())
+            }
+            (b"stats", []) => {
+                self.msg_stats(out);
+                Ok(())
+            }
+            (b"clear_stats", []) => {
+                for i in 0..stat::COUNT {
+                    self.stats.clear(i);
+                }
+                out.emit(format_args!("statistics cleared\n"));
+                Ok(())
+            }
+            (b"remap", [sector]) => self.msg_remap(ti, sector, out),
+            (b"unremap", [sector]) => self.msg_unremap(ti, sector, out),
+            (b"lookup", [sector]) => self.msg_lookup(ti, sector, out),
+            (b"list", rest) => self.msg_list(ti, rest, out),
+            (b"help" | b"stats" | b"clear_stats" | b"remap" | b"unremap" | b"lookup", _) => refuse(
+                EINVAL,
+                format_args!(
+                    "wrong number of arguments for '{}' ({}), try 'help'",
+                    cmd.to_str().unwrap_or("?"),
+                    rest.len()
+                ),
+            ),
+            _ => refuse(
+                EINVAL,
+                format_args!(
+                    "unrecognised message '{}' ({} arguments), try 'help'",
+                    cmd.to_str().unwrap_or("?"),
+                    rest.len()
+                ),
+            ),
+        }
+    }
+}
+
+#[kunit_tests(dm_remap_target)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn heap_sort_orders_blocks() {
+        let mut empty: [(u64, u32); 0] = [];
+        heap_sort_by_block(&mut empty);
+        let mut one = [(7u64, 1u32)];
+        heap_sort_by_block(&mut one);
+        assert_eq!(one, [(7, 1)]);
+        let mut v = [(5u64, 1u32), (1, 2), (9, 3), (3, 5), (0, 6), (8, 7)];
+        heap_sort_by_block(&mut v);
+        assert_eq!(v, [(0, 6), (1, 2), (3, 5), (5, 1), (8, 7), (9, 3)]);
+        // On the heap: kernel stacks are 16 KiB.
+        let mut many = KVec::with_capacity(1000, GFP_KERNEL).unwrap();
+        for i in 0..1000u64 {
+            many.push(((i * 7919) % 1000, i as u32), GFP_KERNEL)
+                .unwrap();
+        }
+        heap_sort_by_block(&mut many);
+        for (i, e) in many.iter().enumerate() {
+            assert_eq!(e.0, i as u64);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmsetup status`, `dmsetup table` and the IMA measurement.
+
+use super::*;
+
+impl RemapTarget {
+    pub(super) fn emit_status(&self, ti: &TargetInfo<'_>, kind: StatusType, out: &mut Emitter<'_>) {
+        match kind {
+            StatusType::Info => {
+                let admin = self.admin.lock();
+                let meta = self.meta.lock();
+                let state = if meta.failed() {
+                    "metadata_failed"
+                } else if self.data_down.load(Relaxed) {
+                    "data_device_down"
+                } else if admin.spares.free() == 0 {
+                    "spares_exhausted"
+                } else {
+                    "ok"
+                };
+                out.emit(format_args!(
+                    "{} {}/{} {} {} {} {} {}/{} {} {}",
+                    self.remapped(&admin),
+                    admin.spares.in_use(),
+                    admin.spares.capacity(),
+                    self.stats.sum(stat::READ_ERRORS),
+                    self.stats.sum(stat::WRITE_ERRORS),
+                    state,
+                    meta.image().committed(),
+                    meta.image().intact_copies(),
+                    METADATA_COPIES,
+                    meta.last_error().map_or(0, |e| e.to_errno()),
+                    admin.pending
+                ));
+            }
+            StatusType::Table => {
+                out.emit(format_args!(
+                    "{} {} {} {} {}",
+                    self.data.name().to_str().unwrap_or("?"),
+                    self.data_offset,
+                    self.spare.name().to_str().unwrap_or("?"),
+                    self.spare_offset,
+                    self.spare_len
+                ));
+                let f = &self.features;
+                if f.word_count() > 0 {
+                    out.emit(format_args!(" {}", f.word_count()));
+                    if let Some(bs) = f.block_size {
+                        out.emit(format_args!(" block_size {}", bs));
+                    }
+                    if f.no_auto_remap {
+                        out.emit(format_args!(" no_auto_remap"));
+                    }
+                    if let Some(n) = f.read_retries {
+                        out.emit(format_args!(" read_retries {}", n));
+                    }
+                }
+            }
+            StatusType::Ima => {
+                ti.emit_name_version(out);
+                out.emit(format_args!(
+                    ",data_device_name={},data_offset={},spare_device_name={},spare_offset={},spare_len={},block_size={},auto_remap={};",
+                    self.data.name().to_str().unwrap_or("?"),
+                    self.data_offset,
+                    self.spare.name().to_str().unwrap_or("?"),
+                    self.spare_offset,
+                    self.spare_len,
+                    self.block_size,
+                    if self.features.no_auto_remap { "n" } else { "y" }
+                ));
+            }
+        }
+    }
+}

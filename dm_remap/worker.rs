@@ -1,0 +1,592 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The error worker: retries kept bios block by block, relocates blocks
+//! whose writes fail again, marks unreadable blocks pending, and commits
+//! each group at once.
+
+use super::*;
+
+/// Relocations the worker gathers before it commits them together.
+const GROUP_MAX: usize = 128;
+
+/// Blocks of the data area that a group with errors reads, spread from the
+/// first to the last, to tell a dead data device from bad blocks.
+const DEVICE_PROBES: u64 = 8;
+
+/// Whether an I/O error may go away on another block: a medium or device
+/// error. Others (not supported, would block, no space, reservation
+/// conflicts, ...) say nothing about the block and pass through.
+pub(super) fn remappable(status: u8) -> bool {
+    matches!(
+        u32::from(status),
+        dm::bindings::dmr_status_DMR_STS_IOERR
+            | dm::bindings::dmr_status_DMR_STS_MEDIUM
+            | dm::bindings::dmr_status_DMR_STS_PROTECTION
+    )
+}
+
+/// A block the worker moves to a spare, and the data to write there.
+struct Relocation {
+    block: u64,
+    data: KVec<u8>,
+    /// The index in [`Group::bios`] of the bio that waits for it.
+    bio: usize,
+    /// Whether this relocation writes the block: a later one of the same
+    /// block in the group takes over, its data being newer.
+    owner: bool,
+    /// Whether the block is marked switching in the table.
+    claimed: bool,
+    /// The spare it goes to, while it has one.
+    spare: Option<u32>,
+    /// The block's entry before: remapped, pending, or none.
+    old: Option<Entry>,
+    /// Whether the block now maps to its new spare.
+    done: bool,
+}
+
+/// A kept bio, the status it ends with if its data cannot be saved, and
+/// whether that is already known.
+struct GroupBio {
+    bio: KeptBio,
+    error: u8,
+    failed: bool,
+}
+
+/// What the worker gathered from kept bios, committed together.
+struct Group {
+    bios: KVec<GroupBio>,
+    relocations: KVec<Relocation>,
+    /// Data blocks that could not be read, and pending blocks read after
+    /// all.
+    unreadable: KVec<u64>,
+    readable: KVec<u64>,
+    /// Pending slots taken and given back, with their blocks.
+    pending_new: KVec<(u64, u32)>,
+    pending_gone: KVec<(u64, u32)>,
+    /// Spares that failed a write.
+    retired: KVec<u32>,
+}
+
+impl Group {
+    pub(super) fn new() -> Self {
+        Self {
+            bios: KVec::new(),
+            relocations: KVec::new(),
+            unreadable: KVec::new(),
+            readable: KVec::new(),
+            pending_new: KVec::new(),
+            pending_gone: KVec::new(),
+            retired: KVec::new(),
+        }
+    }
+}
+
+impl RemapTarget {
+    fn is_pending(&self, block: u64) -> bool {
+        matches!(self.entry(block), Some(e) if e.is_pending())
+    }
+
+    /// Reads or writes `block` where it maps now, synchronously, waiting
+    /// while a message switches it. Inside a read section: a switch that
+    /// starts meanwhile copies the block after this write.
+    fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> Result {
+        loop {
+            let idx = self.in_flight.down_read();
+            let result = match self.entry(block) {
+                Some(Entry::Switching { .. }) => {
+                    // Every switch ends (rolled back at worst) and
+                    // releases its block: this wait ends.
+                    self.in_flight.up_read(idx);
+                    fsleep(Delta::from_millis(1));
+                    continue;
+                }
+                Some(Entry::Fenced { .. }) if write => Err(EIO),
+                Some(Entry::Remapped(s) | Entry::Fenced { at: Some(s) }) => {
+                    self.spare.rw_sync(self.spare_sector(s.block), buf, write)
+                }
+                _ => self.data.rw_sync(self.data_sector(block), buf, write),
+            };
+            self.in_flight.up_read(idx);
+            return result;
+        }
+    }
+
+    /// Retries a kept bio block by block: writes that fail again, and
+    /// writes to pending blocks, become relocations of the group; reads
+    /// that fail every retry make their blocks pending.
+    fn handle_kept(&self, group: &mut Group, mut bio: KeptBio) {
+        let status = bio.status();
+        let bytes = bio.bytes();
+        let Some(data) = bio.data() else {
+            return;
+        };
+        let (tag, offset) = (data.tag, data.offset);
+        data.tag |= per_bio::ENDED;
+        let error = if status != 0 {
+            status
+        } else {
+            dm::bindings::dmr_status_DMR_STS_IOERR as u8
+        };
+        let whole_blocks =
+            offset & ((1 << self.block_shift) - 1) == 0 && bytes & (self.block_size - 1) == 0;
+        if !whole_blocks || group.bios.reserve(1, GFP_KERNEL).is_err() {
+            // io_hints makes every bio whole blocks; memory is short.
+            self.stats.inc(stat::FAILED_BIOS);
+            bio.end(error);
+            return;
+        }
+        let first = offset >> self.block_shift;
+        let count = bytes / self.block_size;
+        let index = group.bios.len();
+        let mut failed = false;
+        if tag & per_bio::WRITE != 0 {
+            for i in 0..count {
+                let block = first + u64::from(i);
+                let Ok(mut buf) = self.block_buffer() else {
+                    failed = true;
+                    break;
+                };
+                bio.copy(i * self.block_size, &mut buf, false);
+                // A write to a pending block is relocated unless an earlier
+                // one already did. Once metadata failed, nothing is
+                // relocated: the pending block is written in place, where
+                // every load maps it (a pending block is not remapped).
+                let retry = tag & per_bio::PENDING_WRITE == 0
+                    || !self.is_pending(block)
+                    || self.meta.lock().failed();
+                if retry && self.retry_io(block, &mut buf, true).is_ok() {
+                    continue;
+                }
+                let relocation = Relocation {
+                    block,
+                    data: buf,
+                    bio: index,
+                    owner: false,
+                    claimed: false,
+                    spare: None,
+                    old: None,
+                    done: false,
+                };
+                if group.relocations.push(relocation, GFP_KERNEL).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+        } else if status == 0 {
+            // A pending block read after all (`PENDING_READ`). Without the
+            // memory to note it, it stays pending: a later read or write
+            // clears it.
+            for block in first..first + u64::from(count) {
+                if self.is_pending(block) && !group.readable.contains(&block) {
+                    let _ = group.readable.push(block, GFP_KERNEL);
+                }
+            }
+        } else {
+            for i in 0..count {
+                let block = first + u64::from(i);
+                let Ok(mut buf) = self.block_buffer() else {
+                    failed = true;
+                    break;
+                };
+                if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).is_ok()) {
+                    bio.copy(i * self.block_size, &mut buf, true);
+                    continue;
+                }
+                failed = true;
+                // Only a data block becomes pending: a spare that fails a
+                // read keeps its remap (see README). Without the memory to
+                // note it, the block is not marked pending: the bio fails
+                // all the same, and the next failed read notes it again.
+                if self.table.get(block).is_none() {
+                    let _ = group.unreadable.push(block, GFP_KERNEL);
+                }
+            }
+        }
+        let relocating = group.relocations.iter().any(|r| r.bio == index);
+        if status != 0 && !failed && !relocating {
+            // Every block worked when tried again.
+            self.stats.inc(stat::TRANSIENT_ERRORS);
+        }
+        // Room was reserved above: this cannot fail.
+        let _ = group
+            .bios
+            .push_within_capacity(GroupBio { bio, error, failed });
+    }
+
+    /// Tells a data device that fails everything (unplugged, a controller
+    /// reset) from one with bad blocks: when every probe read of blocks
+    /// spread over the data area (outside the group, not in the table)
+    /// fails too, the group's errors pass through: its bios fail, nothing
+    /// is relocated or marked pending, no spare is used. The state is
+    /// shown in status until a probe works again.
+    fn check_data_device(&self, ti: &TargetInfo<'_>, group: &mut Group) {
+        let down = self.data_device_down(ti, |block| {
+            group.relocations.iter().any(|r| r.block == block) || group.unreadable.contains(&block)
+        });
+        if down {
+            for r in group.relocations.drain_all() {
+                group.bios[r.bio].failed = true;
+            }
+            group.unreadable.clear();
+            self.stats.inc(stat::DEVICE_DOWN_GROUPS);
+        }
+    }
+
+    /// Whether every probe read of data blocks spread over the data area
+    /// (but those `failing`, and those in the table) fails; records the
+    /// answer for status and says in the kernel log when it changes.
+    pub(super) fn data_device_down(
+        &self,
+        ti: &TargetInfo<'_>,
+        failing: impl Fn(u64) -> bool,
+    ) -> bool {
+        let n = self.nr_blocks(ti);
+        let Ok(mut buf) = self.block_buffer() else {
+            return false;
+        };
+        let mut tried = 0;
+        let mut answered = false;
+        // Spread over 8 times as many places as probes, so that blocks in
+        // the table or failing leave enough to probe.
+        let places = DEVICE_PROBES * 8;
+        for k in 0..places {
+            if tried == DEVICE_PROBES {
+                break;
+            }
+            let block = (n - 1) * ((k * 7) % places) / (places - 1);
+            if failing(block) || self.table.get(block).is_some() {
+                continue;
+            }
+            tried += 1;
+            if self
+                .data
+                .rw_sync(self.data_sector(block), &mut buf, false)
+                .is_ok()
+            {
+                answered = true;
+                break;
+            }
+        }
+        let down = tried > 0 && !answered;
+        if down != self.data_down.swap(down, Relaxed) {
+            if down {
+                pr_err!("remap: the data device fails every probe read: it is down, not growing bad blocks; errors pass through and no spare is used until it answers again\n");
+                ti.raise_event();
+            } else {
+                pr_info!("remap: the data device answers again\n");
+            }
+        }
+        down
+    }
+
+    /// Takes a spare for relocation `r` and marks its block switching.
+    /// Returns whether the spares ran out. A fenced block, or any block
+    /// once metadata failed, is not relocated: its bio fails.
+    fn claim_spare(&self, r: &mut Relocation) -> bool {
+        loop {
+            let mut guard = self.admin.lock();
+            let current = self.entry(r.block);
+            match current {
+                Some(Entry::Switching { .. }) => {
+                    // A message switches it: wait until it is done (every
+                    // switch ends, rolled back at worst).
+                    drop(guard);
+                    fsleep(Delta::from_millis(1));
+                    continue;
+                }
+                Some(Entry::Fenced { .. }) => return false,
+                _ => {}
+            }
+            if self.meta.lock().failed() {
+                return false;
+            }
+            let admin = &mut *guard;
+            let Some(spare) = admin.spares.alloc() else {
+                return true;
+            };
+            let switching = Entry::Switching {
+                to: Spare {
+                    block: spare,
+                    lost: false,
+                },
+            }
+            .encode();
+            let marked = match current {
+                None => self.table.insert(&mut admin.writer, r.block, switching),
+                Some(_) => self.table.update(&mut admin.writer, r.block, switching),
+            };
+            if marked.is_err() {
+                // Just allocated, so in use: the release cannot fail.
+                let _ = admin.spares.release(spare);
+                return false;
+            }
+            r.claimed = true;
+            r.spare = Some(spare);
+            r.old = current;
+            return false;
+        }
+    }
+
+    /// Writes a relocation's data to its spare; a spare that fails is
+    /// retired and the next one tried. Returns whether the spares ran out.
+    fn write_spare(&self, r: &mut Relocation, retired: &mut KVec<u32>) -> bool {
+        while let Some(spare) = r.spare {
+            if self
+                .spare
+                .rw_sync(self.spare_sector(spare), &mut r.data, true)
+                .is_ok()
+            {
+                return false;
+            }
+            self.stats.inc(stat::SPARE_WRITE_ERRORS);
+            pr_warn!("remap: spare block {} failed a write: retired\n", spare);
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if retired.push(spare, GFP_KERNEL).is_ok() {
+                // Allocated to this relocation, so in use: cannot fail.
+                let _ = admin.spares.retire(spare);
+            }
+            // Without the memory to record the retirement, the spare is
+            // not retired in memory either: it stays allocated (the image
+            // records it in use only if the commit says so), and is
+            // offered again after a reload, whose write to it retires it.
+            r.spare = admin.spares.alloc();
+            if let Some(next) = r.spare {
+                let to = Spare {
+                    block: next,
+                    lost: false,
+                };
+                self.set_entry(admin, r.block, Entry::Switching { to });
+            }
+        }
+        true
+    }
+
+    /// Relocates the group's blocks, records its pending blocks, commits it
+    /// all at once, switches the table and ends the group's bios.
+    fn finish_group(&self, ti: &TargetInfo<'_>, group: &mut Group) {
+        if !group.relocations.is_empty() || !group.unreadable.is_empty() {
+            self.check_data_device(ti, group);
+        }
+        let mut ran_out = false;
+        // Spares claimed, blocks marked switching: bios starting in them
+        // now wait on the hold.
+        for i in 0..group.relocations.len() {
+            let block = group.relocations[i].block;
+            let earlier =
+                (0..i).find(|&j| group.relocations[j].owner && group.relocations[j].block == block);
+            if let Some(j) = earlier {
+                let e = &mut group.relocations[j];
+                e.owner = false;
+                let (claimed, spare, old) = (e.claimed, e.spare, e.old);
+                let r = &mut group.relocations[i];
+                (r.claimed, r.spare, r.old) = (claimed, spare, old);
+                r.owner = true;
+            } else {
+                let r = &mut group.relocations[i];
+                r.owner = true;
+                ran_out |= self.claim_spare(r);
+            }
+        }
+        // Bios mapped to the old places have ended; then the data goes to
+        // the spares.
+        if group.relocations.iter().any(|r| r.claimed) {
+            self.in_flight.synchronize();
+        }
+        for r in group.relocations.iter_mut() {
+            if r.owner && r.spare.is_some() {
+                ran_out |= self.write_spare(r, &mut group.retired);
+            }
+        }
+        // Pending slots for unreadable data blocks; they enter the table
+        // now, so that no message remaps them meanwhile.
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            for &block in group.unreadable.iter() {
+                if self.table.get(block).is_some()
+                    || group.pending_new.iter().any(|&(b, _)| b == block)
+                {
+                    continue;
+                }
+                // The slots this group takes are recorded in the image
+                // only by its commit: look past them.
+                let after = group.pending_new.last().map_or(0, |&(_, s)| s + 1);
+                let Some(slot) = self.meta.lock().image().free_pending_slot(after) else {
+                    break;
+                };
+                let pending = Entry::Pending { slot }.encode();
+                if group.pending_new.reserve(1, GFP_KERNEL).is_err()
+                    || self
+                        .table
+                        .insert(&mut admin.writer, block, pending)
+                        .is_err()
+                {
+                    // Not marked pending: the read failed all the same.
+                    continue;
+                }
+                // Room was reserved above: this cannot fail.
+                let _ = group.pending_new.push_within_capacity((block, slot));
+            }
+            // `readable` holds each block once.
+            for &block in group.readable.iter() {
+                if let Some(Entry::Pending { slot }) = self.entry(block) {
+                    // Without the memory, the block stays pending.
+                    let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
+                }
+            }
+        }
+        let to_commit = group
+            .relocations
+            .iter()
+            .any(|r| r.owner && r.spare.is_some())
+            || !group.retired.is_empty()
+            || !group.pending_new.is_empty()
+            || !group.pending_gone.is_empty();
+        let committed = if to_commit {
+            self.meta.change(self.queue.queue(), |image| {
+                for r in group.relocations.iter().filter(|r| r.owner) {
+                    let Some(spare) = r.spare else { continue };
+                    image.set_slot(
+                        spare,
+                        Slot::InUse {
+                            block: r.block,
+                            lost: false,
+                        },
+                    );
+                    match r.old {
+                        Some(Entry::Pending { slot }) => image.set_pending(slot, None),
+                        Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
+                        _ => {}
+                    }
+                }
+                for &spare in group.retired.iter() {
+                    image.set_slot(spare, Slot::Retired);
+                }
+                for &(block, slot) in group.pending_new.iter() {
+                    image.set_pending(slot, Some(block));
+                }
+                for &(_, slot) in group.pending_gone.iter() {
+                    image.set_pending(slot, None);
+                }
+            })
+        } else {
+            Ok(())
+        };
+        // The switch, or back to the old mapping; fenced if the commit may
+        // be on disk. After a failed commit the image records the spares
+        // as used, and no commit follows: they stay allocated.
+        {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            for r in group.relocations.iter_mut().filter(|r| r.owner) {
+                match (committed, r.spare) {
+                    (Ok(()), Some(spare)) => {
+                        let to = Spare {
+                            block: spare,
+                            lost: false,
+                        };
+                        self.set_entry(admin, r.block, Entry::Remapped(to));
+                        r.done = true;
+                        self.stats.inc(stat::AUTO_REMAPS);
+                        match r.old {
+                            Some(Entry::Pending { .. }) => {
+                                admin.pending -= 1;
+                                self.stats.inc(stat::PENDING_CLEARED);
+                            }
+                            Some(Entry::Remapped(s)) => {
+                                self.stats.inc(stat::SPARE_WRITE_ERRORS);
+                                // Its remap held it until now, so it is
+                                // in use: the retirement cannot fail.
+                                let _ = admin.spares.retire(s.block);
+                            }
+                            _ => {}
+                        }
+                    }
+                    (Err(CommitError::Indeterminate), Some(_)) => {
+                        self.fence(admin, r.block, r.old);
+                    }
+                    _ if r.claimed => {
+                        match r.old {
+                            None => self.remove_entry(admin, r.block),
+                            Some(old) => self.set_entry(admin, r.block, old),
+                        }
+                        if let Some(spare) = r.spare {
+                            // Its commit is on no disk (refused, or never
+                            // written) and none follows a failed one: no
+                            // load maps anything to it. Allocated to this
+                            // relocation, so the release cannot fail.
+                            let _ = admin.spares.release(spare);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for &(block, _) in group.pending_new.iter() {
+                if committed.is_ok() {
+                    admin.pending += 1;
+                    self.stats.inc(stat::PENDING_MARKED);
+                } else {
+                    // A pending mark that a later load may find or not:
+                    // either way reads go to the data block.
+                    self.remove_entry(admin, block);
+                }
+            }
+            if committed.is_ok() {
+                for &(block, _) in group.pending_gone.iter() {
+                    self.remove_entry(admin, block);
+                    admin.pending -= 1;
+                    self.stats.inc(stat::PENDING_CLEARED);
+                }
+            }
+            if ran_out && !admin.exhaustion_reported {
+                admin.exhaustion_reported = true;
+                pr_warn!("remap: no free spare block left: write errors now pass through\n");
+                ti.raise_event();
+            }
+        }
+        self.release_held(ti);
+        // A relocation that was taken over ends as the one that took it.
+        for i in (0..group.relocations.len()).rev() {
+            if !group.relocations[i].owner {
+                let block = group.relocations[i].block;
+                let done = group.relocations[i + 1..]
+                    .iter()
+                    .any(|r| r.owner && r.block == block && r.done);
+                group.relocations[i].done = done;
+            }
+        }
+        for (i, gb) in group.bios.drain_all().enumerate() {
+            let failed = gb.failed || group.relocations.iter().any(|r| r.bio == i && !r.done);
+            if failed {
+                self.stats.inc(stat::FAILED_BIOS);
+                gb.bio.end(gb.error);
+            } else {
+                gb.bio.end(0);
+            }
+        }
+        *group = Group::new();
+    }
+}
+
+impl RemapTarget {
+    pub(super) fn process_kept_bios(&self, ti: &TargetInfo<'_>) {
+        // This worker completes I/O: its allocations must not wait for it.
+        let _noio = NoIoScope::enter();
+        loop {
+            let mut group = Group::new();
+            let mut any = false;
+            for bio in self.kept.take() {
+                any = true;
+                self.handle_kept(&mut group, bio);
+                if group.relocations.len() >= GROUP_MAX {
+                    self.finish_group(ti, &mut group);
+                }
+            }
+            if !any {
+                return;
+            }
+            self.finish_group(ti, &mut group);
+        }
+    }
+}
