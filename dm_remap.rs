@@ -62,10 +62,10 @@ use dm::{
 use entry::{Entry, Spare, MAX_SPARE_BLOCKS};
 use io::per_bio;
 use kernel::{
-    new_mutex,
+    new_condvar, new_mutex,
     prelude::*,
-    sync::{rcu, Arc, Mutex},
-    time::{delay::fsleep, Delta, Instant, Monotonic},
+    sync::{rcu, Arc, CondVar, Mutex},
+    time::{Instant, Monotonic},
 };
 use metadata::{
     CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot,
@@ -185,6 +185,11 @@ struct RemapTarget {
     /// The data device failed every probe read (see `check_data_device`);
     /// cleared by the next bio that completes on it without error.
     data_down: AtomicBool,
+    /// Switches ended, and their signal (see `wait_switch`).
+    #[pin]
+    switches: Mutex<u64>,
+    #[pin]
+    switched: CondVar,
     #[pin]
     admin: Mutex<Admin>,
 }
@@ -282,9 +287,24 @@ impl RemapTarget {
     /// Maps and submits the bios that waited for switches now finished,
     /// as `map` does (each lies in one block, so it is never cut); `map`
     /// defers again the ones whose block switches again.
+    /// Every switch calls this once its block's entry has left the
+    /// switching state: it wakes the waiters of [`Self::wait_switch`].
     fn release_held(&self, ti: &TargetInfo<'_>) {
+        *self.switches.lock() += 1;
+        self.switched.notify_all();
         self.hold
             .release(|bio| <Self as dm::Target>::map(self, ti, bio));
+    }
+
+    /// Waits until `block` is not switching. Every switch ends (rolled
+    /// back at worst) and then calls [`Self::release_held`], which takes
+    /// the lock this checks under: no wake-up is missed. Sleeps; call it
+    /// holding no lock and outside any read section of `in_flight`.
+    fn wait_switch(&self, block: u64) {
+        let mut switches = self.switches.lock();
+        while self.switching(block) {
+            self.switched.wait(&mut switches);
+        }
     }
 
     /// Refuses a table change when metadata cannot record it, or before

@@ -373,6 +373,8 @@ impl RemapTarget {
                 hold,
                 stats,
                 data_down: AtomicBool::new(false),
+                switches <- new_mutex!(0),
+                switched <- new_condvar!("RemapTarget::switched"),
                 admin <- new_mutex!(Admin {
                     writer,
                     spares,

@@ -94,10 +94,9 @@ impl RemapTarget {
             let idx = self.in_flight.down_read();
             let result = match self.entry(block) {
                 Some(Entry::Switching { .. }) => {
-                    // Every switch ends (rolled back at worst) and
-                    // releases its block: this wait ends.
+                    // Out of the read section: the switch waits for those.
                     self.in_flight.up_read(idx);
-                    fsleep(Delta::from_millis(1));
+                    self.wait_switch(block);
                     continue;
                 }
                 Some(Entry::Fenced { .. }) if write => Err(EIO),
@@ -288,10 +287,9 @@ impl RemapTarget {
             let current = self.entry(r.block);
             match current {
                 Some(Entry::Switching { .. }) => {
-                    // A message switches it: wait until it is done (every
-                    // switch ends, rolled back at worst).
+                    // A message switches it: wait until it is done.
                     drop(guard);
-                    fsleep(Delta::from_millis(1));
+                    self.wait_switch(r.block);
                     continue;
                 }
                 Some(Entry::Fenced { .. }) => return false,
