@@ -539,8 +539,9 @@ impl Drop for DmDev {
 /// `bio` points to a valid bio that the target may modify for `'a`.
 pub(crate) struct Bio<'a> {
     bio: NonNull<bio>,
-    /// Whether the bio carries a `u64` of per-bio data.
-    per_bio_data: bool,
+    /// The bio's [`PerBio`], when the target asked for one: looked up once
+    /// (`dm_per_bio_data` is a call), as `map` both clears and records it.
+    per_bio: Option<NonNull<PerBio>>,
     /// Whether this is `map`, where a bio may be shortened.
     in_map: bool,
     /// Whether the bio may be handed to a [`BlockHold`]: in `map`, or
@@ -560,10 +561,18 @@ impl Bio<'_> {
     /// the result.
     /// `per_bio_data` must say whether the target asked for per-bio data.
     unsafe fn from_raw(bio: *mut bio, per_bio_data: bool, in_map: bool) -> Self {
+        // SAFETY: valid by the caller's guarantee, hence not null.
+        let bio = unsafe { NonNull::new_unchecked(bio) };
+        let per_bio = if per_bio_data {
+            // SAFETY: the bio is a dm clone of a target with a `PerBio`
+            // (the caller's guarantee).
+            Some(unsafe { per_bio_ptr(bio) })
+        } else {
+            None
+        };
         Self {
-            // SAFETY: valid by the caller's guarantee, hence not null.
-            bio: unsafe { NonNull::new_unchecked(bio) },
-            per_bio_data,
+            bio,
+            per_bio,
             in_map,
             deferrable: in_map,
             keep: false,
@@ -624,12 +633,9 @@ impl Bio<'_> {
     /// ([`Target::PER_BIO_DATA`]).
     #[inline(always)]
     pub(crate) fn per_bio_data(&mut self) -> Option<&mut PerBio> {
-        if !self.per_bio_data {
-            return None;
-        }
-        // SAFETY: the bio is valid and ours (type invariant) and carries a
-        // `PerBio` (checked above).
-        Some(unsafe { per_bio_of(self.bio) })
+        // SAFETY: the per-bio data lives as long as the bio, which is ours
+        // for `'a` (type invariant); `&mut self` makes the borrow unique.
+        self.per_bio.map(|mut p| unsafe { p.as_mut() })
     }
 
     /// Fills the per-bio data: the target's `tag`, `offset` and `section`,
@@ -665,7 +671,7 @@ impl Bio<'_> {
     /// `end_io` returns; device-mapper core is told the bio is incomplete.
     /// Refused (returns `false`) elsewhere and without per-bio data.
     pub(crate) fn keep(&mut self) -> bool {
-        if self.in_map || self.deferrable || !self.per_bio_data || self.keep {
+        if self.in_map || self.deferrable || self.per_bio.is_none() || self.keep {
             return false;
         }
         self.keep = true;
@@ -734,10 +740,23 @@ impl PerBio {
 /// per-bio data, not otherwise borrowed for `'a`.
 #[inline(always)]
 unsafe fn per_bio_of<'a>(bio: NonNull<bio>) -> &'a mut PerBio {
+    // SAFETY: as the caller guarantees for `per_bio_ptr`, and the
+    // exclusive access for `'a`.
+    unsafe { &mut *per_bio_ptr(bio).as_ptr() }
+}
+
+/// Where the `PerBio` of a dm clone lies.
+///
+/// # Safety
+///
+/// `bio` must be a valid dm clone of a target that asked for a `PerBio` of
+/// per-bio data.
+#[inline(always)]
+unsafe fn per_bio_ptr(bio: NonNull<bio>) -> NonNull<PerBio> {
     // SAFETY: device-mapper core allocates the per-bio data with every clone
-    // it hands over, aligned for pointers; it lives as long as the clone, and
-    // the caller guarantees the size and exclusive access.
-    unsafe { &mut *b::dm_per_bio_data(bio.as_ptr(), size_of::<PerBio>()).cast::<PerBio>() }
+    // it hands over, aligned for pointers, and the caller guarantees its
+    // size; it is not null (an offset from the clone).
+    unsafe { NonNull::new_unchecked(b::dm_per_bio_data(bio.as_ptr(), size_of::<PerBio>()).cast()) }
 }
 
 /// Bios a target keeps to end later from its worker: failed bios from
@@ -787,7 +806,7 @@ impl BioQueue {
     /// not taken and `Kill` is returned, which both callers end the bio
     /// with.
     pub(crate) fn take_from_map(&self, bio: Bio<'_>) -> MapResult {
-        if !(bio.in_map || bio.deferrable) || !bio.per_bio_data {
+        if !(bio.in_map || bio.deferrable) || bio.per_bio.is_none() {
             return MapResult::Kill;
         }
         // SAFETY: the queue is valid; the bio is a clone that `map` returns

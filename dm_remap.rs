@@ -403,6 +403,7 @@ impl dm::Target for RemapTarget {
         // goes out before the device stops. A failure is reported by the
         // commit itself and latched: resume and status show it.
         if self.writable {
+            // The failure is handled where it happens (latched, logged).
             let _ = self.meta.sync(self.queue.queue());
         }
     }

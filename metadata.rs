@@ -627,6 +627,8 @@ impl MetaImage {
             for (k, &index) in commit.indices.iter().enumerate() {
                 if commit.dirty[k] && !self.is_dirty[index as usize] {
                     self.is_dirty[index as usize] = true;
+                    // Room for every block was reserved at creation, and
+                    // `is_dirty` keeps each index in it once.
                     let _ = self.dirty.push_within_capacity(index);
                 }
             }

@@ -177,6 +177,7 @@ impl RemapTarget {
             // clears it.
             for block in first..first + u64::from(count) {
                 if self.is_pending(block) && !group.readable.contains(&block) {
+                    // Without the memory, the block stays pending (above).
                     let _ = group.readable.push(block, GFP_KERNEL);
                 }
             }
@@ -197,6 +198,7 @@ impl RemapTarget {
                 // note it, the block is not marked pending: the bio fails
                 // all the same, and the next failed read notes it again.
                 if self.table.get(block).is_none() {
+                    // Without the memory, not marked pending (above).
                     let _ = group.unreadable.push(block, GFP_KERNEL);
                 }
             }

@@ -135,25 +135,19 @@ message_refused() {
 	fi
 }
 
-# bounded SECS NAME CMD...: runs CMD in the background; passes when it ends
-# within SECS seconds (whatever its exit code, which goes to /tmp/rc.NAME),
-# fails with "hung" otherwise. Returns 1 when it hung.
+# bounded SECS NAME CMD...: runs CMD for at most SECS seconds (`within`);
+# passes when it ends in time (whatever its exit code, which goes to
+# /tmp/rc.NAME), fails with "hung" otherwise. Returns 1 when it hung.
 bounded() {
 	secs=$1 bname=$2
 	shift 2
 	rm -f "/tmp/rc.$bname"
-	("$@" >/dev/null 2>&1; echo $? >"/tmp/rc.$bname") &
-	bpid=$!
-	i=0
-	while kill -0 $bpid 2>/dev/null && [ $i -lt $((secs * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 $bpid 2>/dev/null; then
+	within "$secs" "$@"
+	if [ ! -e /tmp/within.rc ]; then
 		fail "$bname ends" "still running after $secs s: hung"
 		return 1
 	fi
-	wait $bpid
+	cp /tmp/within.rc "/tmp/rc.$bname"
 	pass "$bname ends"
 }
 rc_of() { cat "/tmp/rc.$1" 2>/dev/null || echo none; }
