@@ -6,7 +6,8 @@
 # cannot share a spare area, the allocator takes back spares after a load,
 # the spare-area limit is enforced, the pending count does not drift,
 # `remap` retries unreadable blocks, foreign metadata is named as such, a
-# dead data device keeps its spares.
+# dead data device keeps its spares, a block remapped by a message while
+# its failed write waits for relocation keeps its healthy spare.
 #
 # A step that may hang runs in the background and is given a bound; a
 # section whose step hung leaves its devices in place instead of blocking
@@ -357,3 +358,42 @@ if bounded 10 "half load: status" dmsetup status fy; then
 		nullb_drop fy2
 	}
 fi
+
+# --- a remap message between a failed write and its relocation -------------
+# Review finding: a write fails on the data block and is kept; before the
+# worker claims a spare for it, a `remap` message moves the block to a
+# healthy spare. The worker took the new remap for a failed spare, retired
+# it and relocated again. Block 100 of the data device fails writes (flakey
+# error_writes) and reads fine; the rest answers after 1.5 s, so the
+# worker's probe of the data device holds the relocation while the message
+# runs.
+modprobe dm-flakey
+z1=$(NULLB_ATTRS="irqmode=2 completion_nsec=1500000000" nullb_make fz1 16 512)
+z2=$(nullb_make fz2 16 512)
+z3=$(nullb_make fz3 4 512)
+dmsetup create fzbad --table "0 8 flakey $z2 800 0 1000 1 error_writes"
+printf '0 800 linear %s 0\n800 8 linear /dev/mapper/fzbad 0\n808 31960 linear %s 808\n' "$z1" "$z1" |
+	dmsetup create fzdata
+check "remap meets relocation: create" dmsetup create fz --table "0 32768 remap /dev/mapper/fzdata 0 $z3 0 8192 2 block_size 4096"
+head -c 4096 /dev/urandom >/tmp/fz.blk
+(dd if=/tmp/fz.blk of=/dev/mapper/fz bs=4096 seek=100 count=1 oflag=direct conv=notrunc 2>/dev/null
+	echo $? >/tmp/rc.fzw) &
+sleep 0.5
+check "remap meets relocation: the remap message succeeds" dmsetup message fz 0 remap 800
+if ended 1 fzw 20; then
+	check "remap meets relocation: the failed write is acknowledged" [ "$(rc_of fzw)" = 0 ]
+	check "remap meets relocation: no spare retired, no spare write error counted" sh -c \
+		"dmsetup message fz 0 stats | grep -q 'spare_write_errors=0 .*spares_retired=0 '"
+	check "remap meets relocation: one block listed" [ "$(dmsetup message fz 0 list | wc -l)" = 1 ]
+	check "remap meets relocation: the block holds the write" sh -c \
+		"dd if=/dev/mapper/fz bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/fz.blk"
+	dmsetup remove fz
+	dmsetup remove fzdata
+	dmsetup remove fzbad
+	nullb_drop fz1
+	nullb_drop fz2
+	nullb_drop fz3
+else
+	fail "remap meets relocation: the failed write ends" "still waiting after 20 s: hung"
+fi
+rm -f /tmp/rc.fzw /tmp/fz.blk
