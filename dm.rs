@@ -83,14 +83,23 @@ pub(crate) enum MapResult {
 }
 
 /// How `end_io` disposed of a completed bio.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Debug)]
 pub(crate) enum EndIoResult {
     /// The bio completes with the (possibly changed) status.
     Done,
-    /// The target keeps the bio and ends it later.
-    Incomplete,
+    /// The target kept the bio ([`Bio::keep`]) and ends it later.
+    Incomplete(Kept),
     /// Device-mapper core should requeue the bio.
     Requeue,
+}
+
+/// What [`Bio::keep`] returns, and only it: `end_io` says a bio is
+/// incomplete with it. Device-mapper core is told so only for a bio that
+/// is on the target's queue, whatever `end_io` returns.
+#[derive(Debug)]
+#[must_use = "return it in EndIoResult::Incomplete"]
+pub(crate) struct Kept {
+    _private: (),
 }
 
 /// Which kind of text `status` is asked for.
@@ -669,13 +678,13 @@ impl Bio<'_> {
     /// In `end_io` of a target with a [`Target::bio_queue`]: has the bio
     /// put on that queue for the target's worker, which ends it, once
     /// `end_io` returns; device-mapper core is told the bio is incomplete.
-    /// Refused (returns `false`) elsewhere and without per-bio data.
-    pub(crate) fn keep(&mut self) -> bool {
+    /// Refused (returns `None`) elsewhere and without per-bio data.
+    pub(crate) fn keep(&mut self) -> Option<Kept> {
         if self.in_map || self.deferrable || self.per_bio.is_none() || self.keep {
-            return false;
+            return None;
         }
         self.keep = true;
-        true
+        Some(Kept { _private: () })
     }
 
     /// In `map`: keeps only the first `sectors` sectors of the bio;
@@ -1345,7 +1354,9 @@ unsafe extern "C" fn end_io_callback<T: Target>(
     }
     (match result {
         EndIoResult::Done => b::DM_ENDIO_DONE,
-        EndIoResult::Incomplete => b::DM_ENDIO_INCOMPLETE,
+        // Not on the queue (a token of another bio): nothing would end
+        // it, so it completes now.
+        EndIoResult::Incomplete(_) => b::DM_ENDIO_DONE,
         EndIoResult::Requeue => b::DM_ENDIO_REQUEUE,
     }) as c_int
 }

@@ -44,6 +44,8 @@ mod srcu;
 mod stat;
 #[path = "dm_remap/status.rs"]
 mod status;
+#[path = "dm_remap/switch.rs"]
+mod switch;
 mod table_args;
 #[path = "dm_remap/worker.rs"]
 mod worker;
@@ -74,6 +76,7 @@ use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};
 use spare_alloc::{SpareAllocator, METADATA_COPIES};
 use srcu::{ReadIndex, Srcu};
+use switch::{Switch, Switched};
 use table_args::{parse_u64, Features, Geometry};
 use worker::remappable;
 
@@ -130,8 +133,8 @@ struct Admin {
 ///
 /// The code is split by concept: `ctr.rs` (constructor and loading),
 /// `io.rs` (`map`, `end_io`), `worker.rs` (the error worker), `messages.rs`,
-/// `status.rs`, `claim.rs` (the spare-area claim) and `entry.rs` (the
-/// table's entry type); this file holds the state and the `dm::Target`
+/// `status.rs`, `claim.rs` (the spare-area claim), `switch.rs` (a switch of
+/// blocks' mappings) and `entry.rs` (the table's entry type); this file holds the state and the `dm::Target`
 /// glue.
 ///
 /// Drop order (the fields' order, which `dtr` relies on): `kept` first

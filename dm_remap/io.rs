@@ -199,12 +199,16 @@ impl RemapTarget {
                 && kind != 0
                 && remappable(*status)
                 && !(kind == per_bio::READ && bio.is_readahead());
-            if worth_it && bio.keep() {
-                return EndIoResult::Incomplete;
+            if worth_it {
+                if let Some(kept) = bio.keep() {
+                    return EndIoResult::Incomplete(kept);
+                }
             }
-        } else if tag & per_bio::PENDING_READ != 0 && bio.keep() {
+        } else if tag & per_bio::PENDING_READ != 0 {
             // Read after all: the worker clears the pending state first.
-            return EndIoResult::Incomplete;
+            if let Some(kept) = bio.keep() {
+                return EndIoResult::Incomplete(kept);
+            }
         }
         EndIoResult::Done
     }

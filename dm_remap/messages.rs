@@ -29,6 +29,7 @@ impl RemapTarget {
         // reclaim that may write through the device.
         let _noio = NoIoScope::enter();
         let mut buf = self.block_buffer()?;
+        let mut switch = Switch::new(self, ti);
         // A spare, and the block marked as switching: from now on bios
         // starting in it wait.
         let spare = {
@@ -62,74 +63,26 @@ impl RemapTarget {
                     format_args!("no free spare block for block {}", block),
                 );
             };
-            let switching = Entry::Switching {
-                to: Spare {
-                    block: spare,
-                    lost: false,
-                },
+            let to = Spare {
+                block: spare,
+                lost: false,
             };
-            if let Err(e) = self
-                .table
-                .insert(&mut admin.writer, block, switching.encode())
-            {
-                // Just allocated, so in use: the release cannot fail.
+            if let Err(e) = switch.mark(admin, block, Some(to), true) {
+                // Not marked, so not the switch's: just allocated, so in
+                // use, the release cannot fail.
                 let _ = admin.spares.release(spare);
-                return refuse(
-                    table_errno(e),
-                    format_args!("remap of block {} failed", block),
-                );
+                return refuse(e, format_args!("remap of block {} failed", block));
             }
             spare
         };
         // Bios mapped to the data block before are waited for; then its
         // data goes to the spare, and the metadata records the move. Other
         // remaps run meanwhile and share the commit.
-        self.in_flight.synchronize();
+        switch.wait_mapped();
         let lost = self.read_data(block, &mut buf).is_err();
         // A block that cannot be read is zero-filled and flagged lost, but
         // not while the whole device fails: its data is not gone then.
-        let down = lost && self.data_device_down(ti, |b| b == block);
-        if lost {
-            buf.fill(0);
-        }
-        let spare_written = if down {
-            Err(EIO)
-        } else {
-            self.spare.rw_sync(self.spare_sector(spare), &mut buf, true)
-        };
-        let committed = match spare_written {
-            Ok(()) => self.commit_slot(spare, Slot::InUse { block, lost }),
-            // Nothing was committed.
-            Err(_) => Err(CommitError::Refused),
-        };
-        {
-            let mut admin = self.admin.lock();
-            let admin = &mut *admin;
-            match committed {
-                Ok(()) => {
-                    self.set_entry(admin, block, Entry::Remapped(Spare { block: spare, lost }))
-                }
-                // The spare and the data block hold the same data, and no
-                // write reaches either until the table is loaded again.
-                Err(CommitError::Indeterminate) => self.fence(admin, block, None),
-                Err(_) => self.remove_entry(admin, block),
-            }
-            if spare_written.is_err() && !down {
-                // A spare that cannot be written is not used again. It is
-                // in use (allocated above), so the retirement cannot fail.
-                let _ = admin.spares.retire(spare);
-            } else if !matches!(committed, Ok(()) | Err(CommitError::Indeterminate)) {
-                // Unused (the device was down), or its commit is on no
-                // disk: no load maps anything to it, and no commit follows
-                // a failed one (the image's record of it is dropped at the
-                // reload). Allocated above, so the release cannot fail.
-                let _ = admin.spares.release(spare);
-            }
-            // After a commit of unknown outcome the spare stays allocated:
-            // a later load may map the fenced block to it.
-        }
-        self.release_held(ti);
-        if down {
+        if lost && self.data_device_down(ti, |b| b == block) {
             return refuse(
                 EIO,
                 format_args!(
@@ -138,48 +91,57 @@ impl RemapTarget {
                 ),
             );
         }
-        match (spare_written, committed) {
-            (_, Ok(())) => {
-                out.emit(format_args!(
-                    "remapped block {} to spare block {} (spare device sector {}){}\n",
-                    block,
+        if lost {
+            buf.fill(0);
+        }
+        if let Err(e) = self.spare.rw_sync(self.spare_sector(spare), &mut buf, true) {
+            // A spare that cannot be written is not used again.
+            switch.spare_failed(&mut self.admin.lock(), 0, true);
+            switch.end(|_, _| {});
+            // Best effort: a retirement that is not recorded only offers
+            // the spare again after a reload, whose next write to it fails
+            // and retires it then.
+            if let Err(e) = self.commit_slot(spare, Slot::Retired) {
+                pr_warn!(
+                    "remap: the retirement of spare block {} is not recorded ({:?})\n",
                     spare,
-                    self.spare_sector(spare),
-                    if lost {
-                        ", data unreadable: zero-filled"
-                    } else {
-                        ""
-                    }
-                ));
-                Ok(())
+                    e
+                );
             }
-            (Err(e), _) => {
-                // Best effort: a retirement that is not recorded only
-                // offers the spare again after a reload, whose next write
-                // to it fails and retires it then.
-                if let Err(e) = self.commit_slot(spare, Slot::Retired) {
-                    pr_warn!(
-                        "remap: the retirement of spare block {} is not recorded ({:?})\n",
-                        spare,
-                        e
-                    );
-                }
-                refuse(
-                    e,
-                    format_args!(
-                        "remap of block {} failed writing spare block {}: spare retired",
-                        block, spare
-                    ),
-                )
-            }
-            (Ok(()), Err(e)) => refuse(
+            return refuse(
+                e,
+                format_args!(
+                    "remap of block {} failed writing spare block {}: spare retired",
+                    block, spare
+                ),
+            );
+        }
+        // The switch's entry records `lost` once it is durable.
+        switch.set_lost(0, lost);
+        let committed =
+            switch.commit(|image, _| image.set_slot(spare, Slot::InUse { block, lost }));
+        switch.end(|_, _| {});
+        if let Err(e) = committed {
+            return refuse(
                 e.into(),
                 format_args!(
                     "remap of block {} failed: the metadata commit failed",
                     block
                 ),
-            ),
+            );
         }
+        out.emit(format_args!(
+            "remapped block {} to spare block {} (spare device sector {}){}\n",
+            block,
+            spare,
+            self.spare_sector(spare),
+            if lost {
+                ", data unreadable: zero-filled"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
     }
 
     pub(super) fn msg_unremap(
@@ -192,6 +154,7 @@ impl RemapTarget {
         // As in `msg_remap`.
         let _noio = NoIoScope::enter();
         let mut buf = self.block_buffer()?;
+        let mut switch = Switch::new(self, ti);
         let old = {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
@@ -214,47 +177,34 @@ impl RemapTarget {
                     )
                 }
                 Some(Entry::Remapped(old)) => {
-                    self.set_entry(admin, block, Entry::Switching { to: old });
+                    if let Err(e) = switch.mark(admin, block, None, false) {
+                        return refuse(e, format_args!("unremap of block {} failed", block));
+                    }
                     old
                 }
             }
         };
-        self.in_flight.synchronize();
+        switch.wait_mapped();
         let copied = self
             .spare
             .rw_sync(self.spare_sector(old.block), &mut buf, false)
             .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true));
-        let committed = match copied {
-            Ok(()) => self.commit_slot(old.block, Slot::Free),
-            Err(_) => Err(CommitError::Refused),
-        };
-        {
-            let mut admin = self.admin.lock();
-            let admin = &mut *admin;
-            match committed {
-                Ok(()) => {
-                    self.remove_entry(admin, block);
-                    // In use until now (the entry held it), so the release
-                    // cannot fail: the free stack has room for every
-                    // spare that is not retired.
-                    let _ = admin.spares.release(old.block);
-                    admin.exhaustion_reported = false;
-                }
-                // The data went back to the data block: both places hold
-                // it, and neither takes a write until a reload.
-                Err(CommitError::Indeterminate) => {
-                    self.fence(admin, block, Some(Entry::Remapped(old)))
-                }
-                Err(_) => self.set_entry(admin, block, Entry::Remapped(old)),
-            }
-        }
-        self.release_held(ti);
         if let Err(e) = copied {
+            // Rolled back: the block stays remapped.
+            drop(switch);
             return refuse(
                 e,
                 format_args!("unremap of block {} failed: it stays remapped", block),
             );
         }
+        let committed = switch.commit(|image, _| image.set_slot(old.block, Slot::Free));
+        switch.end(|admin, _| {
+            // In use until now (the entry held it), so the release cannot
+            // fail: the free stack has room for every spare that is not
+            // retired.
+            let _ = admin.spares.release(old.block);
+            admin.exhaustion_reported = false;
+        });
         if let Err(e) = committed {
             return refuse(
                 e.into(),

@@ -31,15 +31,19 @@ struct Relocation {
     data: KVec<u8>,
     /// The index in [`Group::bios`] of the bio that waits for it.
     bio: usize,
+    /// The entry by which the write last failed (or, for a write to a
+    /// pending block, was not tried): if a message changes the block's
+    /// mapping before the relocation claims it, the write is tried again
+    /// at the new place, which did not fail it.
+    seen: Option<Entry>,
     /// Whether this relocation writes the block: a later one of the same
     /// block in the group takes over, its data being newer.
     owner: bool,
-    /// Whether the block is marked switching in the table.
-    claimed: bool,
-    /// The spare it goes to, while it has one.
-    spare: Option<u32>,
-    /// The block's entry before: remapped, pending, or none.
-    old: Option<Entry>,
+    /// The block's index in the group's switch, once it is marked
+    /// switching there with a spare.
+    switched: Option<usize>,
+    /// The write went to where a message mapped the block meanwhile.
+    rewritten: bool,
     /// Whether the block now maps to its new spare.
     done: bool,
 }
@@ -88,11 +92,13 @@ impl RemapTarget {
 
     /// Reads or writes `block` where it maps now, synchronously, waiting
     /// while a message switches it. Inside a read section: a switch that
-    /// starts meanwhile copies the block after this write.
-    fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> Result {
+    /// starts meanwhile copies the block after this write. Also returns the
+    /// entry the I/O went by.
+    fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> (Result, Option<Entry>) {
         loop {
             let idx = self.in_flight.down_read();
-            let result = match self.entry(block) {
+            let entry = self.entry(block);
+            let result = match entry {
                 Some(Entry::Switching { .. }) => {
                     // Out of the read section: the switch waits for those.
                     self.in_flight.up_read(idx);
@@ -106,7 +112,7 @@ impl RemapTarget {
                 _ => self.data.rw_sync(self.data_sector(block), buf, write),
             };
             self.in_flight.up_read(idx);
-            return result;
+            return (result, entry);
         }
     }
 
@@ -153,17 +159,22 @@ impl RemapTarget {
                 let retry = tag & per_bio::PENDING_WRITE == 0
                     || !self.is_pending(block)
                     || self.meta.lock().failed();
-                if retry && self.retry_io(block, &mut buf, true).is_ok() {
-                    continue;
-                }
+                let seen = if retry {
+                    match self.retry_io(block, &mut buf, true) {
+                        (Ok(()), _) => continue,
+                        (Err(_), entry) => entry,
+                    }
+                } else {
+                    self.entry(block)
+                };
                 let relocation = Relocation {
                     block,
                     data: buf,
                     bio: index,
+                    seen,
                     owner: false,
-                    claimed: false,
-                    spare: None,
-                    old: None,
+                    switched: None,
+                    rewritten: false,
                     done: false,
                 };
                 if group.relocations.push(relocation, GFP_KERNEL).is_err() {
@@ -188,7 +199,7 @@ impl RemapTarget {
                     failed = true;
                     break;
                 };
-                if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).is_ok()) {
+                if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).0.is_ok()) {
                     bio.copy(i * self.block_size, &mut buf, true);
                     continue;
                 }
@@ -280,14 +291,13 @@ impl RemapTarget {
         down
     }
 
-    /// Takes a spare for relocation `r` and marks its block switching.
-    /// Returns whether the spares ran out. A fenced block, or any block
-    /// once metadata failed, is not relocated: its bio fails.
-    fn claim_spare(&self, r: &mut Relocation) -> bool {
+    /// Takes a spare for relocation `r` and marks its block switching in
+    /// `switch`. Returns whether the spares ran out. A fenced block, or any
+    /// block once metadata failed, is not relocated: its bio fails.
+    fn claim_spare(&self, switch: &mut Switch<'_>, r: &mut Relocation) -> bool {
         loop {
             let mut guard = self.admin.lock();
-            let current = self.entry(r.block);
-            match current {
+            match self.entry(r.block) {
                 Some(Entry::Switching { .. }) => {
                     // A message switches it: wait until it is done.
                     drop(guard);
@@ -295,6 +305,20 @@ impl RemapTarget {
                     continue;
                 }
                 Some(Entry::Fenced { .. }) => return false,
+                current if current != r.seen => {
+                    // A message moved the block since the write failed:
+                    // the new place did not fail it (a spare that did is
+                    // retired only by a write that failed there).
+                    drop(guard);
+                    match self.retry_io(r.block, &mut r.data, true) {
+                        (Ok(()), _) => {
+                            r.rewritten = true;
+                            return false;
+                        }
+                        (Err(_), entry) => r.seen = entry,
+                    }
+                    continue;
+                }
                 _ => {}
             }
             if self.meta.lock().failed() {
@@ -304,33 +328,37 @@ impl RemapTarget {
             let Some(spare) = admin.spares.alloc() else {
                 return true;
             };
-            let switching = Entry::Switching {
-                to: Spare {
-                    block: spare,
-                    lost: false,
-                },
-            }
-            .encode();
-            let marked = match current {
-                None => self.table.insert(&mut admin.writer, r.block, switching),
-                Some(_) => self.table.update(&mut admin.writer, r.block, switching),
+            let to = Spare {
+                block: spare,
+                lost: false,
             };
-            if marked.is_err() {
-                // Just allocated, so in use: the release cannot fail.
-                let _ = admin.spares.release(spare);
-                return false;
+            match switch.mark(admin, r.block, Some(to), true) {
+                Ok(i) => r.switched = Some(i),
+                // Not marked, so not the switch's: just allocated, so in
+                // use, the release cannot fail. The bio fails.
+                Err(_) => {
+                    let _ = admin.spares.release(spare);
+                }
             }
-            r.claimed = true;
-            r.spare = Some(spare);
-            r.old = current;
             return false;
         }
     }
 
     /// Writes a relocation's data to its spare; a spare that fails is
     /// retired and the next one tried. Returns whether the spares ran out.
-    fn write_spare(&self, r: &mut Relocation, retired: &mut KVec<u32>) -> bool {
-        while let Some(spare) = r.spare {
+    fn write_spare(
+        &self,
+        switch: &mut Switch<'_>,
+        r: &mut Relocation,
+        retired: &mut KVec<u32>,
+    ) -> bool {
+        let Some(i) = r.switched else {
+            return false;
+        };
+        let Some(mut spare) = switch.blocks()[i].to.map(|s| s.block) else {
+            return false;
+        };
+        loop {
             if self
                 .spare
                 .rw_sync(self.spare_sector(spare), &mut r.data, true)
@@ -342,24 +370,18 @@ impl RemapTarget {
             pr_warn!("remap: spare block {} failed a write: retired\n", spare);
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            if retired.push(spare, GFP_KERNEL).is_ok() {
-                // Allocated to this relocation, so in use: cannot fail.
-                let _ = admin.spares.retire(spare);
-            }
             // Without the memory to record the retirement, the spare is
             // not retired in memory either: it stays allocated (the image
             // records it in use only if the commit says so), and is
             // offered again after a reload, whose write to it retires it.
-            r.spare = admin.spares.alloc();
-            if let Some(next) = r.spare {
-                let to = Spare {
-                    block: next,
-                    lost: false,
-                };
-                self.set_entry(admin, r.block, Entry::Switching { to });
-            }
+            let recorded = retired.push(spare, GFP_KERNEL).is_ok();
+            switch.spare_failed(admin, i, recorded);
+            let Some(next) = admin.spares.alloc() else {
+                return true;
+            };
+            switch.retarget(admin, i, next);
+            spare = next;
         }
-        true
     }
 
     /// Relocates the group's blocks, records its pending blocks, commits it
@@ -369,34 +391,31 @@ impl RemapTarget {
             self.check_data_device(ti, group);
         }
         let mut ran_out = false;
+        let mut switch = Switch::new(self, ti);
         // Spares claimed, blocks marked switching: bios starting in them
-        // now wait on the hold.
+        // now wait on the hold. A later relocation of a block takes over
+        // from an earlier one, its data being newer.
         for i in 0..group.relocations.len() {
             let block = group.relocations[i].block;
-            let earlier =
-                (0..i).find(|&j| group.relocations[j].owner && group.relocations[j].block == block);
+            let earlier = (0..i).rev().find(|&j| {
+                let e = &group.relocations[j];
+                e.owner && e.block == block && e.switched.is_some()
+            });
             if let Some(j) = earlier {
-                let e = &mut group.relocations[j];
-                e.owner = false;
-                let (claimed, spare, old) = (e.claimed, e.spare, e.old);
-                let r = &mut group.relocations[i];
-                (r.claimed, r.spare, r.old) = (claimed, spare, old);
-                r.owner = true;
+                group.relocations[j].owner = false;
+                group.relocations[i].switched = group.relocations[j].switched;
+                group.relocations[i].owner = true;
             } else {
                 let r = &mut group.relocations[i];
                 r.owner = true;
-                ran_out |= self.claim_spare(r);
+                ran_out |= self.claim_spare(&mut switch, r);
             }
         }
         // Bios mapped to the old places have ended; then the data goes to
         // the spares.
-        if group.relocations.iter().any(|r| r.claimed) {
-            self.in_flight.synchronize();
-        }
-        for r in group.relocations.iter_mut() {
-            if r.owner && r.spare.is_some() {
-                ran_out |= self.write_spare(r, &mut group.retired);
-            }
+        switch.wait_mapped();
+        for r in group.relocations.iter_mut().filter(|r| r.owner) {
+            ran_out |= self.write_spare(&mut switch, r, &mut group.retired);
         }
         // Pending slots for unreadable data blocks; they enter the table
         // now, so that no message remaps them meanwhile.
@@ -436,25 +455,22 @@ impl RemapTarget {
                 }
             }
         }
-        let to_commit = group
-            .relocations
-            .iter()
-            .any(|r| r.owner && r.spare.is_some())
+        let to_commit = switch.blocks().iter().any(Switched::switches)
             || !group.retired.is_empty()
             || !group.pending_new.is_empty()
             || !group.pending_gone.is_empty();
         let committed = if to_commit {
-            self.meta.change(self.queue.queue(), |image| {
-                for r in group.relocations.iter().filter(|r| r.owner) {
-                    let Some(spare) = r.spare else { continue };
+            switch.commit(|image, blocks| {
+                for b in blocks.iter().filter(|b| b.switches()) {
+                    let Some(to) = b.to else { continue };
                     image.set_slot(
-                        spare,
+                        to.block,
                         Slot::InUse {
-                            block: r.block,
+                            block: b.block,
                             lost: false,
                         },
                     );
-                    match r.old {
+                    match b.old {
                         Some(Entry::Pending { slot }) => image.set_pending(slot, None),
                         Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
                         _ => {}
@@ -473,55 +489,9 @@ impl RemapTarget {
         } else {
             Ok(())
         };
-        // The switch, or back to the old mapping; fenced if the commit may
-        // be on disk. After a failed commit the image records the spares
-        // as used, and no commit follows: they stay allocated.
         {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
-            for r in group.relocations.iter_mut().filter(|r| r.owner) {
-                match (committed, r.spare) {
-                    (Ok(()), Some(spare)) => {
-                        let to = Spare {
-                            block: spare,
-                            lost: false,
-                        };
-                        self.set_entry(admin, r.block, Entry::Remapped(to));
-                        r.done = true;
-                        self.stats.inc(stat::AUTO_REMAPS);
-                        match r.old {
-                            Some(Entry::Pending { .. }) => {
-                                admin.pending -= 1;
-                                self.stats.inc(stat::PENDING_CLEARED);
-                            }
-                            Some(Entry::Remapped(s)) => {
-                                self.stats.inc(stat::SPARE_WRITE_ERRORS);
-                                // Its remap held it until now, so it is
-                                // in use: the retirement cannot fail.
-                                let _ = admin.spares.retire(s.block);
-                            }
-                            _ => {}
-                        }
-                    }
-                    (Err(CommitError::Indeterminate), Some(_)) => {
-                        self.fence(admin, r.block, r.old);
-                    }
-                    _ if r.claimed => {
-                        match r.old {
-                            None => self.remove_entry(admin, r.block),
-                            Some(old) => self.set_entry(admin, r.block, old),
-                        }
-                        if let Some(spare) = r.spare {
-                            // Its commit is on no disk (refused, or never
-                            // written) and none follows a failed one: no
-                            // load maps anything to it. Allocated to this
-                            // relocation, so the release cannot fail.
-                            let _ = admin.spares.release(spare);
-                        }
-                    }
-                    _ => {}
-                }
-            }
             for &(block, _) in group.pending_new.iter() {
                 if committed.is_ok() {
                     admin.pending += 1;
@@ -545,7 +515,28 @@ impl RemapTarget {
                 ti.raise_event();
             }
         }
-        self.release_held(ti);
+        for r in group.relocations.iter_mut().filter(|r| r.owner) {
+            r.done = r.rewritten
+                || committed.is_ok() && r.switched.is_some_and(|i| switch.blocks()[i].switches());
+        }
+        // The switch, or back to the old mapping; fenced if the commit may
+        // be on disk. Then the held bios go on.
+        switch.end(|admin, b| {
+            self.stats.inc(stat::AUTO_REMAPS);
+            match b.old {
+                Some(Entry::Pending { .. }) => {
+                    admin.pending -= 1;
+                    self.stats.inc(stat::PENDING_CLEARED);
+                }
+                Some(Entry::Remapped(s)) => {
+                    self.stats.inc(stat::SPARE_WRITE_ERRORS);
+                    // Its remap held it until now, so it is in use: the
+                    // retirement cannot fail.
+                    let _ = admin.spares.retire(s.block);
+                }
+                _ => {}
+            }
+        });
         // A relocation that was taken over ends as the one that took it.
         for i in (0..group.relocations.len()).rev() {
             if !group.relocations[i].owner {
