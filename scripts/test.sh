@@ -43,7 +43,7 @@ else
 	passed=$((passed + 1))
 	echo "  ok    build: dm-remap.ko builds warning-free with CLIPPY=1 W=1"
 fi
-if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
+if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs ./metadata/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
 	passed=$((passed + 1))
 	echo "  ok    build: rustfmt-clean with the kernel's .rustfmt.toml"
 else
