@@ -21,6 +21,8 @@
 
 // The abstraction layer offers the whole target interface; this target
 // uses part of it.
+#[path = "dm_remap/breakage.rs"]
+mod breakage;
 mod bufio;
 #[path = "dm_remap/claim.rs"]
 mod claim;
@@ -50,6 +52,7 @@ mod table_args;
 #[path = "dm_remap/worker.rs"]
 mod worker;
 
+use breakage::{broken, Breakage};
 use bufio::{BufioClient, OrderedQueue};
 use claim::{ClaimError, SpareClaim};
 use core::{
@@ -80,12 +83,33 @@ use switch::{Switch, Switched};
 use table_args::{parse_u64, Features, Geometry};
 use worker::remappable;
 
-module! {
-    type: RemapModule,
-    name: "dm_remap",
-    authors: ["dm-remap developers"],
-    description: "device-mapper target that remaps failing blocks to spares",
-    license: "GPL",
+/// The module's declaration, with the parameters given.
+macro_rules! remap_module {
+    ($($params:tt)*) => {
+        module! {
+            type: RemapModule,
+            name: "dm_remap",
+            authors: ["dm-remap developers"],
+            description: "device-mapper target that remaps failing blocks to spares",
+            license: "GPL",
+            $($params)*
+        }
+    };
+}
+
+#[cfg(not(dmr_breakable))]
+remap_module! {}
+
+// Test builds (see `Kbuild`) have a parameter that breaks one behaviour
+// (`breakage.rs`).
+#[cfg(dmr_breakable)]
+remap_module! {
+    params: {
+        break_behaviour: u32 {
+            default: 0,
+            description: "test builds only: the behaviour to break (see breakage.rs), 0 for none",
+        },
+    },
 }
 
 #[pin_data]

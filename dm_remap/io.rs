@@ -78,7 +78,7 @@ impl RemapTarget {
         let op = bio.op();
         if op == BioOp::Flush {
             let idx = self.in_flight.down_read();
-            if bio.target_bio_nr() == 1 {
+            if bio.target_bio_nr() == 1 && !broken(Breakage::FlushDataOnly) {
                 // The second flush of a two-device table goes to the spare.
                 bio.remap(&self.spare, self.spare_offset);
             } else {
@@ -117,6 +117,9 @@ impl RemapTarget {
                             if op == BioOp::Read && self.auto_remap {
                                 flags = per_bio::PENDING_READ;
                             }
+                            bio.remap(&self.data, self.data_offset + offset);
+                        }
+                        Entry::Switching { .. } if broken(Breakage::NoHold) => {
                             bio.remap(&self.data, self.data_offset + offset);
                         }
                         Entry::Switching { .. } => {

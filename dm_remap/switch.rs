@@ -179,6 +179,10 @@ impl<'a> Switch<'a> {
             return Err(CommitError::Refused);
         }
         self.commit_made = true;
+        if broken(Breakage::CommitSkipped) {
+            self.committed = Ok(());
+            return Ok(());
+        }
         let blocks = &self.blocks;
         self.committed = self
             .target

@@ -208,7 +208,7 @@ impl RemapTarget {
                 // read keeps its remap (see README). Without the memory to
                 // note it, the block is not marked pending: the bio fails
                 // all the same, and the next failed read notes it again.
-                if self.table.get(block).is_none() {
+                if self.table.get(block).is_none() && !broken(Breakage::NoPending) {
                     // Without the memory, not marked pending (above).
                     let _ = group.unreadable.push(block, GFP_KERNEL);
                 }
@@ -389,6 +389,11 @@ impl RemapTarget {
     fn finish_group(&self, ti: &TargetInfo<'_>, group: &mut Group) {
         if !group.relocations.is_empty() || !group.unreadable.is_empty() {
             self.check_data_device(ti, group);
+        }
+        if broken(Breakage::NoRelocation) {
+            for r in group.relocations.drain_all() {
+                group.bios[r.bio].failed = true;
+            }
         }
         let mut ran_out = false;
         let mut switch = Switch::new(self, ti);

@@ -143,7 +143,9 @@ pub(crate) fn load(
             _ => return Err(LoadError::BadSlot(spare)),
         }
     }
-    image.stale = stale;
+    if !crate::breakage::broken(crate::breakage::Breakage::NoRepair) {
+        image.stale = stale;
+    }
     image.next_gen = highest_seen + 1;
     report.generation = top;
     Ok((image, report))

@@ -48,6 +48,9 @@ for mode in $modes; do
 	grep -q '^BENCH done' "$PROJ/results/guest-bench-$mode.log" ||
 		die "the $mode benchmark did not finish; see results/guest-bench-$mode.log"
 done
+# The KUnit micro-benchmarks (lookups, the allocator, commits to memory)
+# run when the bench kernel loads the module: printed, never asserted.
+grep -hoE 'dm_remap_(table|spare_alloc|metadata): .*' "$PROJ"/results/kernel-bench-*.log | sort -u
 
 # summarize MODE: the medians of every metric per configuration and their
 # ratio to dm-linear, as a markdown table; "PLOT mode metric config ratio"

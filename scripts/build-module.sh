@@ -16,12 +16,26 @@ if [ $ACTION = clean ]; then
 fi
 bash "$PROJ/scripts/kernel.sh" "$FLAVOR"
 say "building dm-remap.ko against the $FLAVOR kernel (CLIPPY=1)"
-# The module is built for one kernel at a time: clean when the flavour changes.
-if [ "$(cat "$PROJ/.built-for" 2>/dev/null)" != "$FLAVOR" ]; then
-	bash "$0" clean
-	echo "$FLAVOR" >"$PROJ/.built-for"
+# The module is built for one kernel at a time, and whole whenever its
+# sources or the kernel change: the log then holds every diagnostic of
+# exactly these sources (an incremental make that does nothing would print
+# none), and it is kept with the sources' hash for the next run.
+built=$CACHE/module-$FLAVOR.built
+sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./*.c ./*.h Kbuild Makefile) | sha256sum | cut -c1-32)
+kernel=$(stat -c %Y "$ROOT$OUT/arch/x86/boot/bzImage")
+if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] &&
+	[ "$(cat "$PROJ/.built-for" 2>/dev/null)" = "$FLAVOR" ]; then
+	say "dm-remap.ko is up to date with its sources (its build log: $CACHE/module-$FLAVOR.log)"
+	exit 0
 fi
-in_root "make -C $OUT M=$PROJ CLIPPY=1 W=1 modules 2>&1" | tee "$CACHE/module-$FLAVOR.log" >&2
+rm -f "$built"
+bash "$0" clean
+echo "$FLAVOR" >"$PROJ/.built-for"
+# Only the test build has the break_behaviour parameter (Kbuild).
+breakable=
+[ "$FLAVOR" = test ] && breakable=DMR_BREAKABLE=y
+in_root "make -C $OUT M=$PROJ CLIPPY=1 W=1 $breakable modules 2>&1" | tee "$CACHE/module-$FLAVOR.log" >&2
 grep -qE 'warning|error' "$CACHE/module-$FLAVOR.log" && say "module build printed warnings or errors (above)"
 [ -f "$PROJ/dm-remap.ko" ] || die "module build failed"
+echo "$FLAVOR $sources $kernel" >"$built"
 say "built $PROJ/dm-remap.ko"

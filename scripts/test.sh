@@ -3,8 +3,10 @@
 # The whole test suite: build what is missing (toolchain, test kernel,
 # module), boot the test kernel in QEMU, run the module's KUnit suites and
 # the dmsetup tests in tests/guest, and check the kernel log for oopses,
-# WARNs, lockdep, KFENCE and kmemleak reports.  Ends with one line
-# "N passed, N failed" and exits non-zero on any failure.
+# WARNs, lockdep, KFENCE and kmemleak reports.  Every test file must run to
+# its end and report as many checks as tests/guest/checks says it has.
+# Ends with the time per file and one line "N passed, N failed", and exits
+# non-zero on any failure.
 . "$(dirname "$0")/lib.sh"
 
 start=$(date +%s)
@@ -25,6 +27,7 @@ boot_guest test "$img" test "$klog" | tee "$glog" | while IFS= read -r line; do
 	line=${line%$'\r'}
 	case $line in
 	DMR-TEST*) printf '\n== %s\n' "${line#DMR-TEST }" ;;
+	DMR-END*) printf '        (%s s)\n' "${line##* }" ;;
 	"DMR-RESULT ok "*) printf '  ok    %s\n' "${line#DMR-RESULT ok }" ;;
 	"DMR-RESULT not ok "*) printf '  FAIL  %s\n' "${line#DMR-RESULT not ok }" ;;
 	*) printf '        | %s\n' "$line" ;;
@@ -35,8 +38,37 @@ sed -i 's/\r$//' "$glog" "$klog" 2>/dev/null || true
 passed=$(grep -c '^DMR-RESULT ok ' "$glog" || true)
 failed=$(grep -c '^DMR-RESULT not ok ' "$glog" || true)
 problems=()
+[ "$passed" -gt 0 ] || problems+=("no test ran")
+# Every file ran to its end ("DMR-END <name> <seconds>") and reported the
+# checks it has; without DM_REMAP_ONLY, every file ran.
+expected=$PROJ/tests/guest/checks
+ran=$(sed -n 's/^DMR-TEST //p' "$glog")
+if [ -z "${DM_REMAP_ONLY:-}" ]; then
+	for t in "$PROJ"/tests/guest/t-*.sh; do
+		t=$(basename "$t" .sh)
+		t=${t#t-}
+		echo "$ran" | grep -qx "$t" || problems+=("$t: did not start")
+	done
+fi
+times=()
+for t in kunit $ran kmemleak; do
+	end=$(sed -n "s/^DMR-END $t //p" "$glog")
+	if [ -z "$end" ]; then
+		problems+=("$t: did not run to its end (aborted, hung or the guest died)")
+		continue
+	fi
+	times+=("$t ${end}s")
+	n=$(grep -cE "^DMR-RESULT (not )?ok $t: " "$glog" || true)
+	want=$(awk -v t="$t" '$1 == t { print $2 }' "$expected")
+	if [ -z "$want" ]; then
+		problems+=("$t: no line in tests/guest/checks (it reported $n checks)")
+	elif [ "$n" != "$want" ]; then
+		problems+=("$t: reported $n checks, tests/guest/checks says $want")
+	fi
+done
 # The module builds without a compiler or clippy warning and is rustfmt-clean
-# with the kernel's .rustfmt.toml.
+# with the kernel's .rustfmt.toml. The log is that of the last whole build
+# of these very sources (build-module.sh rebuilds all when they change).
 if grep -qE '(^| )(warning|error)(\[|:)' "$CACHE/module-test.log"; then
 	problems+=("module build (CLIPPY=1 W=1) printed warnings: see $CACHE/module-test.log")
 else
@@ -50,14 +82,14 @@ else
 	problems+=("rustfmt --check with the kernel's .rustfmt.toml finds unformatted code")
 fi
 grep -q '^DMR-DONE' "$glog" || problems+=("the guest did not finish: timeout, hang or crash (see $klog)")
-[ "$passed" -gt 0 ] || problems+=("no test ran")
 # Anything the kernel's own checks reported fails the run.
 while IFS= read -r hit; do
 	problems+=("kernel log: $hit")
-done < <(grep -E 'Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall' "$klog" 2>/dev/null | head -n 20 || true)
+done < <(grep -E '\] +(# )?not ok [0-9]+ |Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall' "$klog" 2>/dev/null | head -n 20 || true)
 
 echo
 echo "== summary ($(($(date +%s) - start)) s; logs: $glog, $klog)"
+echo "  time per file in the guest: ${times[*]}"
 grep '^DMR-RESULT not ok ' "$glog" | sed 's/^DMR-RESULT not ok /  FAIL  /' || true
 for p in "${problems[@]}"; do echo "  FAIL  $p"; done
 failed=$((failed + ${#problems[@]}))

@@ -100,6 +100,17 @@ read_matches() {
 		cmp /tmp/pattern /tmp/readraw
 }
 
+# canon LINE: LINE with every /dev path as dmsetup prints devices
+# (major:minor).
+canon() {
+	for w in $1; do
+		case $w in
+		/dev/*) printf '%d:%d ' 0x$(stat -L -c %t "$w") 0x$(stat -L -c %T "$w") ;;
+		*) printf '%s ' "$w" ;;
+		esac
+	done | sed 's/ $//'
+}
+
 # refused NAME REASON TABLE: "dmsetup create" must fail, leave no device
 # and log "remap: REASON" in the kernel log.
 refused() {
@@ -110,11 +121,11 @@ refused() {
 		dmsetup remove bad
 		return
 	fi
-	dmsetup remove bad >/dev/null 2>&1
-	if ! dmesg | grep -qF "remap: $reason"; then
-		fail "$name" "no 'remap: $reason' in kernel log: $(dmesg | grep remap | tail -n 2 | tr '\n' ' ')"
-	elif dmsetup info bad >/dev/null 2>&1; then
+	if dmsetup info bad >/dev/null 2>&1; then
+		dmsetup remove bad >/dev/null 2>&1
 		fail "$name" "device left behind"
+	elif ! dmesg | grep -qF "remap: $reason"; then
+		fail "$name" "no 'remap: $reason' in kernel log: $(dmesg | grep remap | tail -n 2 | tr '\n' ' ')"
 	else
 		pass "$name"
 	fi
@@ -176,6 +187,17 @@ dust_heal() {
 	dmsetup message "$1" 0 clearbadblocks >/dev/null
 }
 
+# ends_within SECS PID: waits up to SECS seconds for process PID to end;
+# fails when it is still running then.
+ends_within() {
+	ew=0
+	while kill -0 "$2" 2>/dev/null && [ $ew -lt $(($1 * 10)) ]; do
+		sleep 0.1
+		ew=$((ew + 1))
+	done
+	! kill -0 "$2" 2>/dev/null
+}
+
 # within SECS CMD...: runs CMD in the background for at most SECS seconds.
 # Returns CMD's exit code when it ended (its output goes to /tmp/within.out),
 # 255 when it was still running (hung: it is left running).
@@ -185,14 +207,7 @@ within() {
 	rm -f /tmp/within.rc
 	("$@" >/tmp/within.out 2>&1; echo $? >/tmp/within.rc) &
 	wpid=$!
-	i=0
-	while kill -0 $wpid 2>/dev/null && [ $i -lt $((wsecs * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 $wpid 2>/dev/null; then
-		return 255
-	fi
+	ends_within "$wsecs" $wpid || return 255
 	wait $wpid
 	return "$(cat /tmp/within.rc)"
 }

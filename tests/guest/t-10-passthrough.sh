@@ -4,11 +4,12 @@
 # device and on another; dmsetup table prints a line that recreates the
 # device; block_size reaches the queue limits; messages answer.
 
-# exercise NAME DMNAME DATADEV DATA_OFFSET LEN_SECTORS: write patterns at
+# exercise NAME DMNAME DATADEV DATA_OFFSET LEN_SECTORS LINE: write patterns at
 # the start, in the middle and at the end of the target, find them on the
-# data device at data_offset; then re-create the device from the line
-# "dmsetup table" prints (after removing it: a second live device on the
-# same spare area is refused) and find the same table and data.
+# data device at data_offset; check that "dmsetup table" prints LINE, the
+# line the device was created with; then re-create the device from the
+# printed line (after removing it: a second live device on the same spare
+# area is refused) and find the same table and data.
 exercise() {
 	last=$(($5 / 32 - 1))
 	for at in 0 617 $last; do
@@ -16,6 +17,7 @@ exercise() {
 		check "$1: data device holds it at data_offset" read_matches "$3" $(($4 + at * 32))
 	done
 	line=$(dmsetup table "$2")
+	check "$1: dmsetup table prints the line it was created with" [ "$line" = "$(canon "$6")" ]
 	# The spare area holds the metadata of the live device: a second
 	# device on it would overwrite it.
 	if dmsetup create "$2-copy" --table "$line" 2>/tmp/err; then
@@ -42,28 +44,31 @@ nb2=$(nullb_make nb2 32 512)
 [ -n "$sda" ] && [ -n "$nb1" ] && [ -n "$nb2" ] || fail "test devices" "sda=$sda nb1=$nb1 nb2=$nb2"
 
 # scsi_debug, data and spare on one device: data 2048..92160, spare at 98304.
-check "scsi_debug one device: create" dmsetup create r1 --table "0 90112 remap $sda 2048 $sda 98304 16384"
-exercise "scsi_debug one device" r1 "$sda" 2048 90112
+t1="0 90112 remap $sda 2048 $sda 98304 16384"
+check "scsi_debug one device: create" dmsetup create r1 --table "$t1"
+exercise "scsi_debug one device" r1 "$sda" 2048 90112 "$t1"
 check "scsi_debug one device: 512-byte blocks by default" [ "$(blockdev --getss /dev/mapper/r1)" = 512 ]
 check "scsi_debug one device: remove" dmsetup remove r1
 
 # scsi_debug data, null_blk spare, 4 KiB remap blocks on 512-byte devices.
-check "scsi_debug + null_blk: create" dmsetup create r2 --table "0 131072 remap $sda 0 $nb2 64 2048 2 block_size 4096"
-exercise "scsi_debug + null_blk" r2 "$sda" 0 131072
+t2="0 131072 remap $sda 0 $nb2 64 2048 2 block_size 4096"
+check "scsi_debug + null_blk: create" dmsetup create r2 --table "$t2"
+exercise "scsi_debug + null_blk" r2 "$sda" 0 131072 "$t2"
 check "scsi_debug + null_blk: block_size 4096 advertised" [ "$(blockdev --getss /dev/mapper/r2)" = 4096 ]
 check "scsi_debug + null_blk: io_min 4096" [ "$(blockdev --getiomin /dev/mapper/r2)" = 4096 ]
 check "scsi_debug + null_blk: remove" dmsetup remove r2
 
 # null_blk with 4 KiB sectors, one device, every feature.
-check "null_blk one device: create" dmsetup create r3 \
-	--table "0 65536 remap $nb1 16 $nb1 65552 8192 5 block_size 8192 no_auto_remap read_retries 2"
-exercise "null_blk one device" r3 "$nb1" 16 65536
+t3="0 65536 remap $nb1 16 $nb1 65552 8192 5 block_size 8192 no_auto_remap read_retries 2"
+check "null_blk one device: create" dmsetup create r3 --table "$t3"
+exercise "null_blk one device" r3 "$nb1" 16 65536 "$t3"
 check "null_blk one device: block_size 8192 advertised" [ "$(blockdev --getss /dev/mapper/r3)" = 8192 ]
 check "null_blk one device: remove" dmsetup remove r3
 
 # null_blk data and another null_blk (4 KiB sectors) as spare.
-check "null_blk two devices: create" dmsetup create r4 --table "0 32768 remap $nb2 1024 $nb1 0 4096"
-exercise "null_blk two devices" r4 "$nb2" 1024 32768
+t4="0 32768 remap $nb2 1024 $nb1 0 4096"
+check "null_blk two devices: create" dmsetup create r4 --table "$t4"
+exercise "null_blk two devices" r4 "$nb2" 1024 32768 "$t4"
 check "null_blk two devices: spare's 4 KiB sectors stacked" [ "$(blockdev --getss /dev/mapper/r4)" = 4096 ]
 
 # 64 KiB remap blocks: the largest logical block size the block layer takes.
@@ -80,17 +85,36 @@ message_refused r4 "unknown message refused with a reason" "unrecognised message
 check "status of a fresh device: nothing remapped, no errors" sh -c "dmsetup status r4 | grep -qE '^0 32768 remap 0 0/[0-9]+ 0 0 ok 1 5/5 0 0$'"
 check "null_blk two devices: remove" dmsetup remove r4
 
-# Discard and write-zeroes pass through to the data device.
+# Discard passes through to the data device.
 check "discard: create" dmsetup create r5 --table "0 32768 remap $nb2 1024 $nb1 0 4096"
-write_read /dev/mapper/r5 4
+check "discard: data written first" write_read /dev/mapper/r5 4
 check "discard passes through" blkdiscard -o $((4 * 16384)) -l 16384 /dev/mapper/r5
 dd if=/dev/zero of=/tmp/pattern bs=16384 count=1 2>/dev/null
 check "discarded range reads as zeroes on the data device" read_matches "$nb2" $((1024 + 4 * 32))
-write_read /dev/mapper/r5 9
-check "write-zeroes passes through" blkdiscard -z -o $((9 * 16384)) -l 16384 /dev/mapper/r5
-dd if=/dev/zero of=/tmp/pattern bs=16384 count=1 2>/dev/null
-check "zeroed range reads as zeroes on the data device" read_matches "$nb2" $((1024 + 9 * 32))
 check "discard: remove" dmsetup remove r5
+
+# Write-zeroes: scsi_debug takes WRITE SAME, so BLKZEROOUT sends
+# REQ_OP_WRITE_ZEROES down the stack (null_blk has none: the block layer
+# would write zero pages instead, and device-mapper offers write-zeroes
+# only when every device of the table takes them). The target counts it
+# among its other bios, not its writes, and passes it to the data device.
+# queue_limit DEV NAME: a queue limit of DEV.
+queue_limit() { cat "/sys/dev/block/$((0x$(stat -L -c %t "$1"))):$((0x$(stat -L -c %T "$1")))/queue/$2"; }
+check "write-zeroes: scsi_debug takes them" [ "$(queue_limit $sda write_zeroes_max_bytes)" -gt 0 ]
+# Data and spare area on scsi_debug, the spare area where nothing was
+# written yet.
+check "write-zeroes: create" dmsetup create r8 --table "0 65536 remap $sda 0 $sda 120000 2048 2 block_size 4096"
+check "write-zeroes: the target takes them" [ "$(queue_limit /dev/mapper/r8 write_zeroes_max_bytes)" -gt 0 ]
+check "write-zeroes: data written first" write_read /dev/mapper/r8 9
+check "write-zeroes: the data device holds it" read_matches "$sda" $((9 * 32))
+writes=$(stat_of r8 writes)
+others=$(stat_of r8 other_bios)
+check "write-zeroes: BLKZEROOUT" blkdiscard -z -o $((9 * 16384)) -l 16384 /dev/mapper/r8
+check "write-zeroes: reached the target as write-zeroes, not as writes" \
+	[ "$(stat_of r8 writes)" = "$writes" -a "$(stat_of r8 other_bios)" -gt "$others" ]
+dd if=/dev/zero of=/tmp/pattern bs=16384 count=1 2>/dev/null
+check "write-zeroes: the range reads as zeroes on the data device" read_matches "$sda" $((9 * 32))
+check "write-zeroes: remove" dmsetup remove r8
 nullb_drop nb1
 nullb_drop nb2
 scsi_debug_drop

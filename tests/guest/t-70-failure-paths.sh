@@ -235,6 +235,16 @@ dmsetup message fvcount 0 @stats_print 0 >/tmp/stats-p
 check "remap retries: the data device saw 4 reads of it" sh -c \
 	"[ \"\$(cut -d' ' -f2 /tmp/stats-p)\" = 4 ] || { cat /tmp/stats-p; false; }"
 dmsetup message fvcount 0 @stats_delete 0 >/dev/null
+# A failed read is retried read_retries times by the worker too.
+dmsetup message fvdata 0 addbadblock 701 >/dev/null
+dmsetup message fvcount 0 @stats_create $((701 * 8))+8 /1 >/dev/null
+check "read retries: a read of an unreadable block fails" sh -c \
+	"! dd if=/dev/mapper/fv of=/dev/null bs=4096 skip=701 count=1 iflag=direct 2>/dev/null"
+dmsetup message fvcount 0 @stats_print 0 >/tmp/stats-p
+check "read retries: the data device saw the read and 3 retries" sh -c \
+	"[ \"\$(cut -d' ' -f2 /tmp/stats-p)\" = 4 ] || { cat /tmp/stats-p; false; }"
+check "read retries: the block is pending" sh -c "dmsetup message fv 0 lookup $((701 * 8)) | grep -q pending"
+dmsetup message fvcount 0 @stats_delete 0 >/dev/null
 dmsetup remove fv
 dmsetup remove fvcount
 dmsetup remove fvdata

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test builds only: one behaviour the product stands on, broken on
+//! purpose, chosen by the `break_behaviour` module parameter, so that the
+//! suite's broken-behaviour mode (`scripts/test-broken.sh`) can show that
+//! some check fails for each. Other builds have no parameter, and
+//! [`broken`] is `false` at compile time.
+
+/// A behaviour to break; the parameter holds its number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Breakage {
+    /// A remap is acknowledged without its metadata commit.
+    CommitSkipped = 1,
+    /// A write that failed is not relocated: its bio fails.
+    NoRelocation = 2,
+    /// A read that failed does not make its block pending.
+    NoPending = 3,
+    /// Flushes reach the data device only, never the spare device.
+    FlushDataOnly = 4,
+    /// Bios that start in a switching block are not held: they go to the
+    /// data device at once.
+    NoHold = 5,
+    /// Loading does not mark damaged or stale copies for rewriting.
+    NoRepair = 6,
+}
+
+/// Whether `b` is the behaviour broken in this test build.
+#[inline(always)]
+pub(crate) fn broken(b: Breakage) -> bool {
+    #[cfg(dmr_breakable)]
+    {
+        *crate::module_parameters::break_behaviour.value() == b as u32
+    }
+    #[cfg(not(dmr_breakable))]
+    {
+        let _ = b;
+        false
+    }
+}
