@@ -22,7 +22,7 @@ done
 # Real tools where busybox has none or a weaker one; their shared
 # libraries come along.
 for t in /usr/sbin/dmsetup /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/e2fsck \
-	/usr/sbin/blkdiscard /usr/sbin/blockdev; do
+	/usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/cmp; do
 	rm -f "$R/bin/$(basename "$t")" "$R/sbin/$(basename "$t")"
 	cp "$t" "$R/sbin/"
 	for lib in $(ldd "$t" | grep -o '/[^ ]*'); do

@@ -7,6 +7,9 @@ export DM_DISABLE_UDEV=1
 # tools copied into the image instead of busybox's weaker ones.
 blkdiscard() { /sbin/blkdiscard "$@"; }
 blockdev() { /sbin/blockdev "$@"; }
+# diffutils' cmp compares a block at a time, busybox's a byte at a time:
+# use it for whole devices (a `sh -c` string names /sbin/cmp itself).
+cmp() { /sbin/cmp "$@"; }
 mkfs_ext4() { /sbin/mke2fs -t ext4 "$@"; }
 fsck_ext4() { /sbin/e2fsck "$@"; }
 

@@ -27,7 +27,7 @@ for b in $blocks; do
 done
 [ $ok = 1 ] && pass "remap copies each block's data to the spare the message names" ||
 	fail "remap copies each block's data to the spare" "see above"
-check "whole device reads back unchanged after remaps" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+check "whole device reads back unchanged after remaps" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | /sbin/cmp - /tmp/image"
 
 # Writes to a remapped block go to its spare; the data device keeps the old data.
 out=$(dmsetup message rm 0 lookup $((100 * 8)))
@@ -67,7 +67,7 @@ check "unremap" dmsetup message rm 0 unremap $((2047 * 8))
 dd if=$d of=/tmp/blk bs=4096 skip=2047 count=1 iflag=direct 2>/dev/null
 check "unremapped block's data is back on the data device" sh -c "dd if=/tmp/image bs=4096 skip=2047 count=1 2>/dev/null | cmp - /tmp/blk"
 check "spare freed after unremap" sh -c "dmsetup status rm | grep -qE ' 8 8/[0-9]+ '"
-check "whole device unchanged after unremap" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+check "whole device unchanged after unremap" sh -c "dd if=$dev bs=1M iflag=direct 2>/dev/null | /sbin/cmp - /tmp/image"
 
 # Malformed messages: refused with a reason, nothing changes.
 bad_message() { message_refused rm "$@"; }
@@ -256,7 +256,7 @@ for at in 4 99 1000 1002 19999; do
 done
 [ $ok = 1 ] && pass "512-byte blocks: 1.5 KiB direct writes across remapped blocks" ||
 	fail "512-byte blocks: 1.5 KiB direct writes" "dd failed"
-check "512-byte blocks: device reads back what was written" sh -c "dd if=/dev/mapper/ro bs=1M iflag=direct 2>/dev/null | cmp - /tmp/image"
+check "512-byte blocks: device reads back what was written" sh -c "dd if=/dev/mapper/ro bs=1M iflag=direct 2>/dev/null | /sbin/cmp - /tmp/image"
 check "512-byte blocks: fio bsrange 512-9k write+verify" fio --name=odd --filename=/dev/mapper/ro \
 	--direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite --bsrange=512-9k --size=28m \
 	--io_size=8m --verify=crc32c --verify_fatal=1 --randrepeat=1 --output=/tmp/fio-odd.out
