@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build dm-remap.ko against the cached kernel of a flavour (default: test),
 # inside the build root, with clippy; or clean the build products.
-#   scripts/build-module.sh [clean] [test|bench]
+#   scripts/build-module.sh [clean] [test|bench|kasan]
 . "$(dirname "$0")/lib.sh"
 
 ACTION=build
@@ -31,9 +31,11 @@ fi
 rm -f "$built"
 bash "$0" clean
 echo "$FLAVOR" >"$PROJ/.built-for"
-# Only the test build has the break_behaviour parameter (Kbuild).
+# Only the test builds (test, kasan) have the break_behaviour parameter (Kbuild).
 breakable=
-[ "$FLAVOR" = test ] && breakable=DMR_BREAKABLE=y
+[ "$FLAVOR" != bench ] && breakable=DMR_BREAKABLE=y
+# The KASAN kernel is built with clang: so is the module.
+[ "$FLAVOR" = kasan ] && breakable="$breakable LLVM=1"
 in_root "make -C $OUT M=$PROJ CLIPPY=1 W=1 $breakable modules 2>&1" | tee "$CACHE/module-$FLAVOR.log" >&2
 grep -qE 'warning|error' "$CACHE/module-$FLAVOR.log" && say "module build printed warnings or errors (above)"
 [ -f "$PROJ/dm-remap.ko" ] || die "module build failed"

@@ -7,6 +7,8 @@
 # test files only.
 broken=$(sed -n 's/.*dmr\.break=\([0-9]*\).*/\1/p' /proc/cmdline)
 files=$(sed -n 's/.*dmr\.files=\([^ ]*\).*/\1/p' /proc/cmdline)
+# dmr.slow=<n>: the kernel is n times slower (KASAN): so are the bounds.
+slow=$(sed -n 's/.*dmr\.slow=\([0-9]*\).*/\1/p' /proc/cmdline)
 if [ -n "$broken" ]; then
 	mkdir -p /etc/modprobe.d
 	echo "options dm_remap break_behaviour=$broken" >/etc/modprobe.d/dm-remap.conf
@@ -51,7 +53,7 @@ for t in /tests/t-*.sh; do
 	case $T in *"$only"*) ;; *) continue ;; esac
 	case ",$files," in ,,) ;; *",${T%%-*},"*) ;; *) continue ;; esac
 	bound=$(sed -n "s/^$T [0-9]* \([0-9]*\)$/\1/p" /tests/checks)
-	bound=${bound:-300}
+	bound=$((${bound:-300} * ${slow:-1}))
 	echo "DMR-TEST $T"
 	started=$(date +%s)
 	(
