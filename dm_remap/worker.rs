@@ -334,9 +334,10 @@ impl RemapTarget {
             };
             match switch.mark(admin, r.block, Some(to), true) {
                 Ok(i) => r.switched = Some(i),
-                // Not marked, so not the switch's: just allocated, so in
-                // use, the release cannot fail. The bio fails.
+                // Not marked: the bio fails.
                 Err(_) => {
+                    // Not the switch's, just allocated, so in use: the
+                    // release cannot fail.
                     let _ = admin.spares.release(spare);
                 }
             }
