@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! dm-bufio clients, the ordered workqueue that metadata I/O runs on, and
-//! the kernel's CRC32C.
+//! dm-bufio clients and the ordered workqueue that metadata I/O runs on.
 //!
 //! C headers: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h),
 //! [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
@@ -164,11 +163,4 @@ impl Drop for OrderedQueue {
         // SAFETY: valid (type invariant); destroying drains it first.
         unsafe { b::dmr_destroy_wq(self.wq.as_ptr()) };
     }
-}
-
-/// CRC32C (Castagnoli) of `data`, continuing from `crc`, with the kernel's
-/// implementation (hardware-accelerated where the CPU has it).
-pub(crate) fn crc32c(crc: u32, data: &[u8]) -> u32 {
-    // SAFETY: `data` is valid for reads of `data.len()` bytes.
-    unsafe { b::dmr_crc32c(crc, data.as_ptr().cast(), data.len()) }
 }

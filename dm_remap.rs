@@ -34,9 +34,15 @@ mod dm;
 mod entry;
 #[path = "dm_remap/io.rs"]
 mod io;
+mod klib;
 #[path = "dm_remap/messages.rs"]
 mod messages;
 mod metadata;
+// The on-disk format, shared with remapctl (its own crate in ondisk/): its
+// API is `pub` for that crate, and the module uses only part of it.
+#[allow(unreachable_pub, dead_code)]
+#[path = "ondisk/src/format/mod.rs"]
+mod ondisk;
 mod percpu;
 mod rcu_box;
 mod remap_table;

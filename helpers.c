@@ -8,6 +8,7 @@
 #include <linux/crc32.h>
 #include <linux/device-mapper.h>
 #include <linux/percpu.h>
+#include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/srcu.h>
@@ -191,6 +192,11 @@ struct bio *dmr_bio_list_next(struct bio *bio)
 
 	bio->bi_next = NULL;
 	return next;
+}
+
+void dmr_get_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
 }
 
 u32 dmr_crc32c(u32 crc, const void *data, size_t len)

@@ -60,6 +60,7 @@ struct bio *dmr_hold_take(struct dmr_hold *h);
 struct bio *dmr_bio_list_next(struct bio *bio);
 
 u32 dmr_crc32c(u32 crc, const void *data, size_t len);
+void dmr_get_random_bytes(void *buf, size_t len);
 
 /* The ordered WQ_MEM_RECLAIM workqueue of the metadata writer. */
 struct workqueue_struct;

@@ -23,17 +23,24 @@
 //! crash or torn write never loses the last acknowledged commit, and a
 //! half-written commit is ignored as a whole.
 //!
-//! Everything here is pure computation over [`MetadataDev`], so the unit
-//! tests run the real recovery and commit code against memory.
-//! The code is split by concept: `format.rs` (layout, slots, identity),
-//! `block.rs` (one block's header and encodings), `image.rs` (the metadata
-//! in memory), `commit.rs` (one commit's writes), `load.rs` (recovery),
-//! `writer.rs` (commits on the workqueue and their waiters) and
+//! The format itself (layout, block codec, CRC32C, recovery and the order
+//! of a commit's writes) is the `ondisk` module, which `remapctl` compiles
+//! too; this module keeps the metadata in memory and drives the commits.
+//! Everything up to the device is pure computation over [`MetadataDev`],
+//! so the unit tests run the real recovery and commit code against memory.
+//! The code is split by concept: `image.rs` (the metadata in memory),
+//! `commit.rs` (one commit's writes), `load.rs` (recovery from the spare
+//! area), `writer.rs` (commits on the workqueue and their waiters) and
 //! `latency.rs`; `memdev.rs` is the unit tests' device.
 
-use crate::bufio::{crc32c, BufioClient};
+use crate::bufio::BufioClient;
 use crate::dm::{DmDev, NoIoScope};
-use crate::spare_alloc::{MetadataLayout, METADATA_COPIES};
+use crate::klib::KernelCrc32c;
+pub(crate) use crate::ondisk::{
+    any_superblock, check_block, encode_commit, superblock_size, write_commit, BadBlock,
+    CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Recovered, Slot,
+    METADATA_COPIES, UUID_BYTES,
+};
 use kernel::{
     alloc::AllocError,
     impl_has_work, new_condvar, new_mutex, new_work,
@@ -43,9 +50,7 @@ use kernel::{
     workqueue::{Queue, Work, WorkItem},
 };
 
-mod block;
 mod commit;
-mod format;
 mod image;
 mod latency;
 mod load;
@@ -53,9 +58,7 @@ mod load;
 mod memdev;
 mod writer;
 
-use block::*;
 pub(crate) use commit::*;
-pub(crate) use format::*;
 pub(crate) use image::*;
 pub(crate) use latency::*;
 pub(crate) use load::*;
@@ -63,22 +66,33 @@ pub(crate) use load::*;
 pub(crate) use memdev::*;
 pub(crate) use writer::*;
 
-/// Where the metadata copies are read and written: block `index` of copy
-/// `copy`, one metadata block at a time.
-pub(crate) trait MetadataDev {
-    /// Reads a block into `out`.
-    fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result;
-    /// Queues a block write; it is durable after the next successful
-    /// [`MetadataDev::flush`].
-    fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result;
-    /// Waits for the queued writes and flushes the device cache. Writes
-    /// queued before one flush may reach the disk in any order.
-    fn flush(&mut self) -> Result;
-}
+/// The CRC32C of the kernel's format code: the kernel's own.
+type Crc = KernelCrc32c;
 
 #[kunit_tests(dm_remap_metadata)]
 mod tests {
     use super::*;
+    use crate::ondisk::{Crc32c, LoadError as Refused, SoftCrc32c};
+
+    const TEST_UUID: [u8; UUID_BYTES] = *b"dm-remap-kunit-1";
+
+    #[test]
+    fn kernel_crc32c_is_the_format_crc32c() {
+        let mut data = KVVec::new();
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..5000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            data.push((x >> 16) as u8, GFP_KERNEL).unwrap();
+        }
+        for len in [0, 1, 7, 8, 9, 63, 512, 4096, 5000] {
+            for seed in [0, !0, x] {
+                assert_eq!(
+                    KernelCrc32c::update(seed, &data[..len]),
+                    SoftCrc32c::update(seed, &data[..len])
+                );
+            }
+        }
+    }
 
     fn identity() -> Identity {
         Identity {
@@ -124,7 +138,7 @@ mod tests {
     fn two_commits() -> (MemDev, MetaImage, MetaImage) {
         let f = fmt();
         let mut dev = MemDev::new(&f);
-        let mut image = MetaImage::blank(&f).unwrap();
+        let mut image = MetaImage::blank(&f, TEST_UUID).unwrap();
         assert!(commit(&mut image, &mut dev).succeeded());
         let spares = free_spares(&f, 8);
         for (i, &s) in spares.iter().take(5).enumerate() {
@@ -162,7 +176,7 @@ mod tests {
     fn commit_cost() {
         let f = fmt();
         let mut dev = MemDev::new(&f);
-        let mut image = MetaImage::blank(&f).unwrap();
+        let mut image = MetaImage::blank(&f, TEST_UUID).unwrap();
         assert!(commit(&mut image, &mut dev).succeeded());
         let spare = free_spares(&f, 1)[0];
         let rounds = 1000u64;
@@ -219,14 +233,15 @@ mod tests {
                 lost: false,
             },
             Slot::InUse {
-                block: BLOCK_MASK,
+                block: Slot::MAX_BLOCK,
                 lost: true,
             },
         ] {
             assert_eq!(Slot::decode(slot.encode()), Some(slot));
         }
         assert_eq!(Slot::decode(5), None);
-        assert_eq!(Slot::decode((STATE_RETIRED << STATE_SHIFT) | 1), None);
+        // Retired (state 3) with a block number: no writer makes it.
+        assert_eq!(Slot::decode((3 << 62) | 1), None);
     }
 
     #[test]
@@ -272,7 +287,7 @@ mod tests {
         assert_eq!(loaded.slot(spares[6]), Some(Slot::Retired));
         assert_eq!(loaded.pending(7), Some(Some(4242)));
         assert_eq!(loaded.pending(0), Some(None));
-        assert!(f.pending_slots() >= f.nr_spare / PENDING_SHARE);
+        assert!(f.pending_slots() >= f.nr_spare / crate::ondisk::PENDING_SHARE);
     }
 
     #[test]
@@ -294,14 +309,17 @@ mod tests {
             block
                 .extend_from_slice(dev.block_mut(2, index), GFP_KERNEL)
                 .unwrap();
-            assert!(check_block(&f, 2, index, &block).is_ok());
+            assert!(check_block::<Crc>(&f, 2, index, &block).is_ok());
             for bit in 0..block.len() * 8 {
                 block[bit / 8] ^= 1 << (bit % 8);
-                assert!(check_block(&f, 2, index, &block).is_err());
+                assert!(check_block::<Crc>(&f, 2, index, &block).is_err());
                 block[bit / 8] ^= 1 << (bit % 8);
             }
             // A block in the wrong place is refused too.
-            assert_eq!(check_block(&f, 3, index, &block), Err(BadBlock::Misplaced));
+            assert_eq!(
+                check_block::<Crc>(&f, 3, index, &block),
+                Err(BadBlock::Misplaced)
+            );
         }
     }
 
@@ -335,7 +353,7 @@ mod tests {
         let (dev, first, image) = two_commits();
         // The disk as it was after the first commit with remaps.
         let mut old = MemDev::new(&f);
-        let mut staged = MetaImage::blank(&f).unwrap();
+        let mut staged = MetaImage::blank(&f, TEST_UUID).unwrap();
         commit(&mut staged, &mut old);
         for s in 0..f.nr_spare as usize {
             // Only the words that differ, so that each block keeps the
@@ -367,7 +385,7 @@ mod tests {
                 }
                 Err(e) => {
                     assert_eq!(mask, 31);
-                    assert_eq!(e, LoadError::NoIntactCopy);
+                    assert_eq!(e, LoadError::Format(Refused::NoIntactCopy));
                 }
             }
             // Stale but intact copies: the newest commit still wins.
@@ -392,14 +410,14 @@ mod tests {
         let other = Format::new(id).unwrap();
         assert_eq!(
             load(&other, &mut dev).err(),
-            Some(LoadError::Mismatch(identity()))
+            Some(LoadError::Format(Refused::Mismatch(identity())))
         );
         let mut id = identity();
         id.spare_offset = 0;
         let other = Format::new(id).unwrap();
         assert!(matches!(
             load(&other, &mut dev),
-            Err(LoadError::Mismatch(_))
+            Err(LoadError::Format(Refused::Mismatch(_)))
         ));
     }
 

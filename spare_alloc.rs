@@ -18,8 +18,7 @@
 
 use kernel::{alloc::AllocError, prelude::*};
 
-/// Number of metadata copies kept in the spare area.
-pub(crate) const METADATA_COPIES: usize = 5;
+pub(crate) use crate::ondisk::{MetadataLayout, METADATA_COPIES};
 
 /// Why an allocator operation was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,8 +31,6 @@ pub(crate) enum SpareError {
     NotInUse,
     /// The block is listed twice in a rebuild.
     Duplicate,
-    /// The spare area cannot hold five metadata copies and one spare.
-    TooSmall,
     /// Memory for the allocator could not be had.
     NoMemory,
 }
@@ -41,43 +38,6 @@ pub(crate) enum SpareError {
 impl From<AllocError> for SpareError {
     fn from(_: AllocError) -> Self {
         SpareError::NoMemory
-    }
-}
-
-/// Where the metadata copies lie in the spare area, in blocks.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct MetadataLayout {
-    /// Blocks per copy.
-    pub(crate) copy_blocks: u32,
-    /// First block of each copy.
-    pub(crate) starts: [u32; METADATA_COPIES],
-}
-
-impl MetadataLayout {
-    /// Spreads five copies of `copy_blocks` blocks over `nr_blocks` blocks,
-    /// leaving at least one block for spares.
-    pub(crate) fn new(nr_blocks: u32, copy_blocks: u32) -> Result<Self, SpareError> {
-        let copies = METADATA_COPIES as u64;
-        if copy_blocks == 0 || u64::from(nr_blocks) <= copies * u64::from(copy_blocks) {
-            return Err(SpareError::TooSmall);
-        }
-        let span = u64::from(nr_blocks - copy_blocks);
-        let mut starts = [0u32; METADATA_COPIES];
-        for (i, start) in starts.iter_mut().enumerate() {
-            // span * i / 4 <= span < 2^32: the cast cannot truncate.
-            *start = (span * i as u64 / (copies - 1)) as u32;
-        }
-        Ok(Self {
-            copy_blocks,
-            starts,
-        })
-    }
-
-    /// Whether `block` belongs to a metadata copy.
-    pub(crate) fn is_reserved(&self, block: u32) -> bool {
-        self.starts
-            .iter()
-            .any(|&s| block >= s && block - s < self.copy_blocks)
     }
 }
 
@@ -313,9 +273,18 @@ mod tests {
         // The smallest area: five copies and one spare.
         let l = layout(6, 1);
         assert_eq!(l.starts, [0, 1, 2, 3, 5]);
-        assert_eq!(MetadataLayout::new(5, 1), Err(SpareError::TooSmall));
-        assert_eq!(MetadataLayout::new(100, 20), Err(SpareError::TooSmall));
-        assert_eq!(MetadataLayout::new(100, 0), Err(SpareError::TooSmall));
+        assert_eq!(
+            MetadataLayout::new(5, 1),
+            Err(crate::ondisk::FormatError::TooSmall)
+        );
+        assert_eq!(
+            MetadataLayout::new(100, 20),
+            Err(crate::ondisk::FormatError::TooSmall)
+        );
+        assert_eq!(
+            MetadataLayout::new(100, 0),
+            Err(crate::ondisk::FormatError::TooSmall)
+        );
     }
 
     #[test]

@@ -59,8 +59,13 @@ impl RemapTarget {
 /// The `ti->error` text and errno for metadata that cannot be loaded; the
 /// details go to the kernel log.
 fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
-    match e {
-        LoadError::Mismatch(found) => {
+    use crate::ondisk::LoadError as Refused;
+    let refused = match e {
+        LoadError::Format(refused) => refused,
+        LoadError::NoMemory => return (c"Cannot allocate memory to load the metadata", ENOMEM),
+    };
+    match refused {
+        Refused::Mismatch(found) => {
             pr_err!(
                 "remap: the spare area holds the metadata of another table: data offset {} length {}, spare offset {} length {}, block size {} (this table: {} {}, {} {}, {})\n",
                 found.data_offset,
@@ -79,15 +84,15 @@ fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
                 EINVAL,
             )
         }
-        LoadError::LayoutMismatch => (
+        Refused::LayoutMismatch => (
             c"Spare area metadata has an unknown layout: refusing to use it",
             EINVAL,
         ),
-        LoadError::NoIntactCopy => (
-            c"Spare area has metadata but no intact copy: refusing to format it",
+        Refused::NoIntactCopy => (
+            c"Spare area has metadata but no intact copy (of format version 2): refusing to format it",
             EIO,
         ),
-        LoadError::BlockLost(index) => {
+        Refused::BlockLost(index) => {
             pr_err!(
                 "remap: metadata block {} is damaged in all 5 copies\n",
                 index
@@ -97,11 +102,16 @@ fn load_error(e: &LoadError, expected: &Identity) -> (&'static CStr, Error) {
                 EIO,
             )
         }
-        LoadError::BadSlot(spare) => {
+        Refused::BadSlot(spare) => {
             pr_err!("remap: metadata slot of spare block {} is invalid\n", spare);
             (c"Metadata holds an invalid spare slot", EIO)
         }
-        LoadError::NoMemory => (c"Cannot allocate memory to load the metadata", ENOMEM),
+        Refused::BadPending(slot) => {
+            pr_err!("remap: metadata pending slot {} is invalid\n", slot);
+            (c"Metadata holds an invalid pending slot", EIO)
+        }
+        // The module's buffers are made for its format.
+        Refused::Buffers => (c"Metadata buffers of the wrong size", EINVAL),
     }
 }
 
@@ -302,11 +312,15 @@ impl RemapTarget {
                 let e = match e {
                     // No copy of this geometry is intact: say so if the
                     // area holds another block size's metadata instead.
-                    LoadError::NoIntactCopy => metadata::foreign_identity(
-                        |buf| spare.rw_sync(parsed.spare_offset, buf, false),
-                        block_size,
-                    )
-                    .map_or(e, LoadError::Mismatch),
+                    LoadError::Format(crate::ondisk::LoadError::NoIntactCopy) => {
+                        metadata::foreign_identity(
+                            |buf| spare.rw_sync(parsed.spare_offset, buf, false),
+                            block_size,
+                        )
+                        .map_or(e, |found| {
+                            LoadError::Format(crate::ondisk::LoadError::Mismatch(found))
+                        })
+                    }
                     e => e,
                 };
                 let (reason, err) = load_error(&e, &identity);

@@ -316,7 +316,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={}\n",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={}\n",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
@@ -334,7 +334,8 @@ impl RemapTarget {
             self.table.hash_bytes()
                 + self.table.summary_bytes()
                 + admin.spares.memory_bytes()
-                + meta.image().memory_bytes()
+                + meta.image().memory_bytes(),
+            crate::ondisk::UuidText(meta.image().uuid())
         ));
     }
 }

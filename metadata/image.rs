@@ -13,6 +13,8 @@ use super::*;
 /// `dirty` lists each index of `is_dirty` that is set, once.
 pub(crate) struct MetaImage {
     fmt: Format,
+    /// The UUID every superblock of this metadata records.
+    uuid: [u8; UUID_BYTES],
     pub(super) words: KVVec<u64>,
     /// Generation of the commit that last wrote each block.
     pub(super) block_gen: KVVec<u64>,
@@ -35,10 +37,10 @@ pub(super) fn filled<T: Copy>(n: usize, v: T) -> Result<KVVec<T>, AllocError> {
 }
 
 impl MetaImage {
-    /// The image of a blank spare area: every slot free, every block of
-    /// every copy to be written.
-    pub(crate) fn blank(fmt: &Format) -> Result<Self, AllocError> {
-        let mut image = Self::empty(fmt)?;
+    /// The image of a blank spare area, to be formatted with metadata of
+    /// `uuid`: every slot free, every block of every copy to be written.
+    pub(crate) fn blank(fmt: &Format, uuid: [u8; UUID_BYTES]) -> Result<Self, AllocError> {
+        let mut image = Self::empty(fmt, uuid)?;
         for index in 1..fmt.copy_blocks() {
             image.is_dirty[index as usize] = true;
             image.dirty.push(index, GFP_KERNEL)?;
@@ -47,10 +49,11 @@ impl MetaImage {
     }
 
     /// An image with every slot free and nothing to write but whole copies.
-    pub(super) fn empty(fmt: &Format) -> Result<Self, AllocError> {
+    pub(super) fn empty(fmt: &Format, uuid: [u8; UUID_BYTES]) -> Result<Self, AllocError> {
         let blocks = fmt.copy_blocks() as usize;
         Ok(Self {
             fmt: *fmt,
+            uuid,
             words: filled(fmt.words(), 0)?,
             block_gen: filled(blocks, 0)?,
             is_dirty: filled(blocks, false)?,
@@ -61,9 +64,28 @@ impl MetaImage {
         })
     }
 
+    /// Takes the generations and stale copies of a recovered image whose
+    /// words and block generations are in place; `repair` leaves the
+    /// copies that lack blocks to the next commit to rewrite.
+    pub(super) fn set_loaded(&mut self, rec: &Recovered, repair: bool) {
+        self.uuid = rec.uuid;
+        self.committed = rec.generation;
+        self.next_gen = rec.next_generation;
+        self.stale = if repair {
+            rec.stale
+        } else {
+            [false; METADATA_COPIES]
+        };
+    }
+
     /// The format of this image.
     pub(crate) fn format(&self) -> &Format {
         &self.fmt
+    }
+
+    /// The UUID of this metadata.
+    pub(crate) fn uuid(&self) -> &[u8; UUID_BYTES] {
+        &self.uuid
     }
 
     /// Image word `i` (see [`Format::words`]).
@@ -79,7 +101,7 @@ impl MetaImage {
     /// Sets image word `i`; the next commit writes its block.
     pub(crate) fn set_word(&mut self, i: usize, value: u64) {
         self.words[i] = value;
-        let index = (i / self.fmt.words_per_block as usize) as u32 + 1;
+        let index = self.fmt.block_of_word(i);
         if !self.is_dirty[index as usize] {
             self.is_dirty[index as usize] = true;
             // Room for every block was reserved at creation.
@@ -95,11 +117,7 @@ impl MetaImage {
     /// Pending slot `i`: `Some(None)` when empty, `Some(Some(block))` for
     /// a pending data block, `None` for a word no writer makes.
     pub(crate) fn pending(&self, i: u32) -> Option<Option<u64>> {
-        match Slot::decode(self.words[self.fmt.pending_base() + i as usize])? {
-            Slot::Free => Some(None),
-            Slot::InUse { block, lost: false } => Some(Some(block)),
-            _ => None,
-        }
+        Slot::decode_pending(self.words[self.fmt.pending_base() + i as usize])
     }
 
     /// The first empty pending slot from `from` on.
@@ -178,15 +196,23 @@ impl MetaImage {
         let mut dirty = filled(n, false)?;
         for (k, &index) in indices.iter().enumerate() {
             dirty[k] = self.is_dirty[index as usize];
-            let block_gen = if dirty[k] {
+        }
+        let block_gen = |k: usize, index: u32| {
+            if dirty[k] {
                 generation
             } else {
                 self.block_gen[index as usize]
-            };
-            let block = &mut data[(k + 1) * bs..(k + 2) * bs];
-            encode_entries(&fmt, index, block_gen, &self.words, block);
-        }
-        encode_super(&fmt, generation, &mut data[..bs]);
+            }
+        };
+        encode_commit::<Crc>(
+            &fmt,
+            &self.uuid,
+            generation,
+            &self.words,
+            &indices,
+            block_gen,
+            &mut data,
+        );
         for &index in self.dirty.iter() {
             self.is_dirty[index as usize] = false;
         }

@@ -1,23 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Loading: the newest intact version of every block, by the recovery
-//! rules of the format.
+//! Loading the metadata from the spare area, by the recovery rules of the
+//! format.
 
 use super::*;
+use crate::breakage::{broken, Breakage};
 
 /// Why the metadata cannot be loaded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum LoadError {
-    /// Superblocks carry the magic, but none is intact.
-    NoIntactCopy,
-    /// The newest intact superblock belongs to another table line.
-    Mismatch(Identity),
-    /// The newest superblock describes another layout (another format).
-    LayoutMismatch,
-    /// No copy holds an intact version of this block.
-    BlockLost(u32),
-    /// A slot holds a value no writer makes.
-    BadSlot(u32),
+    /// What the format's recovery refused.
+    Format(crate::ondisk::LoadError),
     /// Memory could not be had.
     NoMemory,
 }
@@ -28,126 +21,38 @@ impl From<AllocError> for LoadError {
     }
 }
 
+impl From<crate::ondisk::LoadError> for LoadError {
+    fn from(e: crate::ondisk::LoadError) -> Self {
+        LoadError::Format(e)
+    }
+}
+
 /// What loading found, for the kernel log and status.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub(crate) struct LoadReport {
-    /// The spare area held no metadata: it is to be formatted.
-    pub(crate) blank: bool,
-    /// Generation of the newest intact superblock.
-    pub(crate) generation: u64,
-    /// Blocks of each copy that were damaged or stale.
-    pub(crate) bad_blocks: [u32; METADATA_COPIES],
-}
+pub(crate) type LoadReport = Recovered;
 
-impl LoadReport {
-    /// Copies that held every block of the loaded state.
-    pub(crate) fn intact_copies(&self) -> usize {
-        self.bad_blocks.iter().filter(|&&n| n == 0).count()
-    }
-}
-
-/// Reads block `index` of every copy into `bufs` (one block each); returns
-/// the generation of each intact one.
-pub(super) fn read_all(
-    fmt: &Format,
-    dev: &mut impl MetadataDev,
-    index: u32,
-    bufs: &mut [u8],
-) -> [Result<u64, BadBlock>; METADATA_COPIES] {
-    let bs = fmt.block_bytes();
-    let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
-    for (copy, result) in found.iter_mut().enumerate() {
-        let buf = &mut bufs[copy * bs..(copy + 1) * bs];
-        if dev.read(copy, index, buf).is_ok() {
-            *result = check_block(fmt, copy, index, buf);
-        }
-    }
-    found
-}
-
-/// Loads the metadata of `fmt`: from each block the intact version with
-/// the highest generation not above the newest intact superblock's. A
-/// blank area (no superblock carries the magic) loads as a blank image to
-/// be formatted. Copies that lack any block of the result are marked
-/// stale, so the first commit rewrites them. Nothing is written here.
+/// Loads the metadata of `fmt` by the format's recovery rules
+/// ([`crate::ondisk::recover`]). A blank area (no superblock carries the
+/// magic) loads as a blank image, to be formatted with a new UUID. Copies
+/// that lack any block of the result are marked stale, so the first
+/// commit rewrites them. Nothing is written here.
 pub(crate) fn load(
     fmt: &Format,
-    dev: &mut impl MetadataDev,
+    dev: &mut impl MetadataDev<Error = Error>,
 ) -> Result<(MetaImage, LoadReport), LoadError> {
-    let bs = fmt.block_bytes();
-    let mut bufs = filled(METADATA_COPIES * bs, 0u8)?;
-    let mut report = LoadReport::default();
-    let supers = read_all(fmt, dev, 0, &mut bufs);
-    if supers.iter().all(|s| *s == Err(BadBlock::NoMagic)) {
-        report.blank = true;
-        report.bad_blocks = [fmt.copy_blocks(); METADATA_COPIES];
-        return Ok((MetaImage::blank(fmt)?, report));
+    let mut bufs = filled(METADATA_COPIES * fmt.block_bytes(), 0u8)?;
+    let mut image = MetaImage::empty(fmt, [0; UUID_BYTES])?;
+    let load_bufs = LoadBuffers {
+        blocks: &mut bufs,
+        words: &mut image.words,
+        block_gen: &mut image.block_gen,
+    };
+    // The kernel log names what each copy lacked from the counts in the
+    // report; the single findings are remapctl check's business.
+    let report = crate::ondisk::recover::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
+    if report.blank {
+        return Ok((MetaImage::blank(fmt, crate::klib::random_uuid())?, report));
     }
-    let newest = (0..METADATA_COPIES)
-        .filter_map(|c| supers[c].ok().map(|g| (g, c)))
-        .max()
-        .ok_or(LoadError::NoIntactCopy)?;
-    let (top, top_copy) = newest;
-    let top_super = &bufs[top_copy * bs..(top_copy + 1) * bs];
-    let recorded = decode_identity(top_super);
-    if recorded != fmt.identity {
-        return Err(LoadError::Mismatch(recorded));
-    }
-    if !layout_matches(fmt, top_super) {
-        return Err(LoadError::LayoutMismatch);
-    }
-    let mut image = MetaImage::empty(fmt)?;
-    image.committed = top;
-    image.block_gen[0] = top;
-    let mut highest_seen = top;
-    let mut stale = [false; METADATA_COPIES];
-    for (copy, s) in supers.iter().enumerate() {
-        if *s != Ok(top) {
-            report.bad_blocks[copy] += 1;
-            stale[copy] = true;
-        }
-        if let Ok(g) = *s {
-            highest_seen = highest_seen.max(g);
-        }
-    }
-    for index in 1..fmt.copy_blocks() {
-        let found = read_all(fmt, dev, index, &mut bufs);
-        for g in found.iter().flatten() {
-            highest_seen = highest_seen.max(*g);
-        }
-        // Versions above `top` belong to a commit that never finished.
-        let best = (0..METADATA_COPIES)
-            .filter_map(|c| match found[c] {
-                Ok(g) if g <= top => Some((g, c)),
-                _ => None,
-            })
-            .max()
-            .ok_or(LoadError::BlockLost(index))?;
-        let (gen, copy) = best;
-        for (c, f) in found.iter().enumerate() {
-            if *f != Ok(gen) {
-                report.bad_blocks[c] += 1;
-                stale[c] = true;
-            }
-        }
-        let block = &bufs[copy * bs..(copy + 1) * bs];
-        for (i, w) in fmt.word_range(index).enumerate() {
-            image.words[w] = get_u64(block, HEADER_BYTES + 8 * i);
-        }
-        image.block_gen[index as usize] = gen;
-    }
-    for spare in 0..fmt.nr_spare {
-        match image.slot(spare) {
-            Some(Slot::Free) => {}
-            Some(_) if !fmt.layout.is_reserved(spare) => {}
-            _ => return Err(LoadError::BadSlot(spare)),
-        }
-    }
-    if !crate::breakage::broken(crate::breakage::Breakage::NoRepair) {
-        image.stale = stale;
-    }
-    image.next_gen = highest_seen + 1;
-    report.generation = top;
+    image.set_loaded(&report, !broken(Breakage::NoRepair));
     Ok((image, report))
 }
 
@@ -193,6 +98,8 @@ impl LoadDev<'_> {
 }
 
 impl MetadataDev for LoadDev<'_> {
+    type Error = Error;
+
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result {
         if let Some(block) = self.window(copy, index) {
             if let Some(out) = out.get_mut(..block.len()) {
@@ -254,15 +161,8 @@ pub(crate) fn foreign_identity(
     let mut buf = KVec::new();
     buf.resize(512, 0u8, GFP_KERNEL).ok()?;
     read(&mut buf).ok()?;
-    if buf[..8] != MAGIC || get_u16(&buf, OFF_KIND) != KIND_SUPER {
-        return None;
-    }
-    let bs = get_u32(&buf, 64);
-    if bs == ours || !(512..=65536).contains(&bs) || !bs.is_power_of_two() {
-        return None;
-    }
+    let bs = superblock_size(&buf).filter(|&bs| bs != ours)?;
     buf.resize(bs as usize, 0, GFP_KERNEL).ok()?;
     read(&mut buf).ok()?;
-    (get_u32(&buf, OFF_CRC) == block_crc(&buf) && get_u16(&buf, OFF_VERSION) == FORMAT_VERSION)
-        .then(|| decode_identity(&buf))
+    any_superblock::<Crc>(&buf).map(|(identity, _, _)| identity)
 }

@@ -64,6 +64,8 @@ impl MemDev {
 
 #[cfg(CONFIG_KUNIT)]
 impl MetadataDev for MemDev {
+    type Error = Error;
+
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result {
         out.copy_from_slice(self.block_mut(copy, index));
         Ok(())

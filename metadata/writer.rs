@@ -15,6 +15,8 @@ pub(super) struct BufioDev<'a> {
 }
 
 impl MetadataDev for BufioDev<'_> {
+    type Error = Error;
+
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result {
         self.client.read_into(self.fmt.area_block(copy, index), out)
     }

@@ -21,7 +21,7 @@ say "building dm-remap.ko against the $FLAVOR kernel (CLIPPY=1)"
 # exactly these sources (an incremental make that does nothing would print
 # none), and it is kept with the sources' hash for the next run.
 built=$CACHE/module-$FLAVOR.built
-sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./*.c ./*.h Kbuild Makefile) | sha256sum | cut -c1-32)
+sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./*.c ./*.h Kbuild Makefile) | sha256sum | cut -c1-32)
 kernel=$(stat -c %Y "$ROOT$OUT/arch/x86/boot/bzImage")
 if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] &&
 	[ "$(cat "$PROJ/.built-for" 2>/dev/null)" = "$FLAVOR" ]; then

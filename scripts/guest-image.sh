@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Make the guest initramfs.  Runs inside the build root (see in_root).
 #   scripts/guest-image.sh <kernel-out-dir> <output.cpio.gz> <module.ko>...
-# The image holds busybox, dmsetup, fio, e2fsprogs, blkdiscard, the
+# The image holds busybox, dmsetup, remapctl, fio, e2fsprogs, blkdiscard, the
 # kernel's modules, the given modules, the tools of tests/tools and
 # tests/guest as /tests.
 set -euo pipefail
@@ -22,12 +22,21 @@ done
 # Real tools where busybox has none or a weaker one; their shared
 # libraries come along.
 for t in /usr/sbin/dmsetup /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/e2fsck \
-	/usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/cmp; do
+	/usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/cmp /usr/bin/jq /usr/sbin/blkid \
+	/usr/sbin/wipefs; do
 	rm -f "$R/bin/$(basename "$t")" "$R/sbin/$(basename "$t")"
 	cp "$t" "$R/sbin/"
 	for lib in $(ldd "$t" | grep -o '/[^ ]*'); do
 		[ -e "$R$lib" ] || { mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"; }
 	done
+done
+# remapctl, built on the host (scripts/build-remapctl.sh); its libraries
+# (libdevmapper, glibc) come from the build root, which is newer.
+rc=$PROJ/tools/remapctl/target/release/remapctl
+[ -x "$rc" ] || { echo "guest-image: $rc missing: run scripts/build-remapctl.sh" >&2; exit 1; }
+cp "$rc" "$R/sbin/remapctl"
+for lib in $(ldd "$rc" | grep -o '/[^ ]*'); do
+	[ -e "$R$lib" ] || { mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"; }
 done
 # The test tools of tests/tools, static so that they need no libraries.
 for c in "$PROJ"/tests/tools/*.c; do

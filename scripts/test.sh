@@ -24,6 +24,14 @@ for step in toolchain.sh "kernel.sh $FLAVOR" "build-module.sh $FLAVOR"; do
 	fi
 done
 mkdir -p "$PROJ/results"
+# remapctl, built with the host's toolchain for the guest image; its host
+# checks (cargo test, clippy, rustfmt, the generator's units) run here.
+hostlog=$PROJ/results/host-$FLAVOR.log
+if ! bash "$PROJ/scripts/build-remapctl.sh" --check >"$hostlog"; then
+	echo "  FAIL  build: scripts/build-remapctl.sh"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
 img=$(guest_image $FLAVOR test)
 klog=$PROJ/results/kernel-$FLAVOR.log
 glog=$PROJ/results/guest-$FLAVOR.log
@@ -76,6 +84,19 @@ for t in kunit $ran kmemleak; do
 		problems+=("$t: reported $n checks, tests/guest/checks says $want")
 	fi
 done
+host=0
+while IFS= read -r l; do
+	case $l in
+	"HOST-RESULT ok "*)
+		passed=$((passed + 1))
+		echo "  ok    host: ${l#HOST-RESULT ok }"
+		;;
+	"HOST-RESULT not ok "*) problems+=("host: ${l#HOST-RESULT not ok } (see $CACHE/remapctl-checks.log)") ;;
+	*) continue ;;
+	esac
+	host=$((host + 1))
+done <"$hostlog"
+[ "$host" = 5 ] || problems+=("host: $host checks reported by scripts/build-remapctl.sh --check, not 5")
 # The module builds without a compiler or clippy warning and is rustfmt-clean
 # with the kernel's .rustfmt.toml. The log is that of the last whole build
 # of these very sources (build-module.sh rebuilds all when they change).
@@ -85,7 +106,7 @@ else
 	passed=$((passed + 1))
 	echo "  ok    build: dm-remap.ko builds warning-free with CLIPPY=1 W=1"
 fi
-if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs ./metadata/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
+if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
 	passed=$((passed + 1))
 	echo "  ok    build: rustfmt-clean with the kernel's .rustfmt.toml"
 else

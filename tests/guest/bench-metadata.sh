@@ -30,11 +30,11 @@ dmsetup remove bm
 nullb_drop bd1
 nullb_drop bd2
 
-# Load time: 100k remaps written by mkmeta (512-byte blocks, 130000 spare
+# Load time: 100k remaps written by remapctl restore (512-byte blocks, 130000 spare
 # blocks), loaded by the constructor, which logs the time it took.
 d=$(nullb_make bl1 64 512)
 s=$(nullb_make bl2 64 512)
-mkmeta $s 0 131072 0 130000 512 100000 >/dev/null || echo "mkmeta failed"
+meta_restore $s 0 131072 0 130000 512 100000 || echo "meta_restore failed"
 dmesg -c >/dev/null
 dmsetup create bl --table "0 131072 remap $d 0 $s 0 130000" || echo "create failed"
 line=$(dmesg | grep 'metadata generation' | tail -n 1)

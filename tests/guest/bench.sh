@@ -16,7 +16,7 @@
 # holds remaps, so every bio costs a hash lookup); sequential reads go to
 # the last 4 GiB. The spare areas lie on a memory-backed null_blk (pages
 # exist only where metadata was written); the remaps are written there by
-# mkmeta and loaded by the constructor.
+# remapctl restore (meta_restore in lib.sh) and loaded by the constructor.
 . /tests/lib.sh
 modprobe dm_remap
 modprobe null_blk nr_devices=0
@@ -37,8 +37,8 @@ gib=$((1024 * 1024 * 2))
 len=$((44 * gib))
 d=$(NULLB_ATTRS="memory_backed=0 irqmode=0 discard=0" nullb_make bdata 45056 4096) || exit 1
 s=$(nullb_make bspare 4800 4096) || exit 1
-mkmeta $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error mkmeta 100k"
-mkmeta $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error mkmeta 1m"
+meta_restore $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error restore 100k"
+meta_restore $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error restore 1m"
 dmsetup create linear --table "0 $len linear $d 0" || echo "BENCH error linear"
 dmsetup create r0 --table "0 $len remap $d 0 $s 0 131072 2 block_size 4096" || echo "BENCH error r0"
 for n in 100k 1m; do

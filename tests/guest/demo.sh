@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # The demonstration: the example disk (/dev/vda, 64 MiB) gets 48 bad 4 KiB
-# blocks (dm-dust: reads and writes of them fail). A remap device on it,
-# with the last 8 MiB as spare area, carries an ext4 filesystem that is
-# made, filled and checked while writes fail underneath; then the device
-# is removed, re-created, and every file verified again.
+# blocks (dm-dust: reads and writes of them fail). remapctl formats it
+# (data area from 1 MiB, an 8 MiB spare area at the end) and opens it; the
+# remap device carries an ext4 filesystem that is made, filled and checked
+# while writes fail underneath; then the device is closed, checked offline,
+# opened again with nothing but the disk, and every file verified again.
 . /tests/lib.sh
 step() { printf '\n>>> %s\n' "$*"; }
 run() {
@@ -34,16 +35,18 @@ dmsetup targets | grep remap || die "remap target not registered"
 
 disk=/dev/vda
 total=$(blockdev --getsz $disk)
+# remapctl's layout: labels in the first and last 4 KiB, data from 1 MiB
+# (block 256), the spare area after it; the bad blocks lie in the data area.
 spare_len=16384
-data_len=$((total - spare_len))
-step "the example disk $disk ($total sectors) gets 48 bad 4 KiB blocks in its first $((data_len / 8)) blocks"
+data_blocks=$(((total - 2048 - spare_len) / 8 - 1))
+step "the example disk $disk ($total sectors) gets 48 bad 4 KiB blocks in its data area"
 run dmsetup create baddisk --table "0 $total dust $disk 0 4096" || die "dust"
 dmsetup message baddisk 0 quiet >/dev/null
 : >/tmp/bad
 i=0
 while [ $i -lt 48 ]; do
-	blk=$(((i * 293 + 100) % (data_len / 8)))
-	dmsetup message baddisk 0 addbadblock $blk 255 >/dev/null || die "addbadblock $blk"
+	blk=$(((i * 293 + 100) % data_blocks))
+	dmsetup message baddisk 0 addbadblock $((blk + 256)) 255 >/dev/null || die "addbadblock $blk"
 	echo $blk >>/tmp/bad
 	i=$((i + 1))
 done
@@ -51,17 +54,18 @@ echo "# for each of 48 blocks: dmsetup message baddisk 0 addbadblock <block> 255
 run dmsetup message baddisk 0 enable
 run dmsetup message baddisk 0 countbadblocks
 bad1=$(head -n 1 /tmp/bad)
-echo "# a write to bad block $bad1 of the bare disk fails:"
-echo "# dd if=/dev/zero of=/dev/mapper/baddisk bs=4096 seek=$bad1 count=1 oflag=direct"
-if dd if=/dev/zero of=/dev/mapper/baddisk bs=4096 seek=$bad1 count=1 oflag=direct conv=notrunc 2>/tmp/dd.err; then
+echo "# a write to bad block $((bad1 + 256)) of the bare disk fails:"
+echo "# dd if=/dev/zero of=/dev/mapper/baddisk bs=4096 seek=$((bad1 + 256)) count=1 oflag=direct"
+if dd if=/dev/zero of=/dev/mapper/baddisk bs=4096 seek=$((bad1 + 256)) count=1 oflag=direct conv=notrunc 2>/tmp/dd.err; then
 	die "the bad block took a write"
 fi
 grep -m1 -i error /tmp/dd.err
 
 disk=/dev/mapper/baddisk
-step "create the remap device on it: data area 0..$data_len, spare area the last $spare_len sectors, 4 KiB blocks"
-line="0 $data_len remap $disk 0 $disk $data_len $spare_len 2 block_size 4096"
-run dmsetup create demo --table "$line" || die "create"
+step "remapctl formats the disk (an 8 MiB spare area) and opens it: nobody types a table line"
+run remapctl format --spare-size 8M $disk || die "format"
+run remapctl open $disk demo || die "open"
+echo "# the table line remapctl derived from the disk's label (dmsetup users can type it):"
 run dmsetup table demo
 run dmsetup status demo
 explain_status
@@ -101,10 +105,13 @@ echo "# dd if=/dev/zero of=/dev/mapper/demo bs=4096 seek=$unread count=1 oflag=d
 dd if=/dev/zero of=/dev/mapper/demo bs=4096 seek=$unread count=1 oflag=direct conv=notrunc 2>/dev/null || die "write to the pending block"
 run dmsetup message demo 0 lookup $((unread * 8))
 
-step "remove the device and re-create it from the line dmsetup table printed: the remaps are in the on-disk metadata (5 copies in the spare area)"
-line=$(dmsetup table demo)
-run dmsetup remove demo
-run dmsetup create demo --table "$line" || die "re-create"
+step "close the device, check the metadata offline, open it again from the disk alone: the remaps are in the on-disk metadata (5 copies in the spare area)"
+run remapctl status demo
+run remapctl close demo || die "close"
+run remapctl check $disk || die "check"
+echo "# remapctl dump $disk | head -n 8"
+remapctl dump $disk | head -n 8
+run remapctl open $disk demo || die "open again"
 dmesg | grep 'metadata generation' | tail -n 1 | sed 's/^\[[^]]*\] /# kernel: /'
 run dmsetup status demo
 [ "$(stat_of demo remapped_blocks)" = $((remapped + 1)) ] || die "the remaps did not come back"
@@ -112,7 +119,7 @@ run mount -t ext4 -o ro /dev/mapper/demo /mnt/demo || die "mount again"
 (cd /mnt/demo && md5sum -c /tmp/demo.md5 >/tmp/demo.check 2>&1) || die "verify: $(grep -v OK /tmp/demo.check | head -3)"
 echo "all $(grep -c ': OK' /tmp/demo.check) files verified through the reloaded remaps"
 run umount /mnt/demo
-run fsck_ext4 -fn /dev/mapper/demo || die "fsck after re-create"
-run dmsetup remove demo
+run fsck_ext4 -fn /dev/mapper/demo || die "fsck after opening again"
+run remapctl close demo
 run dmsetup remove baddisk
 echo "DEMO OK"

@@ -2,7 +2,7 @@
 # Persistent metadata: remaps survive remove and re-create and a module
 # reload; 1 to 4 damaged copies are rewritten on load; 5 damaged copies or
 # another table line's metadata make create fail with nothing written;
-# read-only tables never write; metadata written by tests/tools/mkmeta.c
+# read-only tables never write; metadata written by remapctl restore
 # from the README's format description loads; a commit that reaches no
 # copy stops remaps but not I/O.
 
@@ -117,10 +117,11 @@ fi
 dmsetup remove md 2>/dev/null
 check "5 damaged copies: nothing written" [ "$(md5sum <$s)" = "$sum" ]
 
-# The README's format, written by an independent tool: 1000 remaps of
+# Metadata written by remapctl restore from a dump made by meta_restore
+# (tests/guest/lib.sh) from the README: 1000 remaps of
 # every 7th block, generation 1; the first spare after copy 0 is 19.
 dd if=/dev/zero of=$s bs=1M count=16 oflag=direct 2>/dev/null
-check "mkmeta writes 1000 remaps" mkmeta $s 0 131072 0 32768 4096 1000 7
+check "remapctl restore writes 1000 remaps" meta_restore $s 0 131072 0 32768 4096 1000 7
 check "the target loads them" dmsetup create md --table "$table"
 check "status: 1000 remapped, generation 1, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 1000 1000/[0-9]+ 0 0 ok 1 5/5 0 0$'"
 check "list: block 0 on spare 11, block 7 on spare 12" sh -c "[ \"\$(dmsetup message md 0 list 0 2 | tr '\n' ' ')\" = '0 11 7 12 more 14 ' ]"

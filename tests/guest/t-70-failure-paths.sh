@@ -354,7 +354,7 @@ dd if=/dev/mapper/fy of=/dev/null bs=4096 skip=100 count=1 iflag=direct 2>/dev/n
 dd if=/dev/mapper/fy of=/dev/null bs=4096 skip=200 count=1 iflag=direct 2>/dev/null
 check "half load: 2 pending blocks" [ "$(stat_of fy pending_blocks)" = 2 ]
 check "half load: reload" dmsetup reload fy --table "$fytable"
-check "half load: metadata mapping block 0 to two spares" mkmeta $v2 0 32768 0 8192 4096 2 0
+check "half load: metadata mapping block 0 to two spares" meta_restore $v2 0 32768 0 8192 4096 2 0
 dmesg -c >/dev/null
 check "half load: resume refused" sh -c "! dmsetup resume fy 2>/dev/null"
 check "half load: the reason is logged" sh -c "dmesg | grep -q 'Metadata maps a data block to two spares'"

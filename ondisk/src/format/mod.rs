@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The dm-remap on-disk format, written once for the kernel module and for
+//! `remapctl`: where the five metadata copies lie, how a block is encoded
+//! and checked, which version of each block recovery takes, and in which
+//! order a commit writes. Only `core` is used: buffers come from the
+//! caller, errors are this module's own types, and I/O goes through
+//! [`MetadataDev`], so the same code runs in the kernel, in `remapctl` and
+//! in the host's unit tests. The byte-by-byte layout is in `README.md`,
+//! section "On-disk format".
+
+mod block;
+mod commit;
+mod crc;
+mod layout;
+mod recover;
+mod slot;
+
+pub use block::*;
+pub use commit::*;
+pub use crc::*;
+pub use layout::*;
+pub use recover::*;
+pub use slot::*;
+
+/// Copies of the metadata in every spare area.
+pub const METADATA_COPIES: usize = 5;
+
+/// Where the metadata copies are read and written: block `index` of copy
+/// `copy`, one metadata block at a time.
+pub trait MetadataDev {
+    /// What a failed read, write or flush reports.
+    type Error: Copy;
+    /// Reads a block into `out`.
+    fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result<(), Self::Error>;
+    /// Queues a block write; it is durable after the next successful
+    /// [`MetadataDev::flush`].
+    fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), Self::Error>;
+    /// Waits for the queued writes and flushes the device cache. Writes
+    /// queued before one flush may reach the disk in any order.
+    fn flush(&mut self) -> Result<(), Self::Error>;
+}

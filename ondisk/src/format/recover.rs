@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Recovery: the newest intact version of every block, by the rules of
+//! the format.
+
+use super::{check_block, decode_entries, decode_identity, decode_uuid, layout_matches};
+use super::{BadBlock, Crc32c, Format, Identity, MetadataDev, Slot};
+use super::{METADATA_COPIES, UUID_BYTES};
+
+/// Why the metadata cannot be loaded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LoadError {
+    /// Superblocks carry the magic, but none is intact.
+    NoIntactCopy,
+    /// The newest intact superblock belongs to another table line.
+    Mismatch(Identity),
+    /// The newest superblock describes another layout (another format).
+    LayoutMismatch,
+    /// No copy holds an intact version of this block.
+    BlockLost(u32),
+    /// A spare slot holds a value no writer makes.
+    BadSlot(u32),
+    /// A pending slot holds a value no writer makes.
+    BadPending(u32),
+    /// The caller's buffers do not have the sizes of the format.
+    Buffers,
+}
+
+/// What recovery found wrong with one block of one copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Finding {
+    /// The block is unusable.
+    Bad(BadBlock),
+    /// Intact, but older than the version recovery took.
+    Stale {
+        /// The generation the copy holds.
+        generation: u64,
+    },
+    /// Intact, but newer than the newest intact superblock: written by a
+    /// commit that never finished, and ignored.
+    Unfinished {
+        /// The generation the copy holds.
+        generation: u64,
+    },
+}
+
+/// Where recovery puts what it reads and finds: `blocks` holds one
+/// metadata block per copy, `words` the image ([`Format::words`]) and
+/// `block_gen` the generation of each block of a copy.
+pub struct LoadBuffers<'a> {
+    /// Room for one block of each copy.
+    pub blocks: &'a mut [u8],
+    /// The recovered image words.
+    pub words: &'a mut [u64],
+    /// The generation of the version taken of each block.
+    pub block_gen: &'a mut [u64],
+}
+
+/// What recovery found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Recovered {
+    /// The spare area held no metadata (no superblock carries the magic):
+    /// it is to be formatted. Nothing else here is meaningful then.
+    pub blank: bool,
+    /// Generation of the newest intact superblock.
+    pub generation: u64,
+    /// The UUID that superblock records.
+    pub uuid: [u8; UUID_BYTES],
+    /// Blocks of each copy that were damaged, stale or unfinished.
+    pub bad_blocks: [u32; METADATA_COPIES],
+    /// Copies lacking some block of the recovered state: the next commit
+    /// rewrites them whole.
+    pub stale: [bool; METADATA_COPIES],
+    /// A generation above every one seen on disk: the next commit's.
+    pub next_generation: u64,
+}
+
+impl Recovered {
+    /// Copies that held every block of the recovered state.
+    pub fn intact_copies(&self) -> usize {
+        self.bad_blocks.iter().filter(|&&n| n == 0).count()
+    }
+}
+
+/// Reads block `index` of every copy into `bufs` (one block each); returns
+/// the generation of each intact one.
+pub fn read_all<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    index: u32,
+    bufs: &mut [u8],
+) -> [Result<u64, BadBlock>; METADATA_COPIES] {
+    let bs = fmt.block_bytes();
+    let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
+    for (copy, result) in found.iter_mut().enumerate() {
+        let buf = &mut bufs[copy * bs..(copy + 1) * bs];
+        if dev.read(copy, index, buf).is_ok() {
+            *result = check_block::<C>(fmt, copy, index, buf);
+        }
+    }
+    found
+}
+
+fn note_findings(
+    found: &[Result<u64, BadBlock>; METADATA_COPIES],
+    taken: u64,
+    top: u64,
+    index: u32,
+    rec: &mut Recovered,
+    report: &mut impl FnMut(usize, u32, Finding),
+) {
+    for (copy, f) in found.iter().enumerate() {
+        let finding = match *f {
+            Ok(g) if g == taken => continue,
+            Ok(g) if g > top => Finding::Unfinished { generation: g },
+            Ok(g) => Finding::Stale { generation: g },
+            Err(bad) => Finding::Bad(bad),
+        };
+        rec.bad_blocks[copy] += 1;
+        rec.stale[copy] = true;
+        report(copy, index, finding);
+    }
+}
+
+/// Recovers the metadata of `fmt` from `dev` into `bufs`: from each block
+/// the intact version with the highest generation not above the newest
+/// intact superblock's. Every damaged, stale or unfinished block of a copy
+/// is passed to `report`. Nothing is written.
+pub fn recover<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    bufs: LoadBuffers<'_>,
+    mut report: impl FnMut(usize, u32, Finding),
+) -> Result<Recovered, LoadError> {
+    let bs = fmt.block_bytes();
+    if bufs.blocks.len() != METADATA_COPIES * bs
+        || bufs.words.len() != fmt.words()
+        || bufs.block_gen.len() != fmt.copy_blocks() as usize
+    {
+        return Err(LoadError::Buffers);
+    }
+    bufs.words.fill(0);
+    bufs.block_gen.fill(0);
+    let mut rec = Recovered::default();
+    let supers = read_all::<C, D>(fmt, dev, 0, bufs.blocks);
+    if supers.iter().all(|s| *s == Err(BadBlock::NoMagic)) {
+        rec.blank = true;
+        rec.bad_blocks = [fmt.copy_blocks(); METADATA_COPIES];
+        rec.stale = [true; METADATA_COPIES];
+        rec.next_generation = 1;
+        return Ok(rec);
+    }
+    let (top, top_copy) = (0..METADATA_COPIES)
+        .filter_map(|c| supers[c].ok().map(|g| (g, c)))
+        .max()
+        .ok_or(LoadError::NoIntactCopy)?;
+    let top_super = &bufs.blocks[top_copy * bs..(top_copy + 1) * bs];
+    let recorded = decode_identity(top_super);
+    if recorded != fmt.identity {
+        return Err(LoadError::Mismatch(recorded));
+    }
+    if !layout_matches(fmt, top_super) {
+        return Err(LoadError::LayoutMismatch);
+    }
+    rec.uuid = decode_uuid(top_super);
+    rec.generation = top;
+    bufs.block_gen[0] = top;
+    let mut highest_seen = top;
+    note_findings(&supers, top, top, 0, &mut rec, &mut report);
+    for g in supers.iter().flatten() {
+        highest_seen = highest_seen.max(*g);
+    }
+    for index in 1..fmt.copy_blocks() {
+        let found = read_all::<C, D>(fmt, dev, index, bufs.blocks);
+        for g in found.iter().flatten() {
+            highest_seen = highest_seen.max(*g);
+        }
+        // Versions above `top` belong to a commit that never finished.
+        let (generation, copy) = (0..METADATA_COPIES)
+            .filter_map(|c| match found[c] {
+                Ok(g) if g <= top => Some((g, c)),
+                _ => None,
+            })
+            .max()
+            .ok_or(LoadError::BlockLost(index))?;
+        note_findings(&found, generation, top, index, &mut rec, &mut report);
+        let block = &bufs.blocks[copy * bs..(copy + 1) * bs];
+        decode_entries(fmt, index, block, bufs.words);
+        bufs.block_gen[index as usize] = generation;
+    }
+    for spare in 0..fmt.nr_spare {
+        match Slot::decode(bufs.words[spare as usize]) {
+            Some(Slot::Free) => {}
+            Some(_) if !fmt.layout.is_reserved(spare) => {}
+            _ => return Err(LoadError::BadSlot(spare)),
+        }
+    }
+    let base = fmt.pending_base();
+    for i in 0..fmt.pending_slots() {
+        if Slot::decode_pending(bufs.words[base + i as usize]).is_none() {
+            return Err(LoadError::BadPending(i));
+        }
+    }
+    rec.next_generation = highest_seen + 1;
+    Ok(rec)
+}

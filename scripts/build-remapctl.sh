@@ -1,0 +1,57 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build remapctl with the host's Rust toolchain (release, for the guest
+# image and for use), and with --check also run its host checks: cargo
+# test of the on-disk format crate and of remapctl, clippy, rustfmt, and
+# systemd-analyze verify on the units the generator makes. Each check
+# prints "HOST-RESULT ok|not ok <name>".
+#   scripts/build-remapctl.sh [--check]
+. "$(dirname "$0")/lib.sh"
+
+# The devicemapper crate's -sys crate runs bindgen on the kernel's
+# dm-ioctl.h and links libdevmapper: it needs libclang, pkg-config and
+# libdevmapper's headers. systemd-analyze checks the generated units.
+need=()
+[ -e /usr/include/libdevmapper.h ] || need+=(libdevmapper-dev)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+if [ ${#need[@]} -gt 0 ]; then
+	say "apt: installing ${need[*]} on the host for remapctl"
+	DEBIAN_FRONTEND=noninteractive apt-get -qq update
+	DEBIAN_FRONTEND=noninteractive apt-get -qq install -y "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || die "cargo not found: remapctl builds with the host's Rust toolchain"
+cd "$PROJ/tools/remapctl"
+say "building remapctl ($(cargo --version | cut -d' ' -f1-2), $(rustc --version | cut -d' ' -f1-2); the first build fetches and compiles its crates, about a minute)"
+cargo build --release --locked 2>&1 | grep -vE '^\s+(Compiling|Downloaded|Downloading|Fetching|Locking)' >&2 || true
+[ -x target/release/remapctl ] || die "remapctl build failed"
+[ "${1:-}" = --check ] || exit 0
+
+result() { if [ "$1" = 0 ]; then echo "HOST-RESULT ok $2"; else echo "HOST-RESULT not ok $2"; fi; }
+log=$CACHE/remapctl-checks.log
+: >"$log"
+run() {
+	local name=$1
+	shift
+	"$@" >>"$log" 2>&1
+	result $? "$name"
+}
+run "cargo test: the on-disk format's recovery cases (every bit flip, damaged-copy subset, crash point)" \
+	sh -c 'cd ../../ondisk && cargo test --locked'
+run "cargo test: remapctl" cargo test --locked
+run "cargo clippy: remapctl and the format crate warning-free" \
+	sh -c 'cargo clippy --locked --all-targets -- -D warnings && cd ../../ondisk && cargo clippy --locked --all-targets -- -D warnings'
+run "cargo fmt: remapctl and the format crate are rustfmt-clean" \
+	sh -c 'cargo fmt --check && cd ../../ondisk && cargo fmt --check'
+units=$(mktemp -d)
+trap 'rm -rf "$units"' EXIT
+printf 'home /dev/null -\nmedia UUID=0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0 no-check,readonly,nofail\n' >"$units/remaptab"
+run "generate-units: the remaptab's units pass systemd-analyze verify" sh -c "
+	target/release/remapctl generate-units --remaptab '$units/remaptab' --remapctl '$PWD/target/release/remapctl' '$units/out' &&
+	[ -f '$units/out/remapctl-open@home.service' ] && [ -L '$units/out/local-fs-pre.target.requires/remapctl-open@home.service' ] &&
+	[ -L '$units/out/local-fs-pre.target.wants/remapctl-open@media.service' ] &&
+	grep -q 'ExecStart=$PWD/target/release/remapctl open --no-check --readonly UUID=0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0 media' '$units/out/remapctl-open@media.service' &&
+	SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no '$units/out/remapctl-open@home.service' '$units/out/remapctl-open@media.service' 2>&1 | tee '$units/verify' &&
+	! grep -v 'Failed to .*dev-null.device\|not found\|Cannot add dependency\|Unit .* not found' '$units/verify' | grep -q .
+"

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-2.0
+# remapctl on real devices: a blank disk becomes a mounted ext4 on remap
+# with two commands and comes back with nothing but the device; dump and
+# restore round-trip and the kernel loads what restore wrote; check finds
+# each damaged copy (1 to 5, superblocks and slot blocks) and agrees with
+# the kernel's load, repair fixes the first four; open refuses a blank
+# device, a filesystem, metadata beyond repair and another device's
+# metadata; status --json parses; open --all from a remaptab brings the
+# devices back after a "reboot" (devices gone, module reloaded).
+
+a=$(nullb_make rca 64 512)
+b=$(nullb_make rcb 64 512)
+
+check "format a blank disk" remapctl format $a
+check "open it by the device alone" remapctl open $a rc
+check "/dev/mapper/rc exists" [ -b /dev/mapper/rc ]
+uuid=$(remapctl dump $a | sed -n 's/^uuid //p')
+check "its DM UUID is REMAP-<metadata uuid>" sh -c "[ \"\$(dmsetup info -c --noheadings -o uuid rc)\" = REMAP-$uuid ]"
+check "the table line is derived from the label: data from 1 MiB, 4 KiB blocks" \
+	sh -c "dmsetup table rc | grep -qE '^0 [0-9]+ remap [0-9]+:[0-9]+ 2048 [0-9]+:[0-9]+ [0-9]+ [0-9]+ 2 block_size 4096$'"
+check "mkfs.ext4 on it" mkfs_ext4 -q -F /dev/mapper/rc
+mkdir -p /mnt/rc
+check "mount" mount -t ext4 /dev/mapper/rc /mnt/rc
+dd if=/dev/urandom of=/mnt/rc/file bs=1k count=300 2>/dev/null
+sum=$(md5sum </mnt/rc/file)
+check "umount" umount /mnt/rc
+check "close" remapctl close rc
+check "closed: no device left" sh -c "! dmsetup info rc >/dev/null 2>&1 && [ ! -e /dev/mapper/rc ]"
+check "open again with nothing but the device" remapctl open $a rc
+check "mount again" mount -t ext4 /dev/mapper/rc /mnt/rc
+check "the file is intact" [ "$(md5sum </mnt/rc/file)" = "$sum" ]
+umount /mnt/rc
+
+# status, for people and for scripts.
+check "status: healthy, exit 0" remapctl status rc
+check "status --json parses: rc, ok, 0 remapped, 5 of 5 copies" \
+	sh -c "remapctl status --json rc | jq -e '.[0].name == \"rc\" and .[0].health == \"ok\" and .[0].remapped_blocks == 0 and .[0].copies_intact == 5 and .[0].spares_left_percent == 100'"
+for sector in 800 1600 2400; do dmsetup message rc 0 remap $sector >/dev/null; done
+check "status --json counts 3 remaps" sh -c "remapctl status --json | jq -e 'map(select(.name == \"rc\"))[0].remapped_blocks == 3'"
+check "status of a device that does not exist: exit 4" sh -c "remapctl status nosuch 2>/dev/null; [ \$? = 4 ]"
+dmsetup message rc 0 list >/tmp/rc-list
+
+# dump -> restore -> dump, and the kernel loads what restore wrote.
+check "close for dump" remapctl close rc
+check "dump" sh -c "remapctl dump $a >/tmp/rc-dump"
+check "the dump lists the 3 remaps" [ "$(grep -c '^remap ' /tmp/rc-dump)" = 3 ]
+check "restore" remapctl restore $a /tmp/rc-dump
+grep -v '^generation' /tmp/rc-dump >/tmp/rc-dump.nogen
+check "dump after restore: the same table (generation aside)" sh -c "remapctl dump $a | grep -v '^generation' | /sbin/cmp - /tmp/rc-dump.nogen"
+check "dump --format json round-trips too" sh -c "remapctl dump --format json $a >/tmp/rc.json && remapctl restore $a /tmp/rc.json && remapctl dump $a | grep -v '^generation' | /sbin/cmp - /tmp/rc-dump.nogen"
+check "the kernel loads the restored metadata" remapctl open $a rc
+check "list: the same remaps" sh -c "dmsetup message rc 0 list | /sbin/cmp - /tmp/rc-list"
+check "close" remapctl close rc
+
+# The spare area's first sector and copy starts, from the dump's geometry
+# and the README's format.
+set -- $(sed -n 's/^geometry //p' /tmp/rc-dump)
+spare_off=$3 spare_len=$4 bs=$5
+starts=$(awk -v n=$((spare_len * 512 / bs)) -v bs=$bs 'function ceil(x) { return x == int(x) ? x : int(x) + 1 }
+	BEGIN { w = (bs - 32) / 8; c = 1 + ceil(n / w) + ceil(ceil(n / 16) / w)
+		for (i = 0; i < 5; i++) printf "%d ", int((n - c) * i / 4) }')
+# damage COPY BLOCK: 8 bytes of garbage inside that block of that copy.
+damage() {
+	i=0
+	for st in $starts; do
+		if [ $i = $1 ]; then
+			at=$((spare_off * 512 / bs + st + $2))
+			dd if=$a of=/tmp/blk bs=$bs skip=$at count=1 iflag=direct 2>/dev/null
+			printf 'garbage!' | dd of=/tmp/blk bs=1 seek=200 conv=notrunc 2>/dev/null
+			dd if=/tmp/blk of=$a bs=$bs seek=$at count=1 oflag=direct conv=notrunc 2>/dev/null
+		fi
+		i=$((i + 1))
+	done
+}
+for blk in 0 1; do
+	kind=superblock
+	[ $blk = 1 ] && kind="spare slots"
+	for k in 1 2 3 4 5; do
+		remapctl dump $a >/tmp/rc-before 2>/dev/null
+		c=0
+		while [ $c -lt $k ]; do
+			damage $c $blk
+			c=$((c + 1))
+		done
+		remapctl check $a >/tmp/rc-check 2>&1
+		rc=$?
+		if [ $k -lt 5 ]; then
+			check "block $blk damaged in $k copies: check exits 1" [ $rc = 1 ]
+			check "block $blk damaged in $k copies: check names exactly those" sh -c "[ \"\$(grep -c '^copy [0-9] block $blk ($kind): checksum mismatch' /tmp/rc-check)\" = $k ] && grep -q '$((5 - k)) of 5 copies intact' /tmp/rc-check"
+			dmesg -c >/dev/null
+			# The kernel agrees: its load finds the same copies damaged.
+			remapctl open --no-check $a rc >/dev/null 2>&1
+			check "block $blk damaged in $k copies: the kernel's load names the same copies" sh -c "[ \"\$(dmesg | grep -c 'metadata copy [0-9] has 1 damaged or stale blocks')\" = $k ]"
+			remapctl close rc >/dev/null 2>&1
+			# The kernel repaired them on resume: damage again for repair.
+			c=0
+			while [ $c -lt $k ]; do
+				damage $c $blk
+				c=$((c + 1))
+			done
+			check "block $blk damaged in $k copies: repair" remapctl repair $a
+			check "block $blk damaged in $k copies: check is clean after repair" remapctl check -q $a
+			check "block $blk damaged in $k copies: the table is unchanged" sh -c "remapctl dump $a | /sbin/cmp - /tmp/rc-before"
+			remapctl open $a rc >/dev/null 2>&1
+			check "block $blk damaged in $k copies: after repair the kernel reports 5/5" sh -c "dmsetup status rc | grep -qE ' ok [0-9]+ 5/5 0 0$'"
+			remapctl close rc >/dev/null 2>&1
+		else
+			check "block $blk damaged in all 5 copies: check exits 3, beyond repair" [ $rc = 3 ]
+			check "block $blk damaged in all 5 copies: repair refuses" sh -c "remapctl repair $a 2>/dev/null; [ \$? = 3 ]"
+			check "block $blk damaged in all 5 copies: open refuses, exit 3" sh -c "remapctl open $a rc 2>/tmp/rc-open; [ \$? = 3 ] && grep -q 'cannot be used' /tmp/rc-open"
+			check "block $blk damaged in all 5 copies: the kernel refuses it too" sh -c "! remapctl open --no-check $a rc 2>/dev/null"
+		fi
+	done
+	check "format again (--force) after block $blk was lost" remapctl format --force $a
+done
+
+# What open and format refuse.
+check "open refuses a blank device" sh -c "! remapctl open $b rb 2>/tmp/rc-err && grep -q 'holds no remap label' /tmp/rc-err"
+mkfs_ext4 -q -F $b
+check "format refuses a device with a filesystem" sh -c "! remapctl format $b 2>/tmp/rc-err && grep -q 'TYPE=ext4' /tmp/rc-err"
+check "open refuses a device with a filesystem" sh -c "! remapctl open $b rb 2>/dev/null"
+check "format refuses a formatted device" sh -c "! remapctl format $a 2>/tmp/rc-err && grep -q 'already formatted' /tmp/rc-err"
+check "format --force formats over the filesystem" remapctl format --force --spare-percent 2 $b
+# Another device's metadata: a's labels on b (same size, other UUID and
+# another spare size: the geometry differs too).
+dd if=$a of=$b bs=4096 count=1 conv=notrunc 2>/dev/null
+dd if=$a of=$b bs=4096 skip=$((64 * 256 - 1)) seek=$((64 * 256 - 1)) count=1 conv=notrunc 2>/dev/null
+check "open refuses metadata of another geometry" sh -c "remapctl open $b rb 2>/tmp/rc-err; [ \$? = 3 ] && grep -q 'another geometry' /tmp/rc-err"
+check "check says so, exit 3" sh -c "remapctl check $b >/dev/null 2>&1; [ \$? = 3 ]"
+remapctl format --force $b >/dev/null
+dd if=$a of=$b bs=4096 count=1 conv=notrunc 2>/dev/null
+dd if=$a of=$b bs=4096 skip=$((64 * 256 - 1)) seek=$((64 * 256 - 1)) count=1 conv=notrunc 2>/dev/null
+check "open refuses another device's metadata of the same geometry" sh -c "remapctl open $b rb 2>/tmp/rc-err; [ \$? = 3 ] && grep -q 'metadata of another device' /tmp/rc-err"
+remapctl format --force $b >/dev/null
+check "a damaged primary label: open uses the backup and says so" sh -c "dd if=/dev/zero of=$b bs=512 count=1 conv=notrunc 2>/dev/null && remapctl open $b rb 2>/tmp/rc-err && grep -q BackupOnly /tmp/rc-err && remapctl close rb"
+check "repair rewrites the label" sh -c "remapctl repair $b | grep -q 'rewrote the damaged remap label' && remapctl check $b"
+check "a device held by a table: check refuses" sh -c "remapctl open $b rb && ! remapctl check $b 2>/tmp/rc-err && grep -q 'in use' /tmp/rc-err && remapctl close rb"
+check "open refuses a second open of the same device" sh -c "remapctl open $a ra && ! remapctl open $a ra2 2>/dev/null && remapctl close ra"
+
+# /etc/remaptab and open --all, through a "reboot".
+buuid=$(remapctl dump $b | sed -n 's/^uuid //p')
+mkdir -p /etc
+printf '# name device options\nrc %s -\nrb UUID=%s nofail\n' $a $buuid >/etc/remaptab
+check "open --all opens both" remapctl open --all
+mkfs_ext4 -q -F /dev/mapper/rc
+mount -t ext4 /dev/mapper/rc /mnt/rc && dd if=/dev/urandom of=/mnt/rc/file bs=1k count=100 2>/dev/null
+sum=$(md5sum </mnt/rc/file)
+umount /mnt/rc
+check "open --all again: both open already, nothing to do" remapctl open --all
+check "reboot: close both" remapctl close rc rb
+check "reboot: rmmod" rmmod dm_remap
+check "reboot: modprobe" modprobe dm_remap
+check "open --all after the reboot" remapctl open --all
+check "both are back, healthy" sh -c "[ \"\$(remapctl status --json | jq -r 'map(select(.health == \"ok\")) | map(.name) | sort | join(\" \")')\" = 'rb rc' ]"
+check "the filesystem is back" sh -c "mount -t ext4 /dev/mapper/rc /mnt/rc && [ \"\$(md5sum </mnt/rc/file)\" = '$sum' ] && umount /mnt/rc"
+check "a remaptab with a bad line is refused" sh -c "printf 'rc\n' >/tmp/bad-tab && ! remapctl open --all --remaptab /tmp/bad-tab 2>/dev/null"
+remapctl close rc rb
+rm -f /etc/remaptab
+nullb_drop rca
+nullb_drop rcb

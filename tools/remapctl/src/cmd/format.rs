@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `format <dev>`: lay out the data and spare areas, write blank metadata
+//! with a new UUID, and the remap labels that `open` finds it by.
+//!
+//! Layout: the primary label in the first 4 KiB, the data area from
+//! 1 MiB (aligned, as partitions are), the spare area right after it up
+//! to the last block before the backup label in the last 4 KiB.
+
+use crate::device::{Access, BlockDev};
+use crate::label::{self, Label, LABEL_BYTES};
+use crate::{exit, meta};
+use anyhow::{bail, Context, Result};
+use dm_remap_ondisk::{Format, Identity, UuidText, MAX_BLOCK_SIZE, METADATA_COPIES};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Where the data area starts: 1 MiB.
+pub const DATA_OFFSET_BYTES: u64 = 1 << 20;
+/// The spare area's default share of the device, in percent.
+pub const DEFAULT_SPARE_PERCENT: f64 = 1.0;
+
+/// What `format` was asked.
+#[derive(clap::Args)]
+pub struct Options {
+    /// The device.
+    pub dev: PathBuf,
+    /// The spare area's size (bytes, or with K, M, G, T).
+    #[arg(long, conflicts_with = "spare_percent")]
+    pub spare_size: Option<String>,
+    /// The spare area's size in percent of the device (default 1).
+    #[arg(long)]
+    pub spare_percent: Option<f64>,
+    /// The remap block size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub block_size: u32,
+    /// Remap only on request (table feature no_auto_remap).
+    #[arg(long)]
+    pub no_auto_remap: bool,
+    /// Reads of a failing block before it counts as unreadable.
+    #[arg(long)]
+    pub read_retries: Option<u32>,
+    /// Format a device that holds a filesystem, a partition table,
+    /// another signature or remap metadata.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses a size: bytes, or a number with K, M, G or T (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => bail!("bad size {s:?}: the suffix must be K, M, G or T"),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    let n: u64 = num.parse().with_context(|| format!("bad size {s:?}"))?;
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+/// The areas of a device of `size` bytes with spare area `spare_bytes`
+/// (rounded up to whole blocks) and block size `bs`.
+pub fn layout(size: u64, spare_bytes: u64, bs: u32) -> Result<Identity> {
+    let bs64 = u64::from(bs);
+    let end = (size.saturating_sub(LABEL_BYTES as u64)) / bs64 * bs64;
+    let spare = spare_bytes.div_ceil(bs64) * bs64;
+    if end < DATA_OFFSET_BYTES + spare + bs64 {
+        bail!(
+            "the device ({} bytes) is too small for a 1 MiB label area, a spare area of {} bytes and data",
+            size,
+            spare
+        );
+    }
+    let data_len = end - DATA_OFFSET_BYTES - spare;
+    Ok(Identity {
+        data_offset: DATA_OFFSET_BYTES / 512,
+        data_len: data_len / 512,
+        spare_offset: (DATA_OFFSET_BYTES + data_len) / 512,
+        spare_len: spare / 512,
+        block_size: bs,
+    })
+}
+
+/// What `blkid -p` finds on the device, if anything.
+fn signatures(dev: &BlockDev) -> Result<Option<String>> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(dev.path())
+        .output()
+        .context("cannot run blkid to look for signatures (install util-linux, or use --force)")?;
+    match out.status.code() {
+        Some(0) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let found: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("TYPE=") || l.starts_with("PTTYPE="))
+                .collect();
+            Ok(Some(if found.is_empty() {
+                text.trim().replace('\n', " ")
+            } else {
+                found.join(" ")
+            }))
+        }
+        // blkid: 2 is "nothing found".
+        Some(2) => Ok(None),
+        _ => bail!(
+            "blkid -p {} failed: {}",
+            dev.path().display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// Formats the device.
+pub fn run(o: &Options) -> Result<u8> {
+    let bs = o.block_size;
+    if !(512..=MAX_BLOCK_SIZE).contains(&bs) || !bs.is_power_of_two() {
+        bail!("--block-size must be a power of two from 512 to 65536, not {bs}");
+    }
+    if let Some(r) = o.read_retries {
+        if r > 16 {
+            bail!("--read-retries must be 0 to 16, not {r}");
+        }
+    }
+    let dev = BlockDev::open(&o.dev, Access::Exclusive)?;
+    if bs < dev.logical_block_size() {
+        bail!(
+            "--block-size {bs} is below the device's logical block size {}",
+            dev.logical_block_size()
+        );
+    }
+    if !o.force {
+        if let Ok((l, _)) = label::read(&dev) {
+            eprintln!(
+                "remapctl: {} is already formatted (metadata UUID {}): use --force to format it again, losing its remaps",
+                dev.path().display(),
+                UuidText(&l.uuid)
+            );
+            return Ok(exit::FAILED);
+        }
+        if let Some(sig) = signatures(&dev)? {
+            eprintln!(
+                "remapctl: {} holds a signature ({sig}): use --force to format it anyway, destroying it",
+                dev.path().display()
+            );
+            return Ok(exit::FAILED);
+        }
+    }
+    let spare_bytes = match (&o.spare_size, o.spare_percent) {
+        (Some(s), _) => parse_size(s)?,
+        (None, p) => {
+            let p = p.unwrap_or(DEFAULT_SPARE_PERCENT);
+            if !(p > 0.0 && p < 100.0) {
+                bail!("--spare-percent must be above 0 and below 100, not {p}");
+            }
+            (dev.size() as f64 * p / 100.0) as u64
+        }
+    };
+    let identity = layout(dev.size(), spare_bytes, bs)?;
+    let fmt = match Format::new(identity) {
+        Ok(f) => f,
+        Err(e) => bail!(
+            "a spare area of {} blocks of {bs} bytes cannot hold the metadata ({e:?}): make it larger",
+            identity.spare_len * 512 / u64::from(bs)
+        ),
+    };
+    let uuid = *uuid::Uuid::new_v4().as_bytes();
+    // Wipe the label areas and the signatures that live at the ends of a
+    // device (filesystems, GPT's backup header, md 1.0), then write the
+    // metadata, then the labels: a format cut short has no label, and
+    // open refuses the device.
+    let zeros = vec![0u8; DATA_OFFSET_BYTES as usize];
+    dev.write_at(0, &zeros)?;
+    let tail = dev.size().min(DATA_OFFSET_BYTES);
+    dev.write_at(dev.size() - tail, &zeros[..tail as usize])?;
+    dev.flush()?;
+    let words = vec![0u64; fmt.words()];
+    meta::write(&dev, &fmt, &uuid, 1, &words, None, [true; METADATA_COPIES])?;
+    let l = Label {
+        uuid,
+        identity,
+        no_auto_remap: o.no_auto_remap,
+        read_retries: o.read_retries,
+        device_size: dev.size(),
+    };
+    label::write(&dev, &l)?;
+    let usable = fmt.nr_spare - METADATA_COPIES as u32 * fmt.copy_blocks();
+    println!(
+        "formatted {}: data area {} MiB from 1 MiB, spare area {} blocks of {bs} bytes ({usable} for data, {} per metadata copy), metadata UUID {}",
+        dev.path().display(),
+        identity.data_len / 2048,
+        fmt.nr_spare,
+        fmt.copy_blocks(),
+        UuidText(&uuid)
+    );
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn layout_leaves_room_for_both_labels() {
+        let size = 64 << 20;
+        let id = layout(size, 640 << 10, 4096).unwrap();
+        assert_eq!(id.data_offset, 2048);
+        assert_eq!(id.spare_offset, id.data_offset + id.data_len);
+        assert!((id.spare_offset + id.spare_len) * 512 <= size - LABEL_BYTES as u64);
+        assert_eq!(id.spare_len % 8, 0);
+        assert_eq!(id.data_len % 8, 0);
+        assert!(Format::new(id).is_ok());
+        assert!(layout(1 << 20, 4096, 4096).is_err());
+    }
+}

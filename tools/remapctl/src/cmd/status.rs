@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `status [<name>...] [--json]`: health at a glance, and for scripts.
+
+use crate::dmdev::{Dm, Live};
+use crate::exit;
+use crate::status::{Health, Verdict};
+use anyhow::Result;
+
+/// Prints the health of the devices named (every remap device when none
+/// is); exits by the worst.
+pub fn run(names: &[String], json: bool) -> Result<u8> {
+    let dm = Dm::new()?;
+    let mut code = exit::OK;
+    let live: Vec<Live> = if names.is_empty() {
+        dm.list()?
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match dm.get(n) {
+                Ok(l) => v.push(l),
+                Err(e) => {
+                    eprintln!("remapctl: status {n}: {e:#}");
+                    code = exit::ERROR;
+                }
+            }
+        }
+        v
+    };
+    let mut all = Vec::new();
+    for l in &live {
+        match Health::parse(&l.name, l.uuid.clone(), &l.kernel_name, &l.status) {
+            Ok(h) => {
+                let c = match h.verdict() {
+                    Verdict::Ok => exit::OK,
+                    Verdict::Degraded => exit::DEGRADED,
+                    Verdict::Failing => exit::FAILED,
+                };
+                if code != exit::ERROR {
+                    code = code.max(c);
+                }
+                all.push(h);
+            }
+            Err(e) => {
+                eprintln!("remapctl: status {}: {e:#}", l.name);
+                code = exit::ERROR;
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else if all.is_empty() && names.is_empty() {
+        println!("no remap devices");
+    } else {
+        for h in &all {
+            println!("{}", h.line());
+        }
+    }
+    Ok(code)
+}

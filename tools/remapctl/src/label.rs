@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The remap label: where `open` finds the metadata from the device alone.
+//!
+//! The kernel's metadata lives in the spare area, whose place depends on
+//! the geometry chosen at `format`. The label records that geometry at two
+//! fixed places, as GPT keeps a primary and a backup header: the first
+//! 4 KiB of the device and its last 4 KiB. Only remapctl reads and writes
+//! it; the kernel never sees it (the data area starts after it). Layout
+//! (little-endian), in README.md "The remap label":
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `DMRLABEL` |
+//! | 8 | 4 | CRC32C of the 4 KiB, this field zero |
+//! | 12 | 2 | label version, 1 |
+//! | 14 | 2 | 0 primary, 1 backup |
+//! | 16 | 16 | metadata UUID (the superblock's) |
+//! | 32 | 8 | data offset (sectors) |
+//! | 40 | 8 | data length (sectors) |
+//! | 48 | 8 | spare offset (sectors) |
+//! | 56 | 8 | spare length (sectors) |
+//! | 64 | 4 | block size (bytes) |
+//! | 68 | 4 | flags: bit 0 `no_auto_remap` |
+//! | 72 | 4 | `read_retries`, or `0xffffffff` for the target's default |
+//! | 76 | 8 | device size (bytes) when formatted |
+
+use crate::crc::Crc;
+use crate::device::BlockDev;
+use anyhow::{bail, Result};
+use dm_remap_ondisk::{block_crc, get_u16, get_u32, get_u64, Identity, UUID_BYTES};
+
+/// Bytes of one label.
+pub const LABEL_BYTES: usize = 4096;
+const MAGIC: [u8; 8] = *b"DMRLABEL";
+const VERSION: u16 = 1;
+const NO_AUTO_REMAP: u32 = 1;
+const DEFAULT_RETRIES: u32 = u32::MAX;
+
+/// What a label records.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Label {
+    /// The metadata UUID.
+    pub uuid: [u8; UUID_BYTES],
+    /// The areas, as the superblock records them too.
+    pub identity: Identity,
+    /// The table feature `no_auto_remap`.
+    pub no_auto_remap: bool,
+    /// The table feature `read_retries`, when not the default.
+    pub read_retries: Option<u32>,
+    /// The device's size when it was formatted.
+    pub device_size: u64,
+}
+
+/// Where a label was found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Found {
+    /// Both copies are intact and equal.
+    Both,
+    /// Only the primary (first 4 KiB) is intact.
+    PrimaryOnly,
+    /// Only the backup (last 4 KiB) is intact.
+    BackupOnly,
+}
+
+impl Label {
+    /// The label's bytes for place `backup`.
+    pub fn encode(&self, backup: bool) -> Vec<u8> {
+        let mut b = vec![0u8; LABEL_BYTES];
+        let id = &self.identity;
+        b[..8].copy_from_slice(&MAGIC);
+        b[12..14].copy_from_slice(&VERSION.to_le_bytes());
+        b[14..16].copy_from_slice(&u16::from(backup).to_le_bytes());
+        b[16..32].copy_from_slice(&self.uuid);
+        b[32..40].copy_from_slice(&id.data_offset.to_le_bytes());
+        b[40..48].copy_from_slice(&id.data_len.to_le_bytes());
+        b[48..56].copy_from_slice(&id.spare_offset.to_le_bytes());
+        b[56..64].copy_from_slice(&id.spare_len.to_le_bytes());
+        b[64..68].copy_from_slice(&id.block_size.to_le_bytes());
+        let flags = if self.no_auto_remap { NO_AUTO_REMAP } else { 0 };
+        b[68..72].copy_from_slice(&flags.to_le_bytes());
+        let retries = self.read_retries.unwrap_or(DEFAULT_RETRIES);
+        b[72..76].copy_from_slice(&retries.to_le_bytes());
+        b[76..84].copy_from_slice(&self.device_size.to_le_bytes());
+        let crc = block_crc::<Crc>(&b);
+        b[8..12].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// The label in `b`, if it is an intact one for place `backup`.
+    pub fn decode(b: &[u8], backup: bool) -> Option<Label> {
+        if b.len() != LABEL_BYTES
+            || b[..8] != MAGIC
+            || get_u32(b, 8) != block_crc::<Crc>(b)
+            || get_u16(b, 12) != VERSION
+            || get_u16(b, 14) != u16::from(backup)
+        {
+            return None;
+        }
+        let mut uuid = [0u8; UUID_BYTES];
+        uuid.copy_from_slice(&b[16..32]);
+        let retries = get_u32(b, 72);
+        Some(Label {
+            uuid,
+            identity: Identity {
+                data_offset: get_u64(b, 32),
+                data_len: get_u64(b, 40),
+                spare_offset: get_u64(b, 48),
+                spare_len: get_u64(b, 56),
+                block_size: get_u32(b, 64),
+            },
+            no_auto_remap: get_u32(b, 68) & NO_AUTO_REMAP != 0,
+            read_retries: (retries != DEFAULT_RETRIES).then_some(retries),
+            device_size: get_u64(b, 76),
+        })
+    }
+
+    /// Whether the first bytes of `b` are a label's magic, intact or not.
+    pub fn has_magic(b: &[u8]) -> bool {
+        b.len() >= 8 && b[..8] == MAGIC
+    }
+}
+
+/// Byte offset of the backup label on a device of `size` bytes.
+pub fn backup_offset(size: u64) -> u64 {
+    size - LABEL_BYTES as u64
+}
+
+/// Reads the label of `dev`: the primary, else the backup.
+pub fn read(dev: &BlockDev) -> Result<(Label, Found)> {
+    if dev.size() < 2 * LABEL_BYTES as u64 {
+        bail!(
+            "{} is too small to hold a remap label",
+            dev.path().display()
+        );
+    }
+    let mut b = vec![0u8; LABEL_BYTES];
+    dev.read_at(0, &mut b)?;
+    let primary = Label::decode(&b, false);
+    let primary_magic = Label::has_magic(&b);
+    dev.read_at(backup_offset(dev.size()), &mut b)?;
+    let backup = Label::decode(&b, true);
+    match (primary, backup) {
+        (Some(p), Some(b)) if p == b => Ok((p, Found::Both)),
+        // A format that was interrupted, or a device that was grown: the
+        // primary is the one written last.
+        (Some(p), _) => Ok((p, Found::PrimaryOnly)),
+        (None, Some(b)) => Ok((b, Found::BackupOnly)),
+        (None, None) if primary_magic || Label::has_magic(&b) => bail!(
+            "{}: the remap label is damaged in both places (first and last 4 KiB)",
+            dev.path().display()
+        ),
+        (None, None) => bail!(
+            "{} holds no remap label: not formatted by remapctl format",
+            dev.path().display()
+        ),
+    }
+}
+
+/// Writes both labels of `dev` and flushes.
+pub fn write(dev: &BlockDev, label: &Label) -> Result<()> {
+    dev.write_at(0, &label.encode(false))?;
+    dev.write_at(backup_offset(dev.size()), &label.encode(true))?;
+    dev.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> Label {
+        Label {
+            uuid: *b"0123456789abcdef",
+            identity: Identity {
+                data_offset: 2048,
+                data_len: 100_000,
+                spare_offset: 102_048,
+                spare_len: 8192,
+                block_size: 4096,
+            },
+            no_auto_remap: true,
+            read_retries: Some(3),
+            device_size: 64 << 20,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let l = label();
+        let b = l.encode(false);
+        assert_eq!(Label::decode(&b, false), Some(l));
+        assert_eq!(Label::decode(&b, true), None);
+        for at in [0, 9, 20, 70, 4095] {
+            let mut d = b.clone();
+            d[at] ^= 1;
+            assert_eq!(Label::decode(&d, false), None, "byte {at}");
+        }
+        let d = Label {
+            read_retries: None,
+            ..l
+        };
+        assert_eq!(Label::decode(&d.encode(true), true), Some(d));
+    }
+}

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The metadata of a spare area, offline: recovered by the format's own
+//! rules (the code the kernel runs), and written whole.
+
+use crate::crc::Crc;
+use crate::device::BlockDev;
+use anyhow::{bail, Result};
+use dm_remap_ondisk::{
+    encode_commit, recover, write_commit, CommitBlocks, CommitOutcome, Finding, Format, Identity,
+    LoadBuffers, LoadError, MetadataDev, Recovered, Slot, METADATA_COPIES, UUID_BYTES,
+};
+
+/// The spare area of a device, as the format reads and writes it.
+pub struct SpareArea<'a> {
+    dev: &'a BlockDev,
+    fmt: Format,
+}
+
+impl<'a> SpareArea<'a> {
+    /// The spare area of `fmt` on `dev`; it must lie within the device.
+    pub fn new(dev: &'a BlockDev, fmt: Format) -> Result<Self> {
+        let end = (fmt.identity.spare_offset + fmt.identity.spare_len) * 512;
+        if end > dev.size() {
+            bail!(
+                "{}: the spare area (sectors {} to {}) lies beyond the device's end",
+                dev.path().display(),
+                fmt.identity.spare_offset,
+                end / 512
+            );
+        }
+        Ok(Self { dev, fmt })
+    }
+
+    fn offset(&self, copy: usize, index: u32) -> u64 {
+        self.fmt.identity.spare_offset * 512
+            + self.fmt.area_block(copy, index) * self.fmt.block_bytes() as u64
+    }
+}
+
+fn errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(nix::libc::EIO)
+}
+
+impl MetadataDev for SpareArea<'_> {
+    type Error = i32;
+
+    fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result<(), i32> {
+        self.dev
+            .read_at(self.offset(copy, index), out)
+            .map_err(errno)
+    }
+
+    fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), i32> {
+        self.dev
+            .write_at(self.offset(copy, index), data)
+            .map_err(errno)
+    }
+
+    fn flush(&mut self) -> Result<(), i32> {
+        self.dev.flush().map_err(errno)
+    }
+}
+
+/// Recovered metadata: the image words, each block's generation, and what
+/// recovery found about every copy.
+pub struct Offline {
+    /// The format of the identity loaded.
+    pub fmt: Format,
+    /// The image words ([`Format::words`]).
+    pub words: Vec<u64>,
+    /// The generation of the version taken of each block.
+    pub block_gen: Vec<u64>,
+    /// The summary.
+    pub rec: Recovered,
+    /// Every damaged, stale or unfinished block: (copy, index, what).
+    pub findings: Vec<(usize, u32, Finding)>,
+}
+
+/// Recovers the metadata of `identity` on `dev` (its spare area), as the
+/// kernel's load does.
+pub fn load(dev: &BlockDev, identity: Identity) -> Result<Result<Offline, LoadError>> {
+    let fmt = match Format::new(identity) {
+        Ok(f) => f,
+        Err(e) => bail!("the geometry cannot hold metadata: {e:?}"),
+    };
+    let mut area = SpareArea::new(dev, fmt)?;
+    let mut blocks = vec![0u8; METADATA_COPIES * fmt.block_bytes()];
+    let mut words = vec![0u64; fmt.words()];
+    let mut block_gen = vec![0u64; fmt.copy_blocks() as usize];
+    let mut findings = Vec::new();
+    let bufs = LoadBuffers {
+        blocks: &mut blocks,
+        words: &mut words,
+        block_gen: &mut block_gen,
+    };
+    let rec = recover::<Crc, _>(&fmt, &mut area, bufs, |c, i, f| findings.push((c, i, f)));
+    Ok(rec.map(|rec| Offline {
+        fmt,
+        words,
+        block_gen,
+        rec,
+        findings,
+    }))
+}
+
+/// Writes metadata of generation `generation` to every block of the
+/// copies in `copies` (each block stamped with `block_gen`, or with
+/// `generation` when `None`), in the format's commit order.
+pub fn write(
+    dev: &BlockDev,
+    fmt: &Format,
+    uuid: &[u8; UUID_BYTES],
+    generation: u64,
+    words: &[u64],
+    block_gen: Option<&[u64]>,
+    copies: [bool; METADATA_COPIES],
+) -> Result<CommitOutcome<i32>> {
+    let mut area = SpareArea::new(dev, *fmt)?;
+    let indices: Vec<u32> = (1..fmt.copy_blocks()).collect();
+    let mut data = vec![0u8; (indices.len() + 1) * fmt.block_bytes()];
+    let gen_of = |_: usize, index: u32| block_gen.map_or(generation, |g| g[index as usize]);
+    encode_commit::<Crc>(fmt, uuid, generation, words, &indices, gen_of, &mut data);
+    // Every block goes to the copies given (the "stale" ones, to the
+    // format's commit order) and none to the others, which get only their
+    // superblock again: the same bytes when they hold this generation,
+    // as in the kernel's repair commit.
+    let dirty = vec![false; indices.len()];
+    let blocks = CommitBlocks {
+        indices: &indices,
+        dirty: &dirty,
+        data: &mut data,
+        stale: copies,
+    };
+    let outcome = write_commit::<Crc, _>(fmt, blocks, &mut area, nix::libc::EIO);
+    if let Some(e) = outcome.error {
+        bail!(
+            "writing the metadata failed: {}",
+            std::io::Error::from_raw_os_error(e)
+        );
+    }
+    Ok(outcome)
+}
+
+/// One remap of a data block to a spare block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Remap {
+    /// The data block, in remap blocks from the data area's start.
+    pub block: u64,
+    /// The spare block, in remap blocks from the spare area's start.
+    pub spare: u32,
+    /// The data was unreadable when the block was remapped.
+    pub lost: bool,
+}
+
+/// The remap table an image holds.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Table {
+    /// The remaps, by spare block.
+    pub remaps: Vec<Remap>,
+    /// Spare blocks retired after a failed write.
+    pub retired: Vec<u32>,
+    /// Data blocks that are unreadable and not yet rewritten.
+    pub pending: Vec<u64>,
+}
+
+impl Table {
+    /// The table of the image words of `fmt`.
+    pub fn of_words(fmt: &Format, words: &[u64]) -> Self {
+        let mut t = Table::default();
+        for spare in 0..fmt.nr_spare {
+            match Slot::decode(words[spare as usize]) {
+                Some(Slot::InUse { block, lost }) => t.remaps.push(Remap { block, spare, lost }),
+                Some(Slot::Retired) => t.retired.push(spare),
+                _ => {}
+            }
+        }
+        let base = fmt.pending_base();
+        for i in 0..fmt.pending_slots() as usize {
+            if let Some(Some(block)) = Slot::decode_pending(words[base + i]) {
+                t.pending.push(block);
+            }
+        }
+        t
+    }
+
+    /// The image words of this table for `fmt`, after checking it as the
+    /// kernel's load does (`strict`: also that no data block is listed
+    /// twice, which the kernel refuses at load).
+    pub fn to_words(&self, fmt: &Format, strict: bool) -> Result<Vec<u64>> {
+        let mut words = vec![0u64; fmt.words()];
+        let data_blocks = fmt.identity.data_len / u64::from(fmt.identity.block_size / 512);
+        let mut seen = std::collections::HashSet::new();
+        let mut take_block = |block: u64| -> Result<()> {
+            if block >= data_blocks {
+                bail!("data block {block} is beyond the data area ({data_blocks} blocks)");
+            }
+            if strict && !seen.insert(block) {
+                bail!("data block {block} is listed twice");
+            }
+            Ok(())
+        };
+        let set_spare = |spare: u32, slot: Slot, words: &mut Vec<u64>| -> Result<()> {
+            if spare >= fmt.nr_spare {
+                bail!(
+                    "spare block {spare} is beyond the spare area ({} blocks)",
+                    fmt.nr_spare
+                );
+            }
+            if fmt.layout.is_reserved(spare) {
+                bail!("spare block {spare} holds a metadata copy");
+            }
+            if words[spare as usize] != 0 {
+                bail!("spare block {spare} is listed twice");
+            }
+            words[spare as usize] = slot.encode();
+            Ok(())
+        };
+        for r in &self.remaps {
+            take_block(r.block)?;
+            let slot = Slot::InUse {
+                block: r.block,
+                lost: r.lost,
+            };
+            set_spare(r.spare, slot, &mut words)?;
+        }
+        for &s in &self.retired {
+            set_spare(s, Slot::Retired, &mut words)?;
+        }
+        if self.pending.len() > fmt.pending_slots() as usize {
+            bail!(
+                "{} pending blocks: the metadata holds at most {}",
+                self.pending.len(),
+                fmt.pending_slots()
+            );
+        }
+        let base = fmt.pending_base();
+        for (i, &block) in self.pending.iter().enumerate() {
+            take_block(block)?;
+            words[base + i] = Slot::InUse { block, lost: false }.encode();
+        }
+        Ok(words)
+    }
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A live device's health, from the target's status line (README.md,
+//! "Status").
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+/// The health of one device, for people (`status`) and scripts
+/// (`status --json`).
+#[derive(Serialize, Clone, PartialEq, Debug)]
+pub struct Health {
+    /// The device name.
+    pub name: String,
+    /// Its DM UUID.
+    pub uuid: Option<String>,
+    /// `dm-N`.
+    pub kernel_name: String,
+    /// `ok`, `degraded` or `failing` (see [`Verdict`]).
+    pub health: &'static str,
+    /// The target's state: ok, spares_exhausted, data_device_down,
+    /// metadata_failed.
+    pub state: String,
+    /// Data blocks on spares.
+    pub remapped_blocks: u64,
+    /// Unreadable data blocks not yet rewritten.
+    pub pending_blocks: u64,
+    /// Spare blocks in use.
+    pub spares_used: u64,
+    /// Spare blocks usable for data.
+    pub spares_total: u64,
+    /// Spares used, in percent of the usable ones.
+    pub spares_used_percent: f64,
+    /// Spares left, in percent of the usable ones.
+    pub spares_left_percent: f64,
+    /// Read bios that failed on the device below.
+    pub read_errors: u64,
+    /// Write bios that failed on the device below.
+    pub write_errors: u64,
+    /// The last durable metadata commit.
+    pub metadata_generation: u64,
+    /// Metadata copies holding the last commit.
+    pub copies_intact: u32,
+    /// Metadata copies in all.
+    pub copies_total: u32,
+    /// The last metadata commit error: 0 or -errno.
+    pub last_error: i64,
+}
+
+/// How a device is doing.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Verdict {
+    /// Everything as it should be (remaps are what the device is for).
+    Ok,
+    /// Works, but needs attention: pending blocks, a damaged metadata
+    /// copy, a failed commit, spares over 90% used.
+    Degraded,
+    /// Cannot protect the data any more: spares exhausted, data device
+    /// down, metadata failed.
+    Failing,
+}
+
+impl Verdict {
+    /// The word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Degraded => "degraded",
+            Verdict::Failing => "failing",
+        }
+    }
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("status field {what}: {s:?} is not a number"))
+}
+
+fn pair(s: &str, what: &str) -> Result<(u64, u64)> {
+    let (a, b) = s
+        .split_once('/')
+        .with_context(|| format!("status field {what}: {s:?} is not a/b"))?;
+    Ok((num(a, what)?, num(b, what)?))
+}
+
+impl Health {
+    /// Reads the nine fields of a `remap` status line.
+    pub fn parse(
+        name: &str,
+        uuid: Option<String>,
+        kernel_name: &str,
+        status: &str,
+    ) -> Result<Self> {
+        let f: Vec<&str> = status.split_whitespace().collect();
+        if f.len() != 9 {
+            bail!("{name}: status has {} fields, not 9: {status:?}", f.len());
+        }
+        let (spares_used, spares_total) = pair(f[1], "spares")?;
+        let (intact, total) = pair(f[6], "copies")?;
+        let pct = |n: u64| {
+            if spares_total == 0 {
+                0.0
+            } else {
+                (n as f64 * 1000.0 / spares_total as f64).round() / 10.0
+            }
+        };
+        let mut h = Health {
+            name: name.to_owned(),
+            uuid,
+            kernel_name: kernel_name.to_owned(),
+            health: "",
+            state: f[4].to_owned(),
+            remapped_blocks: num(f[0], "remapped")?,
+            pending_blocks: num(f[8], "pending")?,
+            spares_used,
+            spares_total,
+            spares_used_percent: pct(spares_used),
+            spares_left_percent: pct(spares_total - spares_used.min(spares_total)),
+            read_errors: num(f[2], "read errors")?,
+            write_errors: num(f[3], "write errors")?,
+            metadata_generation: num(f[5], "generation")?,
+            copies_intact: intact as u32,
+            copies_total: total as u32,
+            last_error: num(f[7], "last error")?,
+        };
+        h.health = h.verdict().word();
+        Ok(h)
+    }
+
+    /// How the device is doing.
+    pub fn verdict(&self) -> Verdict {
+        if self.state != "ok" {
+            Verdict::Failing
+        } else if self.pending_blocks > 0
+            || self.copies_intact < self.copies_total
+            || self.last_error != 0
+            || self.spares_used_percent >= 90.0
+        {
+            Verdict::Degraded
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    /// One line for people.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} ({}), {} remapped, {} pending, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors",
+            self.name,
+            self.health,
+            self.state,
+            self.remapped_blocks,
+            self.pending_blocks,
+            self.spares_used,
+            self.spares_total,
+            self.spares_left_percent,
+            self.metadata_generation,
+            self.copies_intact,
+            self.copies_total,
+            self.last_error,
+            self.read_errors,
+            self.write_errors
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_status_line() {
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0").unwrap();
+        assert_eq!(h.remapped_blocks, 9);
+        assert_eq!(h.spares_total, 4041);
+        assert_eq!(h.verdict(), Verdict::Ok);
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 1 0 ok 10 4/5 0 2").unwrap();
+        assert_eq!(h.verdict(), Verdict::Degraded);
+        let h =
+            Health::parse("r", None, "dm-0", "9 10/10 0 0 spares_exhausted 10 5/5 0 0").unwrap();
+        assert_eq!(h.verdict(), Verdict::Failing);
+        assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok").is_err());
+        assert!(Health::parse("r", None, "dm-0", "x 9/4041 0 0 ok 10 5/5 0 0").is_err());
+    }
+}
