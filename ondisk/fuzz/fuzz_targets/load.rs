@@ -49,6 +49,31 @@ fn load(fmt: &Format, dev: &mut Bytes) -> Result<(Vec<u64>, Vec<u64>, Recovered)
     Ok((words, block_gen, rec))
 }
 
+/// Writes every block of every copy: `words` under `generation`, each
+/// block stamped with its `block_gen`.
+fn write_whole(
+    fmt: &Format,
+    dev: &mut Bytes,
+    uuid: &[u8; UUID_BYTES],
+    generation: u64,
+    words: &[u64],
+    block_gen: &[u64],
+) {
+    let indices: Vec<u32> = (1..fmt.copy_blocks()).collect();
+    let mut out = vec![0u8; (indices.len() + 1) * fmt.block_bytes()];
+    let gen_of = |_: usize, i: u32| block_gen[i as usize];
+    encode_commit::<SoftCrc32c>(fmt, uuid, generation, words, &indices, gen_of, &mut out);
+    let dirty = vec![false; indices.len()];
+    let blocks = CommitBlocks {
+        indices: &indices,
+        dirty: &dirty,
+        data: &mut out,
+        stale: [true; METADATA_COPIES],
+    };
+    let outcome = write_commit::<SoftCrc32c, _>(fmt, blocks, dev, ());
+    assert!(outcome.succeeded() && outcome.error.is_none());
+}
+
 fuzz_target!(|input: &[u8]| {
     if input.len() < 2 {
         return;
@@ -68,18 +93,39 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let copy_blocks = fmt.copy_blocks() as usize;
-    let mut data = vec![0u8; METADATA_COPIES * copy_blocks * bs as usize];
-    let n = data.len().min(input.len() - 2);
-    data[..n].copy_from_slice(&input[2..2 + n]);
-    for chunk in data.chunks(bs as usize) {
-        let _ = superblock_size(chunk);
-        let _ = any_superblock::<SoftCrc32c>(chunk);
-    }
     let mut dev = Bytes {
         bs: bs as usize,
         copy_blocks,
-        data,
+        data: vec![0u8; METADATA_COPIES * copy_blocks * bs as usize],
     };
+    // With bit 2 set, the bytes are XORed into a valid image (zero bytes
+    // leave it whole), so that small changes reach deep into the loader.
+    if input[0] & 4 != 0 {
+        write_whole(
+            &fmt,
+            &mut dev,
+            &[7; UUID_BYTES],
+            3,
+            &vec![0; fmt.words()],
+            &vec![3; copy_blocks],
+        );
+    }
+    let mut data = core::mem::take(&mut dev.data);
+    for (d, i) in data.iter_mut().zip(&input[2..]) {
+        *d ^= i;
+    }
+    for chunk in data.chunks_mut(bs as usize) {
+        // With bit 1 set, blocks that carry the magic get a CRC that
+        // matches: random bytes never would, and the loader's choices
+        // (generations, kinds, slots) lie behind the checksum.
+        if input[0] & 2 != 0 && chunk[..8] == MAGIC {
+            let crc = block_crc::<SoftCrc32c>(chunk);
+            chunk[8..12].copy_from_slice(&crc.to_le_bytes());
+        }
+        let _ = superblock_size(chunk);
+        let _ = any_superblock::<SoftCrc32c>(chunk);
+    }
+    dev.data = data;
     let Ok((words, block_gen, rec)) = load(&fmt, &mut dev) else {
         return;
     };
@@ -87,19 +133,14 @@ fuzz_target!(|input: &[u8]| {
         return;
     }
     // Write it back whole, as remapctl repair does, and load it again.
-    let indices: Vec<u32> = (1..fmt.copy_blocks()).collect();
-    let mut out = vec![0u8; (indices.len() + 1) * fmt.block_bytes()];
-    let gen_of = |_: usize, i: u32| block_gen[i as usize];
-    encode_commit::<SoftCrc32c>(&fmt, &rec.uuid, rec.generation, &words, &indices, gen_of, &mut out);
-    let dirty = vec![false; indices.len()];
-    let blocks = CommitBlocks {
-        indices: &indices,
-        dirty: &dirty,
-        data: &mut out,
-        stale: [true; METADATA_COPIES],
-    };
-    let outcome = write_commit::<SoftCrc32c, _>(&fmt, blocks, &mut dev, ());
-    assert!(outcome.succeeded() && outcome.error.is_none());
+    write_whole(
+        &fmt,
+        &mut dev,
+        &rec.uuid,
+        rec.generation,
+        &words,
+        &block_gen,
+    );
     let (again, _, rec2) = load(&fmt, &mut dev).expect("a rewritten image loads");
     assert_eq!(again, words);
     assert_eq!(rec2.intact_copies(), METADATA_COPIES);
