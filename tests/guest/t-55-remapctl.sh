@@ -137,6 +137,22 @@ check "repair rewrites the label" sh -c "remapctl repair $b | grep -q 'rewrote t
 check "a device held by a table: check refuses" sh -c "remapctl open $b rb && ! remapctl check $b 2>/tmp/rc-err && grep -q 'in use' /tmp/rc-err && remapctl close rb"
 check "open refuses a second open of the same device" sh -c "remapctl open $a ra && ! remapctl open $a ra2 2>/dev/null && remapctl close ra"
 
+# The spare area on another device: format --spare-dev labels both, open
+# finds the spare device by its label.
+c=$(nullb_make rcc 32 512)
+e=$(nullb_make rce 8 512)
+check "format --spare-dev: data on one device, spare area on another" remapctl format --spare-dev $e $c
+check "open the data device" remapctl open $c rs
+check "the table line names both devices" sh -c "dmsetup table rs | grep -qE '^0 [0-9]+ remap $(cat /sys/block/rcc/dev) 2048 $(cat /sys/block/rce/dev) 2048 [0-9]+ 2 block_size 4096$'"
+check "a remap through it" dmsetup message rs 0 remap 800
+dmsetup message rs 0 list >/tmp/rs-list
+check "close, open again: the remap is back" sh -c "remapctl close rs && remapctl open $c rs && dmsetup message rs 0 list | /sbin/cmp - /tmp/rs-list && remapctl close rs"
+check "check reads the metadata on the spare device" sh -c "remapctl check $c | grep -q '5 of 5 copies intact'"
+check "dump lists the remap" sh -c "remapctl dump $c | grep -qx 'remap 100 [0-9]*'"
+check "open refuses the spare device itself" sh -c "! remapctl open $e rx 2>/tmp/rc-err && grep -q 'holds the spare area' /tmp/rc-err"
+nullb_drop rcc
+nullb_drop rce
+
 # /etc/remaptab and open --all, through a "reboot".
 buuid=$(remapctl dump $b | sed -n 's/^uuid //p')
 mkdir -p /etc

@@ -24,6 +24,7 @@
 //! | 68 | 4 | flags: bit 0 `no_auto_remap` |
 //! | 72 | 4 | `read_retries`, or `0xffffffff` for the target's default |
 //! | 76 | 8 | device size (bytes) when formatted |
+//! | 84 | 2 | role: 0 data and spare area, 1 data area (the spare area on another device), 2 spare area |
 
 use crate::crc::Crc;
 use crate::device::BlockDev;
@@ -36,6 +37,18 @@ const MAGIC: [u8; 8] = *b"DMRLABEL";
 const VERSION: u16 = 1;
 const NO_AUTO_REMAP: u32 = 1;
 const DEFAULT_RETRIES: u32 = u32::MAX;
+
+/// What a labelled device holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// The data area and the spare area.
+    Whole = 0,
+    /// The data area; the spare area is on the device whose label has
+    /// the same UUID and [`Role::Spare`].
+    Data = 1,
+    /// The spare area of another device's data area.
+    Spare = 2,
+}
 
 /// What a label records.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -50,6 +63,8 @@ pub struct Label {
     pub read_retries: Option<u32>,
     /// The device's size when it was formatted.
     pub device_size: u64,
+    /// What this device holds.
+    pub role: Role,
 }
 
 /// Where a label was found.
@@ -82,6 +97,7 @@ impl Label {
         let retries = self.read_retries.unwrap_or(DEFAULT_RETRIES);
         b[72..76].copy_from_slice(&retries.to_le_bytes());
         b[76..84].copy_from_slice(&self.device_size.to_le_bytes());
+        b[84..86].copy_from_slice(&(self.role as u16).to_le_bytes());
         let crc = block_crc::<Crc>(&b);
         b[8..12].copy_from_slice(&crc.to_le_bytes());
         b
@@ -100,6 +116,12 @@ impl Label {
         let mut uuid = [0u8; UUID_BYTES];
         uuid.copy_from_slice(&b[16..32]);
         let retries = get_u32(b, 72);
+        let role = match get_u16(b, 84) {
+            0 => Role::Whole,
+            1 => Role::Data,
+            2 => Role::Spare,
+            _ => return None,
+        };
         Some(Label {
             uuid,
             identity: Identity {
@@ -112,6 +134,7 @@ impl Label {
             no_auto_remap: get_u32(b, 68) & NO_AUTO_REMAP != 0,
             read_retries: (retries != DEFAULT_RETRIES).then_some(retries),
             device_size: get_u64(b, 76),
+            role,
         })
     }
 
@@ -182,6 +205,7 @@ mod tests {
             no_auto_remap: true,
             read_retries: Some(3),
             device_size: 64 << 20,
+            role: Role::Data,
         }
     }
 

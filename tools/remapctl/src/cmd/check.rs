@@ -63,7 +63,8 @@ pub fn run(path: &Path, quiet: bool, geometry: Option<&str>) -> Result<u8> {
             println!("{s}");
         }
     };
-    let loc = locate(&dev, geometry)?;
+    let loc = locate(&dev, geometry, Access::ReadExclusive)?;
+    let spare = loc.spare_dev(&dev);
     let mut code = exit::OK;
     if let Some((_, found)) = &loc.label {
         if *found != Found::Both {
@@ -73,7 +74,7 @@ pub fn run(path: &Path, quiet: bool, geometry: Option<&str>) -> Result<u8> {
             code = exit::DEGRADED;
         }
     }
-    let m = match meta::load(&dev, loc.identity)? {
+    let m = match meta::load(spare, loc.identity)? {
         Ok(m) => m,
         Err(e) => {
             say(format!(

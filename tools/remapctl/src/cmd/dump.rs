@@ -13,8 +13,9 @@ use std::path::Path;
 /// Prints the table of the newest intact commit.
 pub fn run(path: &Path, format: DumpFormat, geometry: Option<&str>) -> Result<u8> {
     let dev = BlockDev::open(path, Access::Read)?;
-    let loc = locate(&dev, geometry)?;
-    let Some(m) = usable(&dev, loc.identity, "cannot dump")? else {
+    let loc = locate(&dev, geometry, Access::Read)?;
+    let spare = loc.spare_dev(&dev);
+    let Some(m) = usable(spare, loc.identity, "cannot dump")? else {
         return Ok(exit::FAILED);
     };
     let table = Table::of_words(&m.fmt, &m.words);

@@ -8,7 +8,7 @@
 //! to the last block before the backup label in the last 4 KiB.
 
 use crate::device::{Access, BlockDev};
-use crate::label::{self, Label, LABEL_BYTES};
+use crate::label::{self, Label, Role, LABEL_BYTES};
 use crate::{exit, meta};
 use anyhow::{bail, Context, Result};
 use dm_remap_ondisk::{Format, Identity, UuidText, MAX_BLOCK_SIZE, METADATA_COPIES};
@@ -44,6 +44,10 @@ pub struct Options {
     /// another signature or remap metadata.
     #[arg(long)]
     pub force: bool,
+    /// Put the spare area on this device (all of it between its labels,
+    /// or --spare-size of it) and use all of <dev> for data.
+    #[arg(long)]
+    pub spare_dev: Option<PathBuf>,
 }
 
 /// Parses a size: bytes, or a number with K, M, G or T (powers of 1024).
@@ -132,40 +136,70 @@ pub fn run(o: &Options) -> Result<u8> {
         }
     }
     let dev = BlockDev::open(&o.dev, Access::Exclusive)?;
-    if bs < dev.logical_block_size() {
-        bail!(
-            "--block-size {bs} is below the device's logical block size {}",
-            dev.logical_block_size()
-        );
-    }
-    if !o.force {
-        if let Ok((l, _)) = label::read(&dev) {
+    let spare_dev = match &o.spare_dev {
+        Some(p) => Some(BlockDev::open(p, Access::Exclusive)?),
+        None => None,
+    };
+    let devices: Vec<&BlockDev> = std::iter::once(&dev).chain(spare_dev.as_ref()).collect();
+    for d in &devices {
+        if bs < d.logical_block_size() {
+            bail!(
+                "--block-size {bs} is below the logical block size {} of {}",
+                d.logical_block_size(),
+                d.path().display()
+            );
+        }
+        if o.force {
+            continue;
+        }
+        if let Ok((l, _)) = label::read(d) {
             eprintln!(
                 "remapctl: {} is already formatted (metadata UUID {}): use --force to format it again, losing its remaps",
-                dev.path().display(),
+                d.path().display(),
                 UuidText(&l.uuid)
             );
             return Ok(exit::FAILED);
         }
-        if let Some(sig) = signatures(&dev)? {
+        if let Some(sig) = signatures(d)? {
             eprintln!(
                 "remapctl: {} holds a signature ({sig}): use --force to format it anyway, destroying it",
-                dev.path().display()
+                d.path().display()
             );
             return Ok(exit::FAILED);
         }
     }
-    let spare_bytes = match (&o.spare_size, o.spare_percent) {
-        (Some(s), _) => parse_size(s)?,
-        (None, p) => {
-            let p = p.unwrap_or(DEFAULT_SPARE_PERCENT);
-            if !(p > 0.0 && p < 100.0) {
-                bail!("--spare-percent must be above 0 and below 100, not {p}");
+    let identity = match &spare_dev {
+        None => {
+            let spare_bytes = match (&o.spare_size, o.spare_percent) {
+                (Some(s), _) => parse_size(s)?,
+                (None, p) => {
+                    let p = p.unwrap_or(DEFAULT_SPARE_PERCENT);
+                    if !(p > 0.0 && p < 100.0) {
+                        bail!("--spare-percent must be above 0 and below 100, not {p}");
+                    }
+                    (dev.size() as f64 * p / 100.0) as u64
+                }
+            };
+            layout(dev.size(), spare_bytes, bs)?
+        }
+        Some(s) => {
+            // The data device is all data; the spare device's area lies
+            // between its labels, or is --spare-size of it.
+            let data = layout(dev.size(), 0, bs)?;
+            let whole = layout(s.size(), 0, bs)?.data_len * 512;
+            let spare_bytes = match (&o.spare_size, o.spare_percent) {
+                (Some(x), _) => parse_size(x)?.min(whole),
+                (None, Some(p)) => (s.size() as f64 * p.clamp(0.0, 100.0) / 100.0) as u64,
+                (None, None) => whole,
+            };
+            let area = layout(s.size(), spare_bytes, bs)?;
+            Identity {
+                spare_offset: area.spare_offset,
+                spare_len: area.spare_len,
+                ..data
             }
-            (dev.size() as f64 * p / 100.0) as u64
         }
     };
-    let identity = layout(dev.size(), spare_bytes, bs)?;
     let fmt = match Format::new(identity) {
         Ok(f) => f,
         Err(e) => bail!(
@@ -176,28 +210,55 @@ pub fn run(o: &Options) -> Result<u8> {
     let uuid = *uuid::Uuid::new_v4().as_bytes();
     // Wipe the label areas and the signatures that live at the ends of a
     // device (filesystems, GPT's backup header, md 1.0), then write the
-    // metadata, then the labels: a format cut short has no label, and
-    // open refuses the device.
+    // metadata, then the labels (the spare device's first): a format cut
+    // short has no label on the data device, and open refuses it.
     let zeros = vec![0u8; DATA_OFFSET_BYTES as usize];
-    dev.write_at(0, &zeros)?;
-    let tail = dev.size().min(DATA_OFFSET_BYTES);
-    dev.write_at(dev.size() - tail, &zeros[..tail as usize])?;
-    dev.flush()?;
+    for d in &devices {
+        d.write_at(0, &zeros)?;
+        let tail = d.size().min(DATA_OFFSET_BYTES);
+        d.write_at(d.size() - tail, &zeros[..tail as usize])?;
+        d.flush()?;
+    }
     let words = vec![0u64; fmt.words()];
-    meta::write(&dev, &fmt, &uuid, 1, &words, None, [true; METADATA_COPIES])?;
+    let meta_dev = spare_dev.as_ref().unwrap_or(&dev);
+    meta::write(
+        meta_dev,
+        &fmt,
+        &uuid,
+        1,
+        &words,
+        None,
+        [true; METADATA_COPIES],
+    )?;
     let l = Label {
         uuid,
         identity,
         no_auto_remap: o.no_auto_remap,
         read_retries: o.read_retries,
         device_size: dev.size(),
+        role: if spare_dev.is_some() {
+            Role::Data
+        } else {
+            Role::Whole
+        },
     };
+    if let Some(s) = &spare_dev {
+        let spare_label = Label {
+            device_size: s.size(),
+            role: Role::Spare,
+            ..l
+        };
+        label::write(s, &spare_label)?;
+    }
     label::write(&dev, &l)?;
     let usable = fmt.nr_spare - METADATA_COPIES as u32 * fmt.copy_blocks();
     println!(
-        "formatted {}: data area {} MiB from 1 MiB, spare area {} blocks of {bs} bytes ({usable} for data, {} per metadata copy), metadata UUID {}",
+        "formatted {}: data area {} MiB from 1 MiB, spare area{} {} blocks of {bs} bytes ({usable} for data, {} per metadata copy), metadata UUID {}",
         dev.path().display(),
         identity.data_len / 2048,
+        spare_dev
+            .as_ref()
+            .map_or(String::new(), |s| format!(" on {}:", s.path().display())),
         fmt.nr_spare,
         fmt.copy_blocks(),
         UuidText(&uuid)

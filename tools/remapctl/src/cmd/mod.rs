@@ -14,7 +14,7 @@ pub mod restore;
 pub mod status;
 
 use crate::device::{Access, BlockDev};
-use crate::label::{self, Label};
+use crate::label::{self, Label, Role};
 use crate::meta::{self, Offline};
 use anyhow::{bail, Context, Result};
 use dm_remap_ondisk::{Identity, UuidText, UUID_BYTES};
@@ -27,6 +27,16 @@ pub struct Located {
     pub identity: Identity,
     /// The label, when the device has one.
     pub label: Option<(Label, label::Found)>,
+    /// The spare device, when the label puts the spare area on another
+    /// device than the data area.
+    pub spare: Option<BlockDev>,
+}
+
+impl Located {
+    /// The device that holds the spare area (and the metadata).
+    pub fn spare_dev<'a>(&'a self, dev: &'a BlockDev) -> &'a BlockDev {
+        self.spare.as_ref().unwrap_or(dev)
+    }
 }
 
 /// Parses `data_offset:data_len:spare_offset:spare_len:block_size`.
@@ -48,21 +58,75 @@ pub fn parse_geometry(s: &str) -> Result<Identity> {
     })
 }
 
-/// Finds the metadata of `dev`.
-pub fn locate(dev: &BlockDev, geometry: Option<&str>) -> Result<Located> {
-    match geometry {
-        Some(g) => Ok(Located {
+/// Finds the metadata of `dev`; a spare area on another device is opened
+/// with `access` too.
+pub fn locate(dev: &BlockDev, geometry: Option<&str>, access: Access) -> Result<Located> {
+    if let Some(g) = geometry {
+        return Ok(Located {
             identity: parse_geometry(g)?,
             label: None,
-        }),
-        None => {
-            let (l, found) = label::read(dev)?;
-            Ok(Located {
-                identity: l.identity,
-                label: Some((l, found)),
-            })
+            spare: None,
+        });
+    }
+    let (l, found) = label::read(dev)?;
+    let spare = match l.role {
+        Role::Whole => None,
+        Role::Spare => bail!(
+            "{} holds the spare area of a remap device (metadata UUID {}): name its data device",
+            dev.path().display(),
+            UuidText(&l.uuid)
+        ),
+        Role::Data => {
+            let path = find_label(&l.uuid, Role::Spare)?.with_context(|| {
+                format!(
+                    "{}: its spare area is on another device, with metadata UUID {}, and no block device holds that label",
+                    dev.path().display(),
+                    UuidText(&l.uuid)
+                )
+            })?;
+            let spare = BlockDev::open(&path, access)?;
+            match label::read(&spare)? {
+                (s, _) if s.identity == l.identity => Some(spare),
+                _ => bail!(
+                    "{}: the spare device {} records another geometry",
+                    dev.path().display(),
+                    path.display()
+                ),
+            }
+        }
+    };
+    Ok(Located {
+        identity: l.identity,
+        label: Some((l, found)),
+        spare,
+    })
+}
+
+/// The block device whose remap label has metadata UUID `uuid` and, if
+/// given, role `role` (else any role but [`Role::Spare`]).
+pub fn find_label(uuid: &[u8; UUID_BYTES], role: Role) -> Result<Option<PathBuf>> {
+    let mut names: Vec<_> = std::fs::read_dir("/sys/class/block")
+        .context("cannot list /sys/class/block")?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = Path::new("/dev").join(&name);
+        let Ok(dev) = BlockDev::open(&path, Access::Read) else {
+            continue;
+        };
+        match label::read(&dev) {
+            Ok((l, _))
+                if l.uuid == *uuid
+                    && (l.role == role || (role != Role::Spare && l.role != Role::Spare)) =>
+            {
+                return Ok(Some(path))
+            }
+            _ => {}
         }
     }
+    Ok(None)
 }
 
 /// The DM UUID of metadata `uuid`.
@@ -70,9 +134,11 @@ pub fn dm_uuid(uuid: &[u8; UUID_BYTES]) -> String {
     format!("{}{}", crate::dmdev::UUID_PREFIX, UuidText(uuid))
 }
 
-/// The parameters of the table line of a labelled device.
-pub fn table_params(dev: &BlockDev, l: &Label) -> Result<String> {
+/// The parameters of the table line of a labelled device whose spare
+/// area is on `spare` (`dev` itself, or its spare device).
+pub fn table_params(dev: &BlockDev, spare: &BlockDev, l: &Label) -> Result<String> {
     let devno = dev.devno()?;
+    let spare_devno = spare.devno()?;
     let id = &l.identity;
     let mut features = vec!["block_size".to_owned(), id.block_size.to_string()];
     if l.no_auto_remap {
@@ -83,7 +149,7 @@ pub fn table_params(dev: &BlockDev, l: &Label) -> Result<String> {
         features.push(r.to_string());
     }
     Ok(format!(
-        "{devno} {} {devno} {} {} {} {}",
+        "{devno} {} {spare_devno} {} {} {} {}",
         id.data_offset,
         id.spare_offset,
         id.spare_len,
@@ -99,25 +165,12 @@ pub fn resolve(source: &str) -> Result<PathBuf> {
         return Ok(PathBuf::from(source));
     };
     let want = crate::dump::parse_uuid(want)?;
-    let mut names: Vec<_> = std::fs::read_dir("/sys/class/block")
-        .context("cannot list /sys/class/block")?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for name in names {
-        let path = Path::new("/dev").join(&name);
-        let Ok(dev) = BlockDev::open(&path, Access::Read) else {
-            continue;
-        };
-        if matches!(label::read(&dev), Ok((l, _)) if l.uuid == want) {
-            return Ok(path);
-        }
-    }
-    bail!(
-        "no block device holds a remap label with UUID {}",
-        UuidText(&want)
-    )
+    find_label(&want, Role::Whole)?.with_context(|| {
+        format!(
+            "no block device holds a remap label with UUID {}",
+            UuidText(&want)
+        )
+    })
 }
 
 /// The metadata of `identity` on `dev`, or `None` after saying why it

@@ -4,7 +4,7 @@
 //! formatted device, with the table line derived from its label, after
 //! the same offline check as `check` (as LVM runs thin_check first).
 
-use super::{dm_uuid, resolve, table_params, usable};
+use super::{dm_uuid, locate, resolve, table_params, usable};
 use crate::device::{Access, BlockDev};
 use crate::dmdev::Dm;
 use crate::exit;
@@ -25,7 +25,11 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
     let (params, uuid, len) = {
         // Exclusive while it is checked: nothing else may have it open.
         let dev = BlockDev::open(&path, Access::ReadExclusive)?;
-        let (l, found) = label::read(&dev)?;
+        let loc = locate(&dev, None, Access::ReadExclusive)?;
+        let spare = loc.spare_dev(&dev);
+        let Some((l, found)) = loc.label else {
+            anyhow::bail!("{}: no remap label", path.display());
+        };
         if found != label::Found::Both {
             eprintln!(
                 "remapctl: {}: one of the two remap labels is damaged ({found:?}): remapctl repair rewrites it",
@@ -37,16 +41,16 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
             return Ok(exit::FAILED);
         }
         let end = (l.identity.spare_offset + l.identity.spare_len) * 512;
-        if end > dev.size() {
+        let data_end = (l.identity.data_offset + l.identity.data_len) * 512;
+        if end > spare.size() || data_end > dev.size() {
             eprintln!(
-                "remapctl: {}: the device is smaller ({} bytes) than its remap layout ({end} bytes): refusing it",
-                path.display(),
-                dev.size()
+                "remapctl: {}: the device is smaller than its remap layout: refusing it",
+                path.display()
             );
             return Ok(exit::FAILED);
         }
         if !no_check {
-            let Some(m) = usable(&dev, l.identity, "the metadata cannot be used")? else {
+            let Some(m) = usable(spare, l.identity, "the metadata cannot be used")? else {
                 return Ok(exit::FAILED);
             };
             match m {
@@ -67,7 +71,7 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
                 _ => {}
             }
         }
-        (table_params(&dev, &l)?, l.uuid, l.identity.data_len)
+        (table_params(&dev, spare, &l)?, l.uuid, l.identity.data_len)
     };
     dm.create(name, &dm_uuid(&uuid), len, &params, readonly)?;
     println!("opened {} as /dev/mapper/{name}", path.display());

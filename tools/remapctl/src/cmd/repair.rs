@@ -15,8 +15,9 @@ use std::path::Path;
 /// Repairs the device; exits 0 when it is whole afterwards.
 pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
     let dev = BlockDev::open(path, Access::Exclusive)?;
-    let loc = locate(&dev, geometry)?;
-    let Some(m) = usable(&dev, loc.identity, "cannot repair")? else {
+    let loc = locate(&dev, geometry, Access::Exclusive)?;
+    let spare = loc.spare_dev(&dev);
+    let Some(m) = usable(spare, loc.identity, "cannot repair")? else {
         return Ok(exit::FAILED);
     };
     if let Some((l, found)) = &loc.label {
@@ -38,7 +39,7 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
     }
     let damaged = m.rec.stale;
     meta::write(
-        &dev,
+        spare,
         &m.fmt,
         &m.rec.uuid,
         m.rec.generation,
@@ -46,7 +47,7 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
         Some(&m.block_gen),
         damaged,
     )?;
-    let Some(again) = usable(&dev, loc.identity, "after the repair")? else {
+    let Some(again) = usable(spare, loc.identity, "after the repair")? else {
         return Ok(exit::FAILED);
     };
     let copies: Vec<String> = (0..damaged.len())

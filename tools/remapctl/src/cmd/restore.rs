@@ -3,6 +3,7 @@
 //! `restore <dev> <file>`: metadata holding a dumped table, written whole
 //! to all five copies in the format's commit order (thin_restore).
 
+use super::locate;
 use crate::device::{Access, BlockDev};
 use crate::dump::{parse_uuid, Dump};
 use crate::label;
@@ -42,26 +43,30 @@ pub fn run(path: &Path, file: &Path, unchecked: bool) -> Result<u8> {
     let uuid = parse_uuid(&d.uuid)?;
     let identity: Identity = d.geometry.into();
     let dev = BlockDev::open(path, Access::Exclusive)?;
-    match label::read(&dev) {
-        Ok((l, _)) if l.identity != identity || l.uuid != uuid => {
+    // Without a label, the device is the spare device of the dump's
+    // geometry; with one, the dump must be of that device.
+    let loc = match label::read(&dev) {
+        Ok(_) => Some(locate(&dev, None, Access::Exclusive)?),
+        Err(_) => None,
+    };
+    if let Some((l, _)) = loc.as_ref().and_then(|l| l.label.as_ref()) {
+        if l.identity != identity || l.uuid != uuid {
             eprintln!(
                 "remapctl: {}: the dump is of another device (its UUID or geometry differs from the label's)",
                 path.display()
             );
             return Ok(exit::FAILED);
         }
-        Ok(_) => {}
-        // No label: the device is the spare device of the dump's geometry.
-        Err(_) => {}
     }
+    let target = loc.as_ref().map_or(&dev, |l| l.spare_dev(&dev));
     let fmt = match Format::new(identity) {
         Ok(f) => f,
         Err(e) => bail!("the dump's geometry cannot hold metadata: {e:?}"),
     };
     let words = d.table().to_words(&fmt, !unchecked)?;
-    let generation = next_generation(&dev, &fmt)?.max(d.generation);
+    let generation = next_generation(target, &fmt)?.max(d.generation);
     meta::write(
-        &dev,
+        target,
         &fmt,
         &uuid,
         generation,
