@@ -483,3 +483,17 @@ fn the_crate_crc_and_the_soft_crc_seal_the_same_blocks() {
     assert_eq!(superblock_size(&x), Some(512));
     assert_eq!(any_superblock::<C>(&x), Some((identity(), UUID, 42)));
 }
+
+#[test]
+fn a_generation_no_writer_reaches_is_refused() {
+    let (f, mut dev) = formatted();
+    let mut data = vec![0u8; f.block_bytes()];
+    encode_super::<C>(&f, &UUID, MAX_GENERATION, &mut data);
+    set_copy::<C>(&mut data, 2);
+    dev.blocks[2][0].copy_from_slice(&data);
+    assert_eq!(check_block::<C>(&f, 2, 0, &data), Err(BadBlock::Generation));
+    let (img, findings) = load(&f, &mut dev).unwrap();
+    assert_eq!(img.rec.generation, 1);
+    assert_eq!(findings, vec![(2, 0, Finding::Bad(BadBlock::Generation))]);
+    assert_eq!(img.rec.next_generation, 2);
+}

@@ -16,7 +16,7 @@
 modprobe dm-dust
 seed=$(sed -n 's/.*dmr\.seed=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$seed" ] || seed=$(($(date +%s) % 100000))
-rounds=${DMR_ROUNDS:-3}
+rounds=${DMR_ROUNDS:-2}
 echo "fault combination: seed $seed, $rounds rounds (rerun: DM_REMAP_SEED=$seed DM_REMAP_ONLY=80)"
 rng=$seed
 # rand N: sets R to a number below N from the seeded sequence (in this

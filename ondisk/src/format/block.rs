@@ -86,7 +86,14 @@ pub enum BadBlock {
     Misplaced,
     /// It could not be read.
     Unreadable,
+    /// Intact, but with a generation no writer reaches
+    /// ([`MAX_GENERATION`] or above).
+    Generation,
 }
+
+/// Generations stay below this: a commit a nanosecond for a century
+/// stays far below it, and `generation + 1` never overflows.
+pub const MAX_GENERATION: u64 = 1 << 62;
 
 /// Checks block `index` of `copy` as read back; returns its generation.
 pub fn check_block<C: Crc32c>(
@@ -110,7 +117,10 @@ pub fn check_block<C: Crc32c>(
     {
         return Err(BadBlock::Misplaced);
     }
-    Ok(get_u64(block, OFF_GENERATION))
+    match get_u64(block, OFF_GENERATION) {
+        g if g >= MAX_GENERATION => Err(BadBlock::Generation),
+        g => Ok(g),
+    }
 }
 
 /// Fills a superblock of generation `generation` for copy 0.

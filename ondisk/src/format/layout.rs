@@ -188,8 +188,10 @@ impl Format {
     /// The image words that block `index` (not 0) carries.
     pub fn word_range(&self, index: u32) -> core::ops::Range<usize> {
         let per = self.words_per_block as usize;
-        let start = (index as usize - 1) * per;
-        start..start + per
+        // Block 0, the superblock, carries no words.
+        let start = (index as usize).saturating_sub(1) * per;
+        let end = if index == 0 { start } else { start + per };
+        start..end
     }
 
     /// The metadata block that carries image word `i`.

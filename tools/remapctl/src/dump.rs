@@ -131,6 +131,16 @@ impl Dump {
         }
     }
 
+    fn check_generation(&self) -> Result<()> {
+        if self.generation >= dm_remap_ondisk::MAX_GENERATION {
+            bail!(
+                "generation {} is beyond any a writer reaches",
+                self.generation
+            );
+        }
+        Ok(())
+    }
+
     /// The text form.
     pub fn to_text(&self) -> String {
         let g = &self.geometry;
@@ -162,6 +172,7 @@ impl Dump {
         if text.trim_start().starts_with('{') {
             let d: Dump = serde_json::from_str(text).context("bad JSON dump")?;
             parse_uuid(&d.uuid)?;
+            d.check_generation()?;
             return Ok(d);
         }
         let (mut uuid, mut generation, mut geometry) = (None, None, None);
@@ -225,6 +236,7 @@ impl Dump {
         d.uuid = uuid.context("the dump has no uuid line")?;
         parse_uuid(&d.uuid)?;
         d.generation = generation.context("the dump has no generation line")?;
+        d.check_generation()?;
         d.geometry = geometry.context("the dump has no geometry line")?;
         Ok(d)
     }
@@ -274,6 +286,7 @@ mod tests {
             "uuid 0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\ngeneration 1\ngeometry 0 8 8 8 512\nremap 1 2 gone\n",
             "uuid 0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\ngeneration -1\ngeometry 0 8 8 8 512\n",
             "{\"uuid\": 3}",
+            "uuid 0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\ngeneration 18446744073709551615\ngeometry 0 8 8 8 512\n",
         ] {
             assert!(Dump::parse(bad).is_err(), "{bad:?}");
         }

@@ -28,7 +28,7 @@
 
 use crate::crc::Crc;
 use crate::device::BlockDev;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dm_remap_ondisk::{block_crc, get_u16, get_u32, get_u64, Identity, UUID_BYTES};
 
 /// Bytes of one label.
@@ -149,13 +149,12 @@ pub fn backup_offset(size: u64) -> u64 {
     size - LABEL_BYTES as u64
 }
 
-/// Reads the label of `dev`: the primary, else the backup.
-pub fn read(dev: &BlockDev) -> Result<(Label, Found)> {
+/// Reads the label of `dev`: the primary, else the backup; `None` when
+/// neither place carries a label's magic (a device remapctl never
+/// formatted). A label whose areas do not fit the device is an error.
+pub fn probe(dev: &BlockDev) -> Result<Option<(Label, Found)>> {
     if dev.size() < 2 * LABEL_BYTES as u64 {
-        bail!(
-            "{} is too small to hold a remap label",
-            dev.path().display()
-        );
+        return Ok(None);
     }
     let mut b = vec![0u8; LABEL_BYTES];
     dev.read_at(0, &mut b)?;
@@ -163,20 +162,63 @@ pub fn read(dev: &BlockDev) -> Result<(Label, Found)> {
     let primary_magic = Label::has_magic(&b);
     dev.read_at(backup_offset(dev.size()), &mut b)?;
     let backup = Label::decode(&b, true);
-    match (primary, backup) {
-        (Some(p), Some(b)) if p == b => Ok((p, Found::Both)),
+    let found = match (primary, backup) {
+        (Some(p), Some(b)) if p == b => (p, Found::Both),
         // A format that was interrupted, or a device that was grown: the
         // primary is the one written last.
-        (Some(p), _) => Ok((p, Found::PrimaryOnly)),
-        (None, Some(b)) => Ok((b, Found::BackupOnly)),
+        (Some(p), _) => (p, Found::PrimaryOnly),
+        (None, Some(b)) => (b, Found::BackupOnly),
         (None, None) if primary_magic || Label::has_magic(&b) => bail!(
             "{}: the remap label is damaged in both places (first and last 4 KiB)",
             dev.path().display()
         ),
-        (None, None) => bail!(
+        (None, None) => return Ok(None),
+    };
+    found.0.check_fits(dev)?;
+    Ok(Some(found))
+}
+
+/// Reads the label of `dev` (see [`probe`]); no label is an error.
+pub fn read(dev: &BlockDev) -> Result<(Label, Found)> {
+    probe(dev)?.with_context(|| {
+        format!(
             "{} holds no remap label: not formatted by remapctl format",
             dev.path().display()
-        ),
+        )
+    })
+}
+
+impl Label {
+    /// Whether the areas this label records lie on `dev` between its two
+    /// labels (the data area on a data device, the spare area on a spare
+    /// device, both apart on a whole one), without overflow.
+    fn check_fits(&self, dev: &BlockDev) -> Result<()> {
+        let id = &self.identity;
+        let limit = backup_offset(dev.size()) / 512;
+        let first = LABEL_BYTES as u64 / 512;
+        let end = |off: u64, len: u64| off.checked_add(len).filter(|&e| off >= first && e <= limit);
+        let data = end(id.data_offset, id.data_len);
+        let spare = end(id.spare_offset, id.spare_len);
+        let ok = match self.role {
+            Role::Whole => match (data, spare) {
+                (Some(d), Some(s)) => d <= id.spare_offset || s <= id.data_offset,
+                _ => false,
+            },
+            Role::Data => data.is_some(),
+            Role::Spare => spare.is_some(),
+        };
+        if !ok {
+            bail!(
+                "{}: the remap label records areas that do not fit the device ({} bytes) between its labels: data {}+{}, spare {}+{} sectors (was the device shrunk?)",
+                dev.path().display(),
+                dev.size(),
+                id.data_offset,
+                id.data_len,
+                id.spare_offset,
+                id.spare_len
+            );
+        }
+        Ok(())
     }
 }
 
@@ -207,6 +249,37 @@ mod tests {
             device_size: 64 << 20,
             role: Role::Data,
         }
+    }
+
+    #[test]
+    fn a_label_whose_areas_leave_the_device_is_refused() {
+        use crate::device::Access;
+        let path = std::env::temp_dir().join(format!("remapctl-label-{}", std::process::id()));
+        let size: u64 = 64 << 20;
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(size).unwrap();
+        let mut l = label();
+        l.role = Role::Whole;
+        l.identity.spare_offset = l.identity.data_offset + l.identity.data_len;
+        l.identity.spare_len = (size - LABEL_BYTES as u64) / 512 - l.identity.spare_offset;
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        write(&dev, &l).unwrap();
+        assert_eq!(probe(&dev).unwrap(), Some((l, Found::Both)));
+        // The device shrinks by 4 KiB: the spare area now reaches into the
+        // place of the backup label.
+        f.set_len(size - 4096).unwrap();
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        dev.write_at(backup_offset(dev.size()), &l.encode(true))
+            .unwrap();
+        assert!(probe(&dev).is_err());
+        // Overflowing areas are refused, not wrapped.
+        let mut bad = l;
+        bad.identity.spare_offset = u64::MAX - 1;
+        dev.write_at(0, &bad.encode(false)).unwrap();
+        dev.write_at(backup_offset(dev.size()), &bad.encode(true))
+            .unwrap();
+        assert!(probe(&dev).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

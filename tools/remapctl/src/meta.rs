@@ -20,13 +20,17 @@ pub struct SpareArea<'a> {
 impl<'a> SpareArea<'a> {
     /// The spare area of `fmt` on `dev`; it must lie within the device.
     pub fn new(dev: &'a BlockDev, fmt: Format) -> Result<Self> {
-        let end = (fmt.identity.spare_offset + fmt.identity.spare_len) * 512;
-        if end > dev.size() {
+        let id = &fmt.identity;
+        let end = id
+            .spare_offset
+            .checked_add(id.spare_len)
+            .and_then(|e| e.checked_mul(512));
+        if end.is_none_or(|e| e > dev.size()) {
             bail!(
-                "{}: the spare area (sectors {} to {}) lies beyond the device's end",
+                "{}: the spare area (sectors {}+{}) lies beyond the device's end",
                 dev.path().display(),
-                fmt.identity.spare_offset,
-                end / 512
+                id.spare_offset,
+                id.spare_len
             );
         }
         Ok(Self { dev, fmt })
@@ -192,7 +196,7 @@ impl Table {
         let data_blocks = fmt.identity.data_len / u64::from(fmt.identity.block_size / 512);
         let mut seen = std::collections::HashSet::new();
         let mut take_block = |block: u64| -> Result<()> {
-            if block >= data_blocks {
+            if block >= data_blocks || block > Slot::MAX_BLOCK {
                 bail!("data block {block} is beyond the data area ({data_blocks} blocks)");
             }
             if strict && !seen.insert(block) {

@@ -61,9 +61,14 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
             );
         }
         let name = w[0];
-        if name.contains('/') || name.len() > 127 || name.starts_with('-') {
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "_.+:-".contains(c);
+        if !name.chars().all(name_char)
+            || name.len() > 127
+            || name.starts_with('-')
+            || matches!(name, "." | ".." | "control")
+        {
             bail!(
-                "remaptab line {}: {name:?} is not a valid device name",
+                "remaptab line {}: {name:?} is not a valid device name (letters, digits and _.+:- only)",
                 n + 1
             );
         }
@@ -110,9 +115,28 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
     parse(&text).with_context(|| path.display().to_string())
 }
 
-/// A path as systemd names its unit (`systemd-escape --path`).
+/// One word of an `ExecStart=` line, quoted: systemd expands `%` and `$`,
+/// and takes backslash escapes inside quotes.
+pub fn exec_word(w: &str) -> String {
+    let mut out = String::from("\"");
+    for c in w.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A path as systemd names its unit (`systemd-escape --path`); repeated
+/// slashes collapse, as systemd's path normalisation does.
 pub fn escape_path(path: &str) -> String {
-    let trimmed = path.trim_matches('/');
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let trimmed = parts.join("/");
     let mut out = String::new();
     for (i, c) in trimmed.bytes().enumerate() {
         match c {
@@ -178,8 +202,14 @@ pub fn unit(e: &Entry, remapctl: &str) -> String {
     let _ = writeln!(s, "Type=oneshot");
     let _ = writeln!(s, "RemainAfterExit=yes");
     let _ = writeln!(s, "TimeoutSec=infinity");
-    let _ = writeln!(s, "ExecStart={remapctl} open{opts} {device} {}", e.name);
-    let _ = writeln!(s, "ExecStop={remapctl} close {}", e.name);
+    let _ = writeln!(
+        s,
+        "ExecStart={} open{opts} {} {}",
+        exec_word(remapctl),
+        exec_word(&device),
+        e.name
+    );
+    let _ = writeln!(s, "ExecStop={} close {}", exec_word(remapctl), e.name);
     s
 }
 
@@ -233,6 +263,8 @@ mod tests {
             "a UUID=zz",
             "a /dev/sdb\na /dev/sdc",
             "a/b /dev/sdb",
+            "a$b /dev/sdb",
+            "control /dev/sdb",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
@@ -246,5 +278,7 @@ mod tests {
             "dev-disk-by\\x2did-ata\\x2dX_1"
         );
         assert_eq!(unit_name("home"), "remapctl-open@home.service");
+        assert_eq!(escape_path("//dev//sdb/"), "dev-sdb");
+        assert_eq!(exec_word(r#"/a b\x20%$""#), r#""/a b\\x20%%$$\"""#);
     }
 }

@@ -46,6 +46,7 @@ fn what(f: &Finding, newest: u64) -> String {
         Finding::Bad(BadBlock::Version) => "another format version".into(),
         Finding::Bad(BadBlock::Misplaced) => "an intact block of another place".into(),
         Finding::Bad(BadBlock::Unreadable) => "unreadable".into(),
+        Finding::Bad(BadBlock::Generation) => "a generation no writer reaches".into(),
         Finding::Stale { generation } => {
             format!("stale (generation {generation}, newest {newest})")
         }

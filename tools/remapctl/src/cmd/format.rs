@@ -76,14 +76,14 @@ pub fn parse_size(s: &str) -> Result<u64> {
 pub fn layout(size: u64, spare_bytes: u64, bs: u32) -> Result<Identity> {
     let bs64 = u64::from(bs);
     let end = (size.saturating_sub(LABEL_BYTES as u64)) / bs64 * bs64;
-    let spare = spare_bytes.div_ceil(bs64) * bs64;
-    if end < DATA_OFFSET_BYTES + spare + bs64 {
-        bail!(
-            "the device ({} bytes) is too small for a 1 MiB label area, a spare area of {} bytes and data",
-            size,
-            spare
-        );
-    }
+    let spare = spare_bytes
+        .checked_next_multiple_of(bs64)
+        .filter(|&s| s.saturating_add(DATA_OFFSET_BYTES + bs64) <= end)
+        .with_context(|| {
+            format!(
+                "the device ({size} bytes) is too small for a 1 MiB label area, a spare area of {spare_bytes} bytes and data"
+            )
+        })?;
     let data_len = end - DATA_OFFSET_BYTES - spare;
     Ok(Identity {
         data_offset: DATA_OFFSET_BYTES / 512,
@@ -92,6 +92,23 @@ pub fn layout(size: u64, spare_bytes: u64, bs: u32) -> Result<Identity> {
         spare_len: spare / 512,
         block_size: bs,
     })
+}
+
+/// The spare area on a spare device of `size` bytes: its last
+/// `spare_bytes` (rounded up to blocks) before the backup label, or all
+/// of it from 1 MiB on; returns (offset, length) in sectors.
+pub fn spare_device_layout(size: u64, spare_bytes: Option<u64>, bs: u32) -> Result<(u64, u64)> {
+    let bs64 = u64::from(bs);
+    let end = (size.saturating_sub(LABEL_BYTES as u64)) / bs64 * bs64;
+    let whole = end.saturating_sub(DATA_OFFSET_BYTES);
+    let spare = match spare_bytes {
+        None => whole,
+        Some(b) => b.checked_next_multiple_of(bs64).unwrap_or(u64::MAX),
+    };
+    if whole == 0 || spare > whole || spare == 0 {
+        bail!("the spare device ({size} bytes) cannot hold a spare area of {spare} bytes after its 1 MiB label area");
+    }
+    Ok(((end - spare) / 512, spare / 512))
 }
 
 /// What `blkid -p` finds on the device, if anything.
@@ -186,16 +203,15 @@ pub fn run(o: &Options) -> Result<u8> {
             // The data device is all data; the spare device's area lies
             // between its labels, or is --spare-size of it.
             let data = layout(dev.size(), 0, bs)?;
-            let whole = layout(s.size(), 0, bs)?.data_len * 512;
             let spare_bytes = match (&o.spare_size, o.spare_percent) {
-                (Some(x), _) => parse_size(x)?.min(whole),
-                (None, Some(p)) => (s.size() as f64 * p.clamp(0.0, 100.0) / 100.0) as u64,
-                (None, None) => whole,
+                (Some(x), _) => Some(parse_size(x)?),
+                (None, Some(p)) => Some((s.size() as f64 * p.clamp(0.0, 100.0) / 100.0) as u64),
+                (None, None) => None,
             };
-            let area = layout(s.size(), spare_bytes, bs)?;
+            let (spare_offset, spare_len) = spare_device_layout(s.size(), spare_bytes, bs)?;
             Identity {
-                spare_offset: area.spare_offset,
-                spare_len: area.spare_len,
+                spare_offset,
+                spare_len,
                 ..data
             }
         }
@@ -291,5 +307,16 @@ mod tests {
         assert_eq!(id.data_len % 8, 0);
         assert!(Format::new(id).is_ok());
         assert!(layout(1 << 20, 4096, 4096).is_err());
+        assert!(layout(size, u64::MAX, 4096).is_err());
+        assert_eq!(
+            spare_device_layout(8 << 20, None, 4096).unwrap(),
+            (2048, (7 << 11) - 8)
+        );
+        assert_eq!(
+            spare_device_layout(8 << 20, Some(1 << 20), 4096).unwrap(),
+            ((8 << 11) - 8 - 2048, 2048)
+        );
+        assert!(spare_device_layout(8 << 20, Some(8 << 20), 4096).is_err());
+        assert!(spare_device_layout(8 << 20, Some(u64::MAX), 4096).is_err());
     }
 }

@@ -40,15 +40,6 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
             eprintln!("remapctl: {} is open already, as {open}", path.display());
             return Ok(exit::FAILED);
         }
-        let end = (l.identity.spare_offset + l.identity.spare_len) * 512;
-        let data_end = (l.identity.data_offset + l.identity.data_len) * 512;
-        if end > spare.size() || data_end > dev.size() {
-            eprintln!(
-                "remapctl: {}: the device is smaller than its remap layout: refusing it",
-                path.display()
-            );
-            return Ok(exit::FAILED);
-        }
         if !no_check {
             let Some(m) = usable(spare, l.identity, "the metadata cannot be used")? else {
                 return Ok(exit::FAILED);

@@ -45,9 +45,9 @@ pub fn run(path: &Path, file: &Path, unchecked: bool) -> Result<u8> {
     let dev = BlockDev::open(path, Access::Exclusive)?;
     // Without a label, the device is the spare device of the dump's
     // geometry; with one, the dump must be of that device.
-    let loc = match label::read(&dev) {
-        Ok(_) => Some(locate(&dev, None, Access::Exclusive)?),
-        Err(_) => None,
+    let loc = match label::probe(&dev)? {
+        Some(_) => Some(locate(&dev, None, Access::Exclusive)?),
+        None => None,
     };
     if let Some((l, _)) = loc.as_ref().and_then(|l| l.label.as_ref()) {
         if l.identity != identity || l.uuid != uuid {
