@@ -235,6 +235,27 @@ check "bios arriving during a switch were deferred" [ "$deferred" -gt 0 ]
 check "switch under I/O: every one of the 60 writes succeeded" [ "$hammer_failed" = 0 ]
 dd if=/tmp/hammer of=/tmp/hammer.last bs=4096 skip=59 count=1 2>/dev/null
 check "switch under I/O: the block holds the last (60th) write" sh -c "dd if=/dev/mapper/rs bs=4096 skip=10 count=1 iflag=direct 2>/dev/null | cmp - /tmp/hammer.last"
+# One write, then nothing, while a remap of its block copies it from the
+# slow device: a write that reached the data device inside the switch,
+# after the copy read it, would be lost behind the spare's old copy. Ten
+# blocks, the write sent later each time, so some fall inside the window
+# (the deferred count says how many were held).
+dd if=/dev/urandom of=/tmp/during bs=4096 count=10 2>/dev/null
+before=$(dmsetup message rs 0 stats | tr ' ' '\n' | sed -n 's/^deferred=//p')
+k=0
+while [ $k -lt 10 ]; do
+	dmsetup message rs 0 remap $(((20 + k) * 8)) >/dev/null &
+	msg=$!
+	sleep 0.0$k
+	dd if=/tmp/during of=/dev/mapper/rs bs=4096 skip=$k seek=$((20 + k)) count=1 oflag=direct conv=notrunc 2>/dev/null
+	wait $msg
+	k=$((k + 1))
+done
+held=$(($(dmsetup message rs 0 stats | tr ' ' '\n' | sed -n 's/^deferred=//p') - before))
+echo "switch under I/O: $held of 10 single writes arrived during their block's switch"
+check "switch under I/O: 10 single writes sent during remaps of their blocks read back" \
+	sh -c "dd if=/dev/mapper/rs bs=4096 skip=20 count=10 iflag=direct 2>/dev/null | cmp - /tmp/during"
+check "switch under I/O: the 10 blocks are on spares" [ "$(dmsetup status rs | cut -d' ' -f4)" -ge 11 ]
 check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok [0-9]+ 5/5 0 0$'"
 check "switch under I/O: remove" dmsetup remove rs
 nullb_drop rm7
