@@ -8,7 +8,7 @@ table="0 262144 remap $d 4096 $s 0 8192"
 check "create" dmsetup create sr --table "$table"
 
 fio --name=suspend-reload --filename=/dev/mapper/sr --direct=1 --ioengine=libaio \
-	--iodepth=16 --rw=randwrite --bs=4k --size=48m --verify=crc32c --verify_fatal=1 \
+	--iodepth=16 --rw=randwrite --bs=4k --size=24m --verify=crc32c --verify_fatal=1 \
 	--do_verify=1 --randrepeat=1 --output=/tmp/fio.out >/dev/null 2>&1 &
 fio_pid=$!
 suspends=0

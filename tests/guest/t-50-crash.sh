@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # Crash consistency, as filesystems are tested upstream: the spare device
-# sits under dm-log-writes while 144 remaps are made by 48 threads of one
+# sits under dm-log-writes while 96 remaps are made by 48 threads of one
 # process (so commits are shared); each thread puts a mark in the log right
 # after its remap returns success. Then the log is replayed entry by entry
 # onto a zeroed device, and after every entry that writes metadata the
@@ -22,20 +22,20 @@ check "remap over the logged spare device" dmsetup create crt \
 
 # The data device holds data, which the spares must hold once listed.
 dd if=/dev/urandom of=$d bs=1M count=16 oflag=direct 2>/dev/null
-# Blocks 13 * k modulo 4096 for k = 0..143, all distinct.
+# Blocks 13 * k modulo 4096 for k = 0..95, all distinct.
 k=0
 : >/tmp/asked
-while [ $k -lt 144 ]; do
+while [ $k -lt 96 ]; do
 	echo $((k * 13 % 4096 * 8)) >>/tmp/asked
 	k=$((k + 1))
 done
-dm-msg crt 144 0 104 48 32768 lw >/tmp/dm-msg.out
-check "144 remaps acknowledged" grep -q '^messages=144 failed=0 ' /tmp/dm-msg.out
+dm-msg crt 96 0 104 48 32768 lw >/tmp/dm-msg.out
+check "96 remaps acknowledged" grep -q '^messages=96 failed=0 ' /tmp/dm-msg.out
 remaps=$(dmsetup status crt | cut -d' ' -f4)
 commits=$(dmsetup message crt 0 stats | tr ' ' '\n' | sed -n 's/^commits=//p')
 echo "crash: $remaps remaps in $commits commits"
-check "144 remaps made" [ "$remaps" = 144 ]
-check "concurrent remaps shared commits" [ "$commits" -lt 144 ]
+check "96 remaps made" [ "$remaps" = 96 ]
+check "concurrent remaps shared commits" [ "$commits" -lt 96 ]
 dmsetup remove crt
 dmsetup remove lw
 
@@ -58,5 +58,5 @@ check "states checked on new devices and on reloads" [ "${fresh:-0}" -gt 0 -a "$
 # share depends on timing.)
 check "a crash state after every metadata write: at least 10 per commit (${commits:-0} commits)" \
 	[ "${states:-0}" -ge $((${commits:-0} * 10)) -a "${commits:-0}" -ge 5 ]
-check "every remap acknowledged in the log" [ "$acked" = 144 ]
+check "every remap acknowledged in the log" [ "$acked" = 96 ]
 for n in cr1 cr2 cr3 cr4 cr5; do nullb_drop $n; done
