@@ -215,29 +215,44 @@ within() {
 	return "$(cat /tmp/within.rc)"
 }
 
+# copy_layout SPARE_BLOCKS BS: "c s0 s1 s2 s3 s4", the blocks per metadata
+# copy and the first block of each copy in a spare area of SPARE_BLOCKS
+# blocks of BS bytes, from the README's format description, independently
+# of the module and of remapctl.
+copy_layout() {
+	awk -v n="$1" -v bs="$2" '
+		function ceil(x) { return x == int(x) ? x : int(x) + 1 }
+		BEGIN {
+			w = (bs - 32) / 8
+			c = 1 + ceil(n / w) + ceil(ceil(n / 16) / w)
+			printf "%d", c
+			for (i = 0; i < 5; i++) printf " %d", int((n - c) * i / 4)
+			print ""
+		}'
+}
+
 # meta_restore SPARE-DEV DATA_OFFSET DATA_LEN SPARE_OFFSET SPARE_LEN BS COUNT [STRIDE]
 # Metadata remapping data blocks 0, STRIDE, 2*STRIDE... (STRIDE 1 by
-# default) to the first COUNT spare blocks outside the metadata copies,
-# written by `remapctl restore` from a dump made here. The copies' places
-# are computed from the README's format description, independently of the
-# module and of remapctl. STRIDE 0 lists block 0 COUNT times: metadata the
-# kernel must refuse (restore --unchecked writes it).
+# default) to the first COUNT spare blocks outside the metadata copies
+# (copy_layout), written by `remapctl restore` from a dump made here.
+# STRIDE 0 lists block 0 COUNT times: metadata the kernel must refuse
+# (restore --unchecked writes it).
 meta_restore() {
 	local dev=$1 unchecked=
 	[ "${8:-1}" = 0 ] && unchecked=--unchecked
-	awk -v doff="$2" -v dlen="$3" -v soff="$4" -v slen="$5" -v bs="$6" -v count="$7" -v stride="${8:-1}" '
-		function ceil(x) { return x == int(x) ? x : int(x) + 1 }
+	awk -v doff="$2" -v dlen="$3" -v soff="$4" -v slen="$5" -v bs="$6" -v count="$7" -v stride="${8:-1}" \
+		-v layout="$(copy_layout $(($5 / ($6 / 512))) "$6")" '
 		BEGIN {
-			n = slen / (bs / 512); w = (bs - 32) / 8
-			c = 1 + ceil(n / w) + ceil(ceil(n / 16) / w)
-			for (i = 0; i < 5; i++) start[i] = int((n - c) * i / 4)
+			n = slen / (bs / 512)
+			split(layout, l, " ")
+			c = l[1]
 			print "uuid 6d6b6d65-7461-4000-8000-746573747330"
 			print "generation 1"
 			print "geometry", doff, dlen, soff, slen, bs
 			k = 0
 			for (sp = 0; sp < n && k < count; sp++) {
 				r = 0
-				for (i = 0; i < 5; i++) if (sp >= start[i] && sp < start[i] + c) r = 1
+				for (i = 2; i <= 6; i++) if (sp >= l[i] && sp < l[i] + c) r = 1
 				if (!r) { print "remap", k * stride, sp; k++ }
 			}
 		}' | remapctl restore $unchecked "$dev" - >/dev/null

@@ -56,9 +56,7 @@ check "close" remapctl close rc
 # and the README's format.
 set -- $(sed -n 's/^geometry //p' /tmp/rc-dump)
 spare_off=$3 spare_len=$4 bs=$5
-starts=$(awk -v n=$((spare_len * 512 / bs)) -v bs=$bs 'function ceil(x) { return x == int(x) ? x : int(x) + 1 }
-	BEGIN { w = (bs - 32) / 8; c = 1 + ceil(n / w) + ceil(ceil(n / 16) / w)
-		for (i = 0; i < 5; i++) printf "%d ", int((n - c) * i / 4) }')
+starts=$(copy_layout $((spare_len * 512 / bs)) $bs | cut -d' ' -f2-)
 # damage COPY BLOCK: 8 bytes of garbage inside that block of that copy.
 damage() {
 	i=0

@@ -104,7 +104,7 @@ impl BlockDev {
 
     /// Reads `buf.len()` bytes at byte `offset`, from the device itself.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.drop_cache(offset, buf.len() as u64);
+        self.drop_cache(offset, buf.len() as u64)?;
         self.file.read_exact_at(buf, offset)
     }
 
@@ -119,16 +119,19 @@ impl BlockDev {
         self.file.sync_all()
     }
 
-    fn drop_cache(&self, offset: u64, len: u64) {
-        // Best effort: when it fails, a read may see a page cached before
-        // the target wrote the block behind the page cache. That matters
-        // only on a device a live table holds, which every command that
-        // acts on what it reads (check, repair, restore, open) refuses.
-        let _ = posix_fadvise(
+    /// Drops the cached pages of a range, so that the next read reaches
+    /// the device: the target writes metadata with bios, behind the page
+    /// cache of the device node.
+    fn drop_cache(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        let range = |v: u64| {
+            i64::try_from(v).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+        };
+        posix_fadvise(
             self.file.as_raw_fd(),
-            offset as i64,
-            len as i64,
+            range(offset)?,
+            range(len)?,
             PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        )
+        .map_err(std::io::Error::from)
     }
 }

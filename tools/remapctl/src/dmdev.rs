@@ -69,9 +69,12 @@ impl Dm {
                     .context("cannot resume the device (see dmesg)")
             });
         if let Err(e) = loaded {
-            // The device has no live table: removing it undoes the
-            // create. The first error is the one to report.
-            let _ = self.0.device_remove(&id, DmOptions::default());
+            // The device has no live table: removing it undoes the create.
+            if let Err(r) = self.0.device_remove(&id, DmOptions::default()) {
+                return Err(e.context(format!(
+                    "and removing the half-made device {name} failed too ({r}): remove it with dmsetup remove {name}"
+                )));
+            }
             return Err(e);
         }
         ensure_node(name, &self.kernel_name(name)?);
@@ -169,7 +172,9 @@ fn drop_node(name: &str, kname: &str) {
     if !udev_running()
         && std::fs::read_link(&node).is_ok_and(|t| t == Path::new(&format!("../{kname}")))
     {
-        // Only a link this tool made; a stale one is harmless but untidy.
-        let _ = std::fs::remove_file(&node);
+        // Only a link this tool made.
+        if let Err(e) = std::fs::remove_file(&node) {
+            eprintln!("remapctl: cannot remove {}: {e}", node.display());
+        }
     }
 }

@@ -17,7 +17,6 @@ use crate::meta::{Remap, Table};
 use anyhow::{bail, Context, Result};
 use dm_remap_ondisk::{Identity, UuidText, UUID_BYTES};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write;
 
 /// A dump: the identity, UUID and generation, and the table.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
@@ -144,27 +143,22 @@ impl Dump {
     /// The text form.
     pub fn to_text(&self) -> String {
         let g = &self.geometry;
-        let mut s = String::new();
-        // Writing to a String cannot fail.
-        let _ = writeln!(s, "# remapctl dump: {} remaps", self.remaps.len());
-        let _ = writeln!(s, "uuid {}", self.uuid);
-        let _ = writeln!(s, "generation {}", self.generation);
-        let _ = writeln!(
-            s,
-            "geometry {} {} {} {} {}",
-            g.data_offset, g.data_len, g.spare_offset, g.spare_len, g.block_size
-        );
+        let mut lines = vec![
+            format!("# remapctl dump: {} remaps", self.remaps.len()),
+            format!("uuid {}", self.uuid),
+            format!("generation {}", self.generation),
+            format!(
+                "geometry {} {} {} {} {}",
+                g.data_offset, g.data_len, g.spare_offset, g.spare_len, g.block_size
+            ),
+        ];
         for r in &self.remaps {
             let lost = if r.lost { " lost" } else { "" };
-            let _ = writeln!(s, "remap {} {}{lost}", r.block, r.spare);
+            lines.push(format!("remap {} {}{lost}", r.block, r.spare));
         }
-        for x in &self.retired {
-            let _ = writeln!(s, "retired {x}");
-        }
-        for x in &self.pending {
-            let _ = writeln!(s, "pending {x}");
-        }
-        s
+        lines.extend(self.retired.iter().map(|x| format!("retired {x}")));
+        lines.extend(self.pending.iter().map(|x| format!("pending {x}")));
+        lines.join("\n") + "\n"
     }
 
     /// Parses a dump in either form (JSON when it starts with `{`).

@@ -18,7 +18,6 @@
 //! device is missing or refused).
 
 use anyhow::{bail, Context, Result};
-use std::fmt::Write;
 use std::path::Path;
 
 /// Where a remaptab line's device is.
@@ -143,10 +142,7 @@ pub fn escape_path(path: &str) -> String {
             b'/' => out.push('-'),
             b'.' if i == 0 => out.push_str("\\x2e"),
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => out.push(c as char),
-            _ => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\x{c:02x}");
-            }
+            _ => out.push_str(&format!("\\x{c:02x}")),
         }
     }
     if out.is_empty() {
@@ -163,7 +159,6 @@ pub fn unit_name(name: &str) -> String {
 
 /// The unit that opens `e` at boot, and closes it at shutdown.
 pub fn unit(e: &Entry, remapctl: &str) -> String {
-    let mut s = String::new();
     let (device, dev_unit) = match &e.source {
         Source::Path(p) => (p.clone(), Some(format!("{}.device", escape_path(p)))),
         Source::Uuid(u) => (format!("UUID={u}"), None),
@@ -176,41 +171,40 @@ pub fn unit(e: &Entry, remapctl: &str) -> String {
         opts.push_str(" --readonly");
     }
     let mapper = format!("dev-mapper-{}", escape_path(&e.name));
-    // Writing to a String cannot fail.
-    let _ = writeln!(s, "# Made by remapctl generate-units from /etc/remaptab.");
-    let _ = writeln!(s, "[Unit]");
-    let _ = writeln!(s, "Description=dm-remap device {} on {device}", e.name);
-    let _ = writeln!(s, "DefaultDependencies=no");
-    let _ = writeln!(s, "IgnoreOnIsolate=true");
-    let _ = writeln!(s, "Conflicts=umount.target");
-    let _ = writeln!(s, "Before=umount.target remap.target");
-    let _ = writeln!(
-        s,
-        "After=systemd-udevd-kernel.socket systemd-modules-load.service"
-    );
-    let _ = writeln!(s, "Wants=blockdev@{mapper}.target");
-    let _ = writeln!(s, "Before=blockdev@{mapper}.target");
-    if let Some(u) = &dev_unit {
-        let _ = writeln!(s, "BindsTo={u}");
-        let _ = writeln!(s, "After={u}");
-    } else {
-        let _ = writeln!(s, "After=systemd-udev-settle.service");
-        let _ = writeln!(s, "Wants=systemd-udev-settle.service");
+    let mut lines = vec![
+        "# Made by remapctl generate-units from /etc/remaptab.".to_owned(),
+        "[Unit]".to_owned(),
+        format!("Description=dm-remap device {} on {device}", e.name),
+        "DefaultDependencies=no".to_owned(),
+        "IgnoreOnIsolate=true".to_owned(),
+        "Conflicts=umount.target".to_owned(),
+        "Before=umount.target remap.target".to_owned(),
+        "After=systemd-udevd-kernel.socket systemd-modules-load.service".to_owned(),
+        format!("Wants=blockdev@{mapper}.target"),
+        format!("Before=blockdev@{mapper}.target"),
+    ];
+    match &dev_unit {
+        Some(u) => lines.extend([format!("BindsTo={u}"), format!("After={u}")]),
+        None => lines.extend([
+            "After=systemd-udev-settle.service".to_owned(),
+            "Wants=systemd-udev-settle.service".to_owned(),
+        ]),
     }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "[Service]");
-    let _ = writeln!(s, "Type=oneshot");
-    let _ = writeln!(s, "RemainAfterExit=yes");
-    let _ = writeln!(s, "TimeoutSec=infinity");
-    let _ = writeln!(
-        s,
-        "ExecStart={} open{opts} {} {}",
-        exec_word(remapctl),
-        exec_word(&device),
-        e.name
-    );
-    let _ = writeln!(s, "ExecStop={} close {}", exec_word(remapctl), e.name);
-    s
+    lines.extend([
+        String::new(),
+        "[Service]".to_owned(),
+        "Type=oneshot".to_owned(),
+        "RemainAfterExit=yes".to_owned(),
+        "TimeoutSec=infinity".to_owned(),
+        format!(
+            "ExecStart={} open{opts} {} {}",
+            exec_word(remapctl),
+            exec_word(&device),
+            e.name
+        ),
+        format!("ExecStop={} close {}", exec_word(remapctl), e.name),
+    ]);
+    lines.join("\n") + "\n"
 }
 
 /// What `generate-units` writes into `dir`: each unit, and the
