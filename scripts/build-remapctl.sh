@@ -13,7 +13,9 @@
 # libdevmapper's headers. systemd-analyze checks the generated units.
 need=()
 [ -e /usr/include/libdevmapper.h ] || need+=(libdevmapper-dev)
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# libclang itself (libclang1-N puts it under /usr/lib/llvm-N/lib): a host
+# with only libclang-cpp (the C++ interface) has none for bindgen.
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
