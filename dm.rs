@@ -194,6 +194,12 @@ pub(crate) trait Target: Sized + Send + Sync {
     /// The worker of the target's [`BioQueue`]: takes the kept bios and
     /// ends each one. Process context; may sleep.
     fn process_kept(&self, _ti: &TargetInfo<'_>) {}
+
+    /// A step that [`BioQueue::schedule_step`] asked for, on the worker's
+    /// workqueue (never at the same time as [`Target::process_kept`]).
+    /// Process context; may sleep. The destructor cancels the next step
+    /// and waits for one that runs before the target goes.
+    fn step(&self, _ti: &TargetInfo<'_>) {}
 }
 
 /// The registration of a target type with device-mapper core.
@@ -771,14 +777,17 @@ unsafe fn per_bio_ptr(bio: NonNull<bio>) -> NonNull<PerBio> {
 /// Bios a target keeps to end later from its worker: failed bios from
 /// `end_io` ([`Bio::keep`]) and bios `map` takes ([`BioQueue::take_from_map`]).
 /// The worker runs [`Target::process_kept`] on an ordered `WQ_MEM_RECLAIM`
-/// workqueue of its own, queued whenever a bio is added.
+/// workqueue of its own, queued whenever a bio is added; the same
+/// workqueue runs the target's delayed steps ([`Target::step`]).
 ///
 /// # Invariants
 ///
-/// `q` comes from `dmr_bioq_alloc` for a target of a type whose callbacks
-/// are [`bioq_callback`]'s `T`, and is freed on drop.
+/// `q` comes from `dmr_bioq_alloc` for target `ti` of a type whose
+/// callbacks are [`bioq_callback`]'s and [`step_callback`]'s `T`, and is
+/// freed on drop.
 pub(crate) struct BioQueue {
     q: NonNull<b::dmr_bioq>,
+    ti: NonNull<b::dm_target>,
     per_bio_data: bool,
 }
 
@@ -799,14 +808,37 @@ impl BioQueue {
                 name.as_char_ptr(),
                 ctx.ti.as_ptr(),
                 Some(bioq_callback::<T>),
+                Some(step_callback::<T>),
             )
         };
         NonNull::new(q)
             .map(|q| Self {
                 q,
+                ti: ctx.ti,
                 per_bio_data: T::PER_BIO_DATA,
             })
             .ok_or(ENOMEM)
+    }
+
+    /// Runs the target's [`Target::step`] once, `msecs` from now (a step
+    /// not yet started is moved to that time). `ti` must be this queue's
+    /// target: a `TargetInfo` exists only once the constructor returned,
+    /// so the step finds the target; for another target nothing happens.
+    pub(crate) fn schedule_step(&self, ti: &TargetInfo<'_>, msecs: u32) {
+        if ti.ti != self.ti {
+            return;
+        }
+        // SAFETY: the queue is valid (type invariant); its target's
+        // constructor has returned (a `TargetInfo` of it exists), and its
+        // destructor cancels the step before the target goes.
+        unsafe { b::dmr_bioq_schedule_step(self.q.as_ptr(), msecs) };
+    }
+
+    /// Cancels the next step and waits for one that is running, even if it
+    /// schedules itself again. Sleeps; not from within a step.
+    pub(crate) fn cancel_step(&self) {
+        // SAFETY: the queue is valid (type invariant).
+        unsafe { b::dmr_bioq_cancel_step(self.q.as_ptr()) };
     }
 
     /// In `map`, or in [`BlockHold::release`]'s callback: takes the bio for
@@ -994,6 +1026,17 @@ unsafe extern "C" fn bioq_callback<T: Target>(ti: *mut b::dm_target) {
     // flushes the queue before the target goes.
     let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
     target.process_kept(&info);
+}
+
+/// # Safety
+///
+/// `ti` must be a target of type `T` whose constructor has returned and
+/// whose destructor has not passed [`BioQueue::cancel_step`].
+unsafe extern "C" fn step_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: steps are scheduled only with a `TargetInfo` of the target,
+    // so after `ctr` returned, and `dtr` cancels them before it goes.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.step(&info);
 }
 
 /// Bios waiting for blocks whose mapping is switching: `map` hands a bio
@@ -1282,6 +1325,8 @@ unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut b::dm_target) {
     // SAFETY: `ti` is valid and constructed.
     let target = unsafe { private::<T>(ti) };
     if let Some(queue) = target.bio_queue() {
+        // No step runs from now on.
+        queue.cancel_step();
         // Every kept bio has ended (device-mapper core waits for them
         // before a table goes), but the worker may still be returning.
         queue.flush();

@@ -28,6 +28,8 @@ mod bufio;
 mod claim;
 #[path = "dm_remap/ctr.rs"]
 mod ctr;
+#[path = "dm_remap/device_stats.rs"]
+mod device_stats;
 #[allow(dead_code)]
 mod dm;
 #[path = "dm_remap/entry.rs"]
@@ -35,6 +37,8 @@ mod entry;
 #[path = "dm_remap/io.rs"]
 mod io;
 mod klib;
+#[path = "dm_remap/low_water.rs"]
+mod low_water;
 #[path = "dm_remap/messages.rs"]
 mod messages;
 mod metadata;
@@ -46,6 +50,8 @@ mod ondisk;
 mod percpu;
 mod rcu_box;
 mod remap_table;
+#[path = "dm_remap/scrub.rs"]
+mod scrub;
 mod spare_alloc;
 mod srcu;
 #[path = "dm_remap/stat.rs"]
@@ -66,6 +72,7 @@ use core::{
     sync::atomic::{AtomicBool, Ordering::Relaxed},
 };
 use ctr::table_errno;
+use device_stats::DeviceStats;
 use dm::{
     Bio, BioOp, BioQueue, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, KeptBio,
     MapResult, NoIoScope, QueueLimits, StatusType, TargetInfo,
@@ -79,10 +86,11 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 use metadata::{
-    CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot,
+    check_block, CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot,
 };
 use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};
+use scrub::Scrub;
 use spare_alloc::{SpareAllocator, METADATA_COPIES};
 use srcu::{ReadIndex, Srcu};
 use switch::{Switch, Switched};
@@ -129,6 +137,8 @@ impl kernel::InPlaceModule for RemapModule {
         // SAFETY: module initialisation runs once, before the target type
         // is registered, so before any use of the lock.
         unsafe { claim::SPARE_OWNERS.init() };
+        // SAFETY: as above.
+        unsafe { device_stats::DEVICE_STATS.init() };
         try_pin_init!(Self {
             registration <- dm::Registration::new(module),
         })
@@ -157,6 +167,10 @@ struct Admin {
     /// Spare exhaustion was reported with a table event; cleared when a
     /// spare is freed.
     exhaustion_reported: bool,
+    /// Free spares were below the low-water mark at the last look (see
+    /// `low_water.rs`): set by a load without an event, so that the event
+    /// marks a crossing.
+    low_water_reported: bool,
 }
 
 /// One `remap` target: a data area and a spare area, on one device or two.
@@ -215,6 +229,9 @@ struct RemapTarget {
     /// Bios waiting for blocks whose mapping switches.
     hold: BlockHold,
     stats: PerCpuCounters<{ stat::COUNT }>,
+    /// The device's counters from earlier tables and suspends: what
+    /// status and `stats` show is those plus `stats`.
+    device_stats: DeviceStats,
     /// The data device failed every probe read (see `check_data_device`);
     /// cleared by the next bio that completes on it without error.
     data_down: AtomicBool,
@@ -225,6 +242,10 @@ struct RemapTarget {
     switched: CondVar,
     #[pin]
     admin: Mutex<Admin>,
+    /// The scrub (`scrub.rs`); its lock is taken after `admin` or alone,
+    /// and held across no I/O.
+    #[pin]
+    scrub: Mutex<Scrub>,
 }
 
 /// A message refused: the reason goes to the kernel log, the errno to the
@@ -423,6 +444,10 @@ impl dm::Target for RemapTarget {
         self.process_kept_bios(ti)
     }
 
+    fn step(&self, ti: &TargetInfo<'_>) {
+        self.scrub_step(ti)
+    }
+
     fn status(&self, ti: &TargetInfo<'_>, kind: StatusType, out: &mut Emitter<'_>) {
         self.emit_status(ti, kind, out)
     }
@@ -432,6 +457,8 @@ impl dm::Target for RemapTarget {
     }
 
     fn presuspend(&self, _ti: &TargetInfo<'_>) {
+        // The scrub reads the devices directly: it stops with the bios.
+        self.pause_scrub();
         // Whatever is still to be written (a rewrite of damaged copies)
         // goes out before the device stops. A failure is reported by the
         // commit itself and latched: resume and status show it.
@@ -443,6 +470,9 @@ impl dm::Target for RemapTarget {
 
     fn postsuspend(&self, _ti: &TargetInfo<'_>) {
         self.queue.flush();
+        // No bio runs through the table now, and the worker is idle: the
+        // counters go to the device's, which a reloaded table goes on from.
+        self.device_stats.give_back(&self.stats);
     }
 
     fn preresume(&self, _ti: &TargetInfo<'_>) -> Result {
@@ -483,8 +513,9 @@ impl dm::Target for RemapTarget {
         }
     }
 
-    fn resume(&self, _ti: &TargetInfo<'_>) {
+    fn resume(&self, ti: &TargetInfo<'_>) {
         self.admin.lock().resumed = true;
+        self.resume_scrub(ti);
     }
 
     fn iterate_devices(&self, ti: &TargetInfo<'_>, visitor: &mut DeviceVisitor<'_>) -> c_int {

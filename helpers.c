@@ -239,8 +239,10 @@ struct dmr_bioq {
 	struct dmr_hold bios;
 	struct workqueue_struct *wq;
 	struct work_struct work;
+	struct delayed_work step;
 	struct dm_target *ti;
 	void (*fn)(struct dm_target *ti);
+	void (*step_fn)(struct dm_target *ti);
 };
 
 static void dmr_bioq_work(struct work_struct *work)
@@ -250,9 +252,17 @@ static void dmr_bioq_work(struct work_struct *work)
 	q->fn(q->ti);
 }
 
+static void dmr_bioq_step_work(struct work_struct *work)
+{
+	struct dmr_bioq *q = container_of(to_delayed_work(work), struct dmr_bioq, step);
+
+	q->step_fn(q->ti);
+}
+
 /* The worker may be what keeps memory reclaim going: WQ_MEM_RECLAIM. */
 struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
-				void (*fn)(struct dm_target *ti))
+				void (*fn)(struct dm_target *ti),
+				void (*step_fn)(struct dm_target *ti))
 {
 	struct dmr_bioq *q = kzalloc(sizeof(*q), GFP_KERNEL);
 
@@ -266,13 +276,28 @@ struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
 	spin_lock_init(&q->bios.lock);
 	bio_list_init(&q->bios.bios);
 	INIT_WORK(&q->work, dmr_bioq_work);
+	INIT_DELAYED_WORK(&q->step, dmr_bioq_step_work);
 	q->ti = ti;
 	q->fn = fn;
+	q->step_fn = step_fn;
 	return q;
+}
+
+/* Runs step_fn once on the queue's workqueue, @msecs from now at the latest. */
+void dmr_bioq_schedule_step(struct dmr_bioq *q, unsigned int msecs)
+{
+	mod_delayed_work(q->wq, &q->step, msecs_to_jiffies(msecs));
+}
+
+/* Cancels the next step and waits for one that runs, even if it schedules itself. */
+void dmr_bioq_cancel_step(struct dmr_bioq *q)
+{
+	cancel_delayed_work_sync(&q->step);
 }
 
 void dmr_bioq_free(struct dmr_bioq *q)
 {
+	cancel_delayed_work_sync(&q->step);
 	destroy_workqueue(q->wq);
 	WARN_ON(!bio_list_empty(&q->bios.bios));
 	kfree(q);

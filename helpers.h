@@ -77,11 +77,16 @@ void dmr_table_event(struct dm_target *ti);
 /*
  * Bios a target keeps for its worker: end_io returns DM_ENDIO_INCOMPLETE
  * for them, or map DM_MAPIO_SUBMITTED. Pushing is safe in any context and
- * queues the worker, which calls fn(ti) on the queue's own workqueue.
+ * queues the worker, which calls fn(ti) on the queue's own workqueue (ordered:
+ * one work item at a time).
  */
 struct dmr_bioq;
 struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
-				void (*fn)(struct dm_target *ti));
+				void (*fn)(struct dm_target *ti),
+				void (*step_fn)(struct dm_target *ti));
+/* A step: step_fn(ti) on the same workqueue, never concurrently with fn. */
+void dmr_bioq_schedule_step(struct dmr_bioq *q, unsigned int msecs);
+void dmr_bioq_cancel_step(struct dmr_bioq *q);
 void dmr_bioq_free(struct dmr_bioq *q);
 void dmr_bioq_push(struct dmr_bioq *q, struct bio *bio);
 struct bio *dmr_bioq_take(struct dmr_bioq *q);

@@ -67,7 +67,7 @@ pub(crate) use memdev::*;
 pub(crate) use writer::*;
 
 /// The CRC32C of the kernel's format code: the kernel's own.
-type Crc = KernelCrc32c;
+pub(crate) type Crc = KernelCrc32c;
 
 #[kunit_tests(dm_remap_metadata)]
 mod tests {

@@ -6,6 +6,7 @@
 //! <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len>
 //!     [<#features> <feature>...]
 //! features: block_size <bytes> | no_auto_remap | read_retries <n>
+//!     | spare_low_water <percent>
 //! ```
 //!
 //! Parsing is split in two so that both halves can be tested without
@@ -22,6 +23,8 @@ pub(crate) const MIN_BLOCK_SIZE: u32 = 512;
 pub(crate) const MAX_BLOCK_SIZE: u32 = 65536;
 /// Largest accepted `read_retries`.
 pub(crate) const MAX_READ_RETRIES: u32 = 16;
+/// Largest accepted `spare_low_water`: a percentage of the spares.
+pub(crate) const MAX_LOW_WATER: u32 = 100;
 
 /// Why a table line was refused; the text is shown as `ti->error`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,6 +39,9 @@ pub(crate) struct Features {
     pub(crate) no_auto_remap: bool,
     /// Read retries before a block is reported lost, when given.
     pub(crate) read_retries: Option<u32>,
+    /// The percentage of spares below which free spares raise one table
+    /// event, when given.
+    pub(crate) spare_low_water: Option<u32>,
 }
 
 impl Features {
@@ -44,6 +50,7 @@ impl Features {
         2 * u32::from(self.block_size.is_some())
             + u32::from(self.no_auto_remap)
             + 2 * u32::from(self.read_retries.is_some())
+            + 2 * u32::from(self.spare_low_water.is_some())
     }
 }
 
@@ -90,7 +97,7 @@ pub(crate) fn parse_u64(word: &CStr) -> Option<u64> {
     })
 }
 
-fn parse_u32(word: &CStr) -> Option<u32> {
+pub(crate) fn parse_u32(word: &CStr) -> Option<u32> {
     parse_u64(word).and_then(|v| u32::try_from(v).ok())
 }
 
@@ -188,6 +195,16 @@ fn parse_features(mut words: &[&CStr]) -> Result<Features, ArgError> {
                     duplicate: c"Duplicate feature read_retries",
                     missing: c"Feature read_retries requires a value",
                     invalid: c"read_retries must be a number from 0 to 16",
+                },
+            )?,
+            b"spare_low_water" => numeric_feature(
+                &mut f.spare_low_water,
+                &mut words,
+                |n| n <= MAX_LOW_WATER,
+                NumericFeature {
+                    duplicate: c"Duplicate feature spare_low_water",
+                    missing: c"Feature spare_low_water requires a value",
+                    invalid: c"spare_low_water must be a percentage from 0 to 100",
                 },
             )?,
             _ => return Err(ArgError(c"Unrecognised feature")),
@@ -357,6 +374,33 @@ mod tests {
     }
 
     #[test]
+    fn spare_low_water_limits() {
+        for (word, ok) in [
+            (c"0", true),
+            (c"20", true),
+            (c"100", true),
+            (c"101", false),
+            (c"-1", false),
+            (c"5%", false),
+        ] {
+            let r = parse(&[
+                DATA,
+                c"0",
+                SPARE,
+                c"0",
+                c"8",
+                c"2",
+                c"spare_low_water",
+                word,
+            ]);
+            assert_eq!(r.is_ok(), ok);
+            if ok {
+                assert_eq!(r.unwrap().features.word_count(), 2);
+            }
+        }
+    }
+
+    #[test]
     fn numbers() {
         assert_eq!(parse_u64(c"0"), Some(0));
         assert_eq!(parse_u64(c"18446744073709551615"), Some(u64::MAX));
@@ -396,7 +440,7 @@ mod tests {
             assert_eq!(err(args), reason);
         }
         assert_eq!(err(&[]), err(&[DATA]));
-        let feature_cases: [(&[&'static CStr], &CStr); 12] = [
+        let feature_cases: [(&[&'static CStr], &CStr); 14] = [
             (&[c"one"], c"Invalid number of feature arguments"),
             (
                 &[c"2", c"no_auto_remap"],
@@ -434,6 +478,14 @@ mod tests {
             (
                 &[c"4", c"read_retries", c"1", c"read_retries", c"2"],
                 c"Duplicate feature read_retries",
+            ),
+            (
+                &[c"1", c"spare_low_water"],
+                c"Feature spare_low_water requires a value",
+            ),
+            (
+                &[c"4", c"spare_low_water", c"5", c"spare_low_water", c"9"],
+                c"Duplicate feature spare_low_water",
             ),
             (&[c"1", c"no_auto_remap"], c"(accepted)"),
         ];

@@ -45,6 +45,7 @@ impl RemapTarget {
         admin.pending = pending;
         admin.fenced = 0;
         admin.exhaustion_reported = false;
+        admin.low_water_reported = self.below_low_water(admin);
         report_load(
             &report,
             self.remapped(admin),
@@ -353,8 +354,12 @@ impl RemapTarget {
             BlockHold::new::<Self>().map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
         let stats =
             PerCpuCounters::new().map_err(|e| ctx.fail(c"Cannot allocate the statistics", e))?;
+        let device_stats = DeviceStats::join(ctx.device_identity(), ctx.begin())
+            .map_err(|e| ctx.fail(c"Cannot allocate the device's statistics", e))?;
         let auto_remap = writable && !parsed.features.no_auto_remap;
         let read_retries = parsed.features.read_retries.unwrap_or(DEFAULT_READ_RETRIES);
+        // Below the mark at load: no event, which marks a crossing.
+        let low_water_reported = low_water::below(parsed.features.spare_low_water, &spares);
         let kept = BioQueue::new::<Self>(ctx, c"dm-remap-err")
             .map_err(|e| ctx.fail(c"Cannot allocate the error worker", e))?;
 
@@ -386,6 +391,7 @@ impl RemapTarget {
                 in_flight,
                 hold,
                 stats,
+                device_stats,
                 data_down: AtomicBool::new(false),
                 switches <- new_mutex!(0),
                 switched <- new_condvar!("RemapTarget::switched"),
@@ -397,7 +403,9 @@ impl RemapTarget {
                     resumed: false,
                     reload_pending: reloading,
                     exhaustion_reported: false,
+                    low_water_reported,
                 }),
+                scrub <- new_mutex!(Scrub::new()),
             }),
             GFP_KERNEL,
         )

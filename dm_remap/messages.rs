@@ -8,13 +8,16 @@ const HELP_TEXT: &str = "\
 remap target messages (<sector> counts from the target's first sector):
   help                        this text
   stats                       I/O and remap counters as key=value
-  clear_stats                 zero the I/O counters
+  clear_stats                 zero the I/O counters (kept across reloads)
   remap <sector>              move the block holding <sector> to a spare
   unremap <sector>            copy the block back and free its spare
   lookup <sector>             where the block holding <sector> goes
   list [<block> [<count>]]    remapped and pending blocks from <block> on,
                               in order: '<block> <spare>[ lost]' or
                               '<block> pending'
+  scrub start [<MiB/s>]       read every data block, used spare and metadata
+                              block in the background (default 16 MiB/s)
+  scrub stop                  stop the scrub
 ";
 
 impl RemapTarget {
@@ -310,13 +313,14 @@ impl RemapTarget {
     }
 
     pub(super) fn msg_stats(&self, out: &mut Emitter<'_>) {
-        for (i, name) in stat::NAMES.iter().enumerate() {
-            out.emit(format_args!("{}={} ", name, self.stats.sum(i)));
+        let sums = self.device_stats.read(&self.stats);
+        for (name, sum) in stat::NAMES.iter().zip(sums) {
+            out.emit(format_args!("{}={} ", name, sum));
         }
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={}\n",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={}",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
@@ -335,8 +339,13 @@ impl RemapTarget {
                 + self.table.summary_bytes()
                 + admin.spares.memory_bytes()
                 + meta.image().memory_bytes(),
-            crate::ondisk::UuidText(meta.image().uuid())
+            crate::ondisk::UuidText(meta.image().uuid()),
+            u8::from(self.below_low_water(&admin))
         ));
+        drop(meta);
+        drop(admin);
+        self.emit_scrub_stats(out);
+        out.emit(format_args!("\n"));
     }
 }
 
@@ -390,9 +399,7 @@ impl RemapTarget {
                 Ok(())
             }
             (b"clear_stats", []) => {
-                for i in 0..stat::COUNT {
-                    self.stats.clear(i);
-                }
+                self.device_stats.clear(&self.stats);
                 out.emit(format_args!("statistics cleared\n"));
                 Ok(())
             }
@@ -400,6 +407,15 @@ impl RemapTarget {
             (b"unremap", [sector]) => self.msg_unremap(ti, sector, out),
             (b"lookup", [sector]) => self.msg_lookup(ti, sector, out),
             (b"list", rest) => self.msg_list(ti, rest, out),
+            (b"scrub", [sub]) if sub.to_bytes() == b"start" => self.msg_scrub_start(ti, None, out),
+            (b"scrub", [sub, rate]) if sub.to_bytes() == b"start" => {
+                self.msg_scrub_start(ti, Some(rate), out)
+            }
+            (b"scrub", [sub]) if sub.to_bytes() == b"stop" => self.msg_scrub_stop(out),
+            (b"scrub", _) => refuse(
+                EINVAL,
+                format_args!("scrub takes 'start [<MiB/s>]' or 'stop', try 'help'"),
+            ),
             (b"help" | b"stats" | b"clear_stats" | b"remap" | b"unremap" | b"lookup", _) => refuse(
                 EINVAL,
                 format_args!(

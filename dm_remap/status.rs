@@ -20,19 +20,28 @@ impl RemapTarget {
                     "ok"
                 };
                 out.emit(format_args!(
-                    "{} {}/{} {} {} {} {} {}/{} {} {}",
+                    "{} {}/{} {} {} {} {} {}/{} {} {} {}",
                     self.remapped(&admin),
                     admin.spares.in_use(),
                     admin.spares.capacity(),
-                    self.stats.sum(stat::READ_ERRORS),
-                    self.stats.sum(stat::WRITE_ERRORS),
+                    self.device_stats.read_one(&self.stats, stat::READ_ERRORS),
+                    self.device_stats.read_one(&self.stats, stat::WRITE_ERRORS),
                     state,
                     meta.image().committed(),
                     meta.image().intact_copies(),
                     METADATA_COPIES,
                     meta.last_error().map_or(0, |e| e.to_errno()),
-                    admin.pending
+                    admin.pending,
+                    if self.below_low_water(&admin) {
+                        "low_water"
+                    } else {
+                        "-"
+                    }
                 ));
+                drop(meta);
+                drop(admin);
+                out.emit(format_args!(" "));
+                self.emit_scrub_status(out);
             }
             StatusType::Table => {
                 out.emit(format_args!(
@@ -54,6 +63,9 @@ impl RemapTarget {
                     }
                     if let Some(n) = f.read_retries {
                         out.emit(format_args!(" read_retries {}", n));
+                    }
+                    if let Some(n) = f.spare_low_water {
+                        out.emit(format_args!(" spare_low_water {}", n));
                     }
                 }
             }

@@ -227,6 +227,9 @@ impl<'a> Switch<'a> {
                     Err(_) => rollback(t, admin, b),
                 }
             }
+            // Spares were taken (or given back): the low-water mark may be
+            // crossed.
+            t.watch_low_water(self.ti, admin);
         }
         self.blocks.clear();
         t.release_held(self.ti);

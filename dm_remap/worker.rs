@@ -567,6 +567,15 @@ impl RemapTarget {
 }
 
 impl RemapTarget {
+    /// Marks data blocks that a scrub could not read pending, as a failed
+    /// foreground read does: one group, one commit, the same check for a
+    /// data device that is down. On the worker's workqueue.
+    pub(super) fn mark_unreadable(&self, ti: &TargetInfo<'_>, blocks: KVec<u64>) {
+        let mut group = Group::new();
+        group.unreadable = blocks;
+        self.finish_group(ti, &mut group);
+    }
+
     pub(super) fn process_kept_bios(&self, ti: &TargetInfo<'_>) {
         // This worker completes I/O: its allocations must not wait for it.
         let _noio = NoIoScope::enter();

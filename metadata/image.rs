@@ -156,6 +156,30 @@ impl MetaImage {
         self.next_gen
     }
 
+    /// The generation that block `index` of every intact copy holds: the
+    /// last commit's for the superblock (every commit writes it), the one
+    /// that last changed it for the others.
+    pub(crate) fn block_generation(&self, index: u32) -> u64 {
+        match index {
+            0 => self.committed,
+            _ => self.block_gen.get(index as usize).copied().unwrap_or(0),
+        }
+    }
+
+    /// Whether `copy` misses some block of the last commit: the next
+    /// commit rewrites it whole.
+    pub(crate) fn is_stale(&self, copy: usize) -> bool {
+        self.stale.get(copy).copied().unwrap_or(false)
+    }
+
+    /// Marks `copy` as missing a block (a scrub found it damaged): the
+    /// next commit rewrites it whole.
+    pub(crate) fn mark_stale(&mut self, copy: usize) {
+        if let Some(stale) = self.stale.get_mut(copy) {
+            *stale = true;
+        }
+    }
+
     /// Copies holding the whole last commit.
     pub(crate) fn intact_copies(&self) -> usize {
         self.stale.iter().filter(|&&s| !s).count()

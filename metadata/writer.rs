@@ -105,6 +105,14 @@ impl WriterState {
         &self.commit_times
     }
 
+    /// The number of the last commit prepared, when every prepared commit
+    /// has finished; `None` while one is being written. A reader of the
+    /// disk that sees the same number before and after its read saw no
+    /// commit's writes.
+    pub(crate) fn quiet_commit(&self) -> Option<u64> {
+        (self.prepared == self.finished).then_some(self.prepared)
+    }
+
     /// Replaces the image with one loaded again from disk, ending the
     /// failed state. Only while no change is in progress (before resume).
     pub(crate) fn reload(&mut self, image: MetaImage) {

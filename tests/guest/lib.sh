@@ -257,3 +257,27 @@ meta_restore() {
 			}
 		}' | remapctl restore $unchecked "$dev" - >/dev/null
 }
+
+# meta_geometry DEV: sets spare_off and bs (the spare area's first sector
+# and the block size, from DEV's dump: DEV is closed) and starts (the
+# first block of each metadata copy, from copy_layout).
+meta_geometry() {
+	set -- $(remapctl dump "$1" | sed -n 's/^geometry //p')
+	spare_off=$3 bs=$5
+	starts=$(copy_layout $(($4 * 512 / $5)) $5 | cut -d' ' -f2-)
+}
+
+# meta_damage DEV COPY BLOCK: 8 bytes of garbage inside that block of that
+# metadata copy, after meta_geometry DEV.
+meta_damage() {
+	i=0
+	for st in $starts; do
+		if [ $i = $2 ]; then
+			at=$((spare_off * 512 / bs + st + $3))
+			dd if="$1" of=/tmp/blk bs=$bs skip=$at count=1 iflag=direct 2>/dev/null
+			printf 'garbage!' | dd of=/tmp/blk bs=1 seek=200 conv=notrunc 2>/dev/null
+			dd if=/tmp/blk of="$1" bs=$bs seek=$at count=1 oflag=direct conv=notrunc 2>/dev/null
+		fi
+		i=$((i + 1))
+	done
+}

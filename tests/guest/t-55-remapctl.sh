@@ -54,22 +54,7 @@ check "close" remapctl close rc
 
 # The spare area's first sector and copy starts, from the dump's geometry
 # and the README's format.
-set -- $(sed -n 's/^geometry //p' /tmp/rc-dump)
-spare_off=$3 spare_len=$4 bs=$5
-starts=$(copy_layout $((spare_len * 512 / bs)) $bs | cut -d' ' -f2-)
-# damage COPY BLOCK: 8 bytes of garbage inside that block of that copy.
-damage() {
-	i=0
-	for st in $starts; do
-		if [ $i = $1 ]; then
-			at=$((spare_off * 512 / bs + st + $2))
-			dd if=$a of=/tmp/blk bs=$bs skip=$at count=1 iflag=direct 2>/dev/null
-			printf 'garbage!' | dd of=/tmp/blk bs=1 seek=200 conv=notrunc 2>/dev/null
-			dd if=/tmp/blk of=$a bs=$bs seek=$at count=1 oflag=direct conv=notrunc 2>/dev/null
-		fi
-		i=$((i + 1))
-	done
-}
+meta_geometry $a
 for blk in 0 1; do
 	kind=superblock
 	[ $blk = 1 ] && kind="spare slots"
@@ -77,7 +62,7 @@ for blk in 0 1; do
 		remapctl dump $a >/tmp/rc-before 2>/dev/null
 		c=0
 		while [ $c -lt $k ]; do
-			damage $c $blk
+			meta_damage $a $c $blk
 			c=$((c + 1))
 		done
 		remapctl check $a >/tmp/rc-check 2>&1
@@ -93,14 +78,14 @@ for blk in 0 1; do
 			# The kernel repaired them on resume: damage again for repair.
 			c=0
 			while [ $c -lt $k ]; do
-				damage $c $blk
+				meta_damage $a $c $blk
 				c=$((c + 1))
 			done
 			check "block $blk damaged in $k copies: repair" remapctl repair $a
 			check "block $blk damaged in $k copies: check is clean after repair" remapctl check -q $a
 			check "block $blk damaged in $k copies: the table is unchanged" sh -c "remapctl dump $a | /sbin/cmp - /tmp/rc-before"
 			remapctl open $a rc >/dev/null 2>&1
-			check "block $blk damaged in $k copies: after repair the kernel reports 5/5" sh -c "dmsetup status rc | grep -qE ' ok [0-9]+ 5/5 0 0$'"
+			check "block $blk damaged in $k copies: after repair the kernel reports 5/5" sh -c "dmsetup status rc | grep -qE ' ok [0-9]+ 5/5 0 0 - -$'"
 			remapctl close rc >/dev/null 2>&1
 		else
 			check "block $blk damaged in all 5 copies: check exits 3, beyond repair" [ $rc = 3 ]

@@ -45,6 +45,50 @@ pub struct Health {
     pub copies_total: u32,
     /// The last metadata commit error: 0 or -errno.
     pub last_error: i64,
+    /// Free spares are below the table's `spare_low_water` mark.
+    pub low_water: bool,
+    /// The scrub since the table was loaded, if any.
+    pub scrub: Option<ScrubProgress>,
+}
+
+/// A scrub's progress, from the status line's last field.
+#[derive(Serialize, Clone, PartialEq, Eq, Debug)]
+pub struct ScrubProgress {
+    /// running, paused, stopped or done.
+    pub state: String,
+    /// Units (data blocks, spare slots, metadata blocks) done and in all.
+    pub done: u64,
+    pub total: u64,
+}
+
+impl ScrubProgress {
+    /// Reads `<state>:<done>/<total>`, or `-` (no scrub).
+    fn parse(s: &str) -> Result<Option<Self>> {
+        if s == "-" {
+            return Ok(None);
+        }
+        let (state, progress) = s
+            .split_once(':')
+            .with_context(|| format!("status field scrub: {s:?} is not state:done/total"))?;
+        if !matches!(state, "running" | "paused" | "stopped" | "done") {
+            bail!("status field scrub: unknown state {state:?}");
+        }
+        let (done, total) = pair(progress, "scrub")?;
+        Ok(Some(Self {
+            state: state.to_owned(),
+            done,
+            total,
+        }))
+    }
+
+    /// Done, in percent.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            100.0
+        } else {
+            (self.done as f64 * 1000.0 / self.total as f64).floor() / 10.0
+        }
+    }
 }
 
 /// How a device is doing.
@@ -84,7 +128,7 @@ fn pair(s: &str, what: &str) -> Result<(u64, u64)> {
 }
 
 impl Health {
-    /// Reads the nine fields of a `remap` status line.
+    /// Reads the eleven fields of a `remap` status line.
     pub fn parse(
         name: &str,
         uuid: Option<String>,
@@ -92,9 +136,14 @@ impl Health {
         status: &str,
     ) -> Result<Self> {
         let f: Vec<&str> = status.split_whitespace().collect();
-        if f.len() != 9 {
-            bail!("{name}: status has {} fields, not 9: {status:?}", f.len());
+        if f.len() != 11 {
+            bail!("{name}: status has {} fields, not 11: {status:?}", f.len());
         }
+        let low_water = match f[9] {
+            "low_water" => true,
+            "-" => false,
+            other => bail!("status field low water: {other:?} is neither low_water nor -"),
+        };
         let (spares_used, spares_total) = pair(f[1], "spares")?;
         let (intact, total) = pair(f[6], "copies")?;
         let pct = |n: u64| {
@@ -122,6 +171,8 @@ impl Health {
             copies_intact: intact as u32,
             copies_total: total as u32,
             last_error: num(f[7], "last error")?,
+            low_water,
+            scrub: ScrubProgress::parse(f[10])?,
         };
         h.health = h.verdict().word();
         Ok(h)
@@ -135,6 +186,7 @@ impl Health {
             || self.copies_intact < self.copies_total
             || self.last_error != 0
             || self.spares_used_percent >= 90.0
+            || self.low_water
         {
             Verdict::Degraded
         } else {
@@ -144,11 +196,22 @@ impl Health {
 
     /// One line for people.
     pub fn line(&self) -> String {
+        let scrub = match &self.scrub {
+            None => String::new(),
+            Some(s) => format!(
+                ", scrub {} {}/{} ({:.1}%)",
+                s.state,
+                s.done,
+                s.total,
+                s.percent()
+            ),
+        };
         format!(
-            "{}: {} ({}), {} remapped, {} pending, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors",
+            "{}: {} ({}{}), {} remapped, {} pending, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors{}",
             self.name,
             self.health,
             self.state,
+            if self.low_water { ", below the spare low-water mark" } else { "" },
             self.remapped_blocks,
             self.pending_blocks,
             self.spares_used,
@@ -159,7 +222,8 @@ impl Health {
             self.copies_total,
             self.last_error,
             self.read_errors,
-            self.write_errors
+            self.write_errors,
+            scrub
         )
     }
 }
@@ -170,16 +234,45 @@ mod tests {
 
     #[test]
     fn reads_the_status_line() {
-        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0").unwrap();
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - -").unwrap();
         assert_eq!(h.remapped_blocks, 9);
         assert_eq!(h.spares_total, 4041);
         assert_eq!(h.verdict(), Verdict::Ok);
-        let h = Health::parse("r", None, "dm-0", "9 9/4041 1 0 ok 10 4/5 0 2").unwrap();
+        assert_eq!(h.scrub, None);
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 1 0 ok 10 4/5 0 2 - -").unwrap();
         assert_eq!(h.verdict(), Verdict::Degraded);
-        let h =
-            Health::parse("r", None, "dm-0", "9 10/10 0 0 spares_exhausted 10 5/5 0 0").unwrap();
+        let h = Health::parse(
+            "r",
+            None,
+            "dm-0",
+            "9 10/10 0 0 spares_exhausted 10 5/5 0 0 - -",
+        )
+        .unwrap();
         assert_eq!(h.verdict(), Verdict::Failing);
         assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok").is_err());
-        assert!(Health::parse("r", None, "dm-0", "x 9/4041 0 0 ok 10 5/5 0 0").is_err());
+        assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0").is_err());
+        assert!(Health::parse("r", None, "dm-0", "x 9/4041 0 0 ok 10 5/5 0 0 - -").is_err());
+    }
+
+    #[test]
+    fn reads_low_water_and_scrub() {
+        let h = Health::parse(
+            "r",
+            None,
+            "dm-0",
+            "9 9/10 0 0 ok 10 5/5 0 0 low_water running:50/200",
+        )
+        .unwrap();
+        assert!(h.low_water);
+        assert_eq!(h.verdict(), Verdict::Degraded);
+        let s = h.scrub.unwrap();
+        assert_eq!((s.state.as_str(), s.done, s.total), ("running", 50, 200));
+        assert_eq!(s.percent(), 25.0);
+        for bad in [
+            "9 9/10 0 0 ok 10 5/5 0 0 low 0",
+            "9 9/10 0 0 ok 10 5/5 0 0 - walking:1/2",
+        ] {
+            assert!(Health::parse("r", None, "dm-0", bad).is_err());
+        }
     }
 }

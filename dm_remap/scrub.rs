@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Scrub (patrol read): `scrub start [<MiB/s>]` reads every data block,
+//! every used spare and every block of every metadata copy in the
+//! background, at a bounded rate, to find failing blocks before their data
+//! is needed.
+//!
+//! - A data block whose read still fails after `read_retries` becomes
+//!   pending, as after a failed foreground read (`Target::mark_unreadable`
+//!   in `worker.rs`).
+//! - A used spare that fails its reads is reported: its data is lost (see
+//!   `spare_unreadable`).
+//! - A metadata block that cannot be read, fails its checksum or is stale
+//!   makes its copy stale: a commit rewrites that copy whole from the image
+//!   (the newest intact version of every block), the path a load's repair
+//!   takes.
+//!
+//! The scrub runs in steps on the error worker's ordered workqueue, so it
+//! never runs beside the worker; each step reads at most [`STEP_BYTES`]
+//! and the next one is timed to keep the rate. A suspend pauses it
+//! (`presuspend` cancels the next step and waits for one that runs), a
+//! resume goes on where it was; the table's destructor cancels it. A new
+//! table (a reload) starts with no scrub: `scrub start` begins at block 0.
+//! `map` never looks at any of this.
+
+use super::*;
+
+/// The rate a scrub reads at when `scrub start` gives none, in MiB/s.
+pub(super) const DEFAULT_RATE_MIB: u32 = 16;
+/// The largest rate `scrub start` takes, in MiB/s.
+const MAX_RATE_MIB: u32 = 100_000;
+/// The most a step reads, in bytes.
+const STEP_BYTES: usize = 64 * 1024;
+/// When foreground bios came since the last step, the next one waits at
+/// least this long (ms): the scrub yields to foreground I/O.
+const BUSY_WAIT_MS: u64 = 20;
+/// Spare slots a step looks at, at most (each one read is one block).
+const SLOTS_PER_STEP: u32 = 4096;
+
+/// Where a scrub is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// At data block `next`.
+    Data { next: u64 },
+    /// At spare slot `next`.
+    Spares { next: u32 },
+    /// At block `index` of metadata copy `copy`.
+    Metadata { copy: usize, index: u32 },
+}
+
+/// What a scrub does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum ScrubState {
+    /// None since the table was loaded.
+    Idle,
+    Running,
+    /// Stopped by `scrub stop` before it finished.
+    Stopped,
+    /// Went through everything.
+    Done,
+}
+
+impl ScrubState {
+    fn name(self) -> &'static str {
+        match self {
+            ScrubState::Idle => "idle",
+            ScrubState::Running => "running",
+            ScrubState::Stopped => "stopped",
+            ScrubState::Done => "done",
+        }
+    }
+}
+
+/// A target's scrub: its state, position and findings.
+pub(super) struct Scrub {
+    state: ScrubState,
+    /// The table is suspended (or not yet resumed): no step runs.
+    paused: bool,
+    phase: Phase,
+    rate_mib: u32,
+    /// Units done and in all: data blocks, spare slots and metadata blocks.
+    done: u64,
+    total: u64,
+    /// Data blocks found unreadable, used spares found unreadable, and
+    /// metadata blocks found damaged, unreadable or stale.
+    bad_data: u64,
+    bad_spares: u64,
+    bad_metadata: u64,
+    /// Metadata copies rewritten.
+    copies_rewritten: u64,
+    bytes_read: u64,
+    /// Scrubs that went through everything.
+    passes: u64,
+    /// When the scrub started, and how long it ran once it ended.
+    started: Option<Instant<Monotonic>>,
+    elapsed_ms: u64,
+    /// Foreground bios counted at the last step.
+    foreground: u64,
+    /// The read buffer, [`STEP_BYTES`] long; taken by a running step.
+    buf: KVec<u8>,
+}
+
+impl Scrub {
+    /// No scrub yet, paused until the table is resumed.
+    pub(super) fn new() -> Self {
+        Self {
+            state: ScrubState::Idle,
+            paused: true,
+            phase: Phase::Data { next: 0 },
+            rate_mib: DEFAULT_RATE_MIB,
+            done: 0,
+            total: 0,
+            bad_data: 0,
+            bad_spares: 0,
+            bad_metadata: 0,
+            copies_rewritten: 0,
+            bytes_read: 0,
+            passes: 0,
+            started: None,
+            elapsed_ms: 0,
+            foreground: 0,
+            buf: KVec::new(),
+        }
+    }
+
+    fn running_ms(&self) -> u64 {
+        match (self.state, self.started) {
+            (ScrubState::Running, Some(t)) => t.elapsed().as_millis() as u64,
+            _ => self.elapsed_ms,
+        }
+    }
+}
+
+/// What one step did.
+struct StepResult {
+    /// Units done, and bytes read.
+    units: u64,
+    bytes: u64,
+    next: Option<Phase>,
+    bad_data: u64,
+    bad_spares: u64,
+    bad_metadata: u64,
+    copies_rewritten: u64,
+    /// The data device fails every read: the scrub stops.
+    device_down: bool,
+}
+
+impl StepResult {
+    fn at(next: Phase) -> Self {
+        Self {
+            units: 0,
+            bytes: 0,
+            next: Some(next),
+            bad_data: 0,
+            bad_spares: 0,
+            bad_metadata: 0,
+            copies_rewritten: 0,
+            device_down: false,
+        }
+    }
+}
+
+/// Gives the step buffer `len` bytes, at most its capacity of
+/// [`STEP_BYTES`] (every length a step asks for: a block is at most
+/// 64 KiB), so without allocating.
+fn set_len(buf: &mut KVec<u8>, len: usize) {
+    // Within the capacity: no allocation, so it cannot fail.
+    let _ = buf.resize(len.min(buf.capacity()), 0, GFP_NOWAIT);
+}
+
+impl RemapTarget {
+    fn foreground_bios(&self) -> u64 {
+        self.stats.sum(stat::READS)
+            + self.stats.sum(stat::WRITES)
+            + self.stats.sum(stat::OTHER_BIOS)
+    }
+
+    /// `scrub start [<MiB/s>]`.
+    pub(super) fn msg_scrub_start(
+        &self,
+        ti: &TargetInfo<'_>,
+        rate: Option<&CStr>,
+        out: &mut Emitter<'_>,
+    ) -> Result {
+        let rate_mib = match rate {
+            None => DEFAULT_RATE_MIB,
+            Some(arg) => match table_args::parse_u32(arg) {
+                Some(r) if (1..=MAX_RATE_MIB).contains(&r) => r,
+                _ => {
+                    return refuse(
+                        EINVAL,
+                        format_args!(
+                            "invalid scrub rate '{}': MiB/s from 1 to {} are needed",
+                            arg.to_str().unwrap_or("?"),
+                            MAX_RATE_MIB
+                        ),
+                    )
+                }
+            },
+        };
+        {
+            let admin = self.admin.lock();
+            self.check_writable(&admin)?;
+        }
+        let mut buf = KVec::with_capacity(STEP_BYTES, GFP_KERNEL)?;
+        buf.resize(STEP_BYTES, 0, GFP_KERNEL)?;
+        let total = self.nr_blocks(ti)
+            + u64::from(self.spares_total())
+            + METADATA_COPIES as u64 * u64::from(self.meta.lock().image().format().copy_blocks());
+        let mut scrub = self.scrub.lock();
+        if scrub.state == ScrubState::Running {
+            return refuse(
+                EBUSY,
+                format_args!("a scrub is running: 'scrub stop' first"),
+            );
+        }
+        scrub.state = ScrubState::Running;
+        scrub.phase = Phase::Data { next: 0 };
+        scrub.rate_mib = rate_mib;
+        scrub.done = 0;
+        scrub.total = total;
+        scrub.bad_data = 0;
+        scrub.bad_spares = 0;
+        scrub.bad_metadata = 0;
+        scrub.copies_rewritten = 0;
+        scrub.bytes_read = 0;
+        scrub.started = Some(Instant::<Monotonic>::now());
+        scrub.elapsed_ms = 0;
+        scrub.foreground = self.foreground_bios();
+        scrub.buf = buf;
+        let paused = scrub.paused;
+        drop(scrub);
+        if !paused {
+            self.kept.schedule_step(ti, 0);
+        }
+        pr_info!("remap: scrub started at {} MiB/s\n", rate_mib);
+        out.emit(format_args!(
+            "scrub started at {} MiB/s{}\n",
+            rate_mib,
+            if paused {
+                " (paused: the device is suspended)"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
+    /// `scrub stop`: no step runs once it returns.
+    pub(super) fn msg_scrub_stop(&self, out: &mut Emitter<'_>) -> Result {
+        let mut scrub = self.scrub.lock();
+        if scrub.state != ScrubState::Running {
+            return refuse(EINVAL, format_args!("no scrub is running"));
+        }
+        scrub.state = ScrubState::Stopped;
+        scrub.elapsed_ms = scrub.running_ms();
+        let (done, total) = (scrub.done, scrub.total);
+        drop(scrub);
+        // A step that runs sees `Stopped` and schedules no other.
+        self.kept.cancel_step();
+        pr_info!("remap: scrub stopped at {} of {}\n", done, total);
+        out.emit(format_args!("scrub stopped at {} of {}\n", done, total));
+        Ok(())
+    }
+
+    /// Pauses the scrub: on return no step runs until [`Self::resume_scrub`].
+    pub(super) fn pause_scrub(&self) {
+        self.scrub.lock().paused = true;
+        self.kept.cancel_step();
+    }
+
+    /// Goes on with a paused scrub.
+    pub(super) fn resume_scrub(&self, ti: &TargetInfo<'_>) {
+        let mut scrub = self.scrub.lock();
+        scrub.paused = false;
+        if scrub.state == ScrubState::Running {
+            drop(scrub);
+            self.kept.schedule_step(ti, 0);
+        }
+    }
+
+    /// The scrub's field in status: `-` before any scrub, else
+    /// `<state>:<done>/<total>`.
+    pub(super) fn emit_scrub_status(&self, out: &mut Emitter<'_>) {
+        let scrub = self.scrub.lock();
+        match scrub.state {
+            ScrubState::Idle => out.emit(format_args!("-")),
+            state => out.emit(format_args!(
+                "{}:{}/{}",
+                if state == ScrubState::Running && scrub.paused {
+                    "paused"
+                } else {
+                    state.name()
+                },
+                scrub.done,
+                scrub.total
+            )),
+        }
+    }
+
+    /// The scrub's fields in `stats`.
+    pub(super) fn emit_scrub_stats(&self, out: &mut Emitter<'_>) {
+        let scrub = self.scrub.lock();
+        let ms = scrub.running_ms();
+        out.emit(format_args!(
+            " scrub_state={} scrub_paused={} scrub_done={} scrub_total={} scrub_bad_data_blocks={} scrub_bad_spares={} scrub_bad_metadata_blocks={} scrub_copies_rewritten={} scrub_passes={} scrub_read_bytes={} scrub_ms={} scrub_rate_limit_mib={} scrub_rate_kib={}",
+            scrub.state.name(),
+            u8::from(scrub.paused),
+            scrub.done,
+            scrub.total,
+            scrub.bad_data,
+            scrub.bad_spares,
+            scrub.bad_metadata,
+            scrub.copies_rewritten,
+            scrub.passes,
+            scrub.bytes_read,
+            ms,
+            scrub.rate_mib,
+            if ms > 0 { scrub.bytes_read * 1000 / 1024 / ms } else { 0 }
+        ));
+    }
+
+    fn spares_total(&self) -> u32 {
+        self.admin.lock().spares.capacity()
+    }
+
+    /// One scrub step (`Target::step`).
+    pub(super) fn scrub_step(&self, ti: &TargetInfo<'_>) {
+        // Steps run on the error worker's workqueue, which completes I/O.
+        let _noio = NoIoScope::enter();
+        let (phase, mut buf) = {
+            let mut scrub = self.scrub.lock();
+            if scrub.state != ScrubState::Running || scrub.paused {
+                return;
+            }
+            (scrub.phase, core::mem::take(&mut scrub.buf))
+        };
+        let started = Instant::<Monotonic>::now();
+        let r = match phase {
+            Phase::Data { next } => self.scrub_data(ti, next, &mut buf),
+            Phase::Spares { next } => self.scrub_spares(ti, next, &mut buf),
+            Phase::Metadata { copy, index } => self.scrub_metadata(copy, index, &mut buf),
+        };
+        let took_ms = started.elapsed().as_millis() as u64;
+        let mut scrub = self.scrub.lock();
+        scrub.buf = buf;
+        scrub.done = (scrub.done + r.units).min(scrub.total);
+        scrub.bytes_read += r.bytes;
+        scrub.bad_data += r.bad_data;
+        scrub.bad_spares += r.bad_spares;
+        scrub.bad_metadata += r.bad_metadata;
+        scrub.copies_rewritten += r.copies_rewritten;
+        if scrub.state != ScrubState::Running {
+            // Stopped meanwhile: its message cancels the next step.
+            return;
+        }
+        if r.device_down {
+            // Reading on would only fail block by block.
+            scrub.elapsed_ms = scrub.running_ms();
+            scrub.state = ScrubState::Stopped;
+            drop(scrub);
+            pr_warn!("remap: scrub stopped: the data device fails every read\n");
+            ti.raise_event();
+            return;
+        }
+        let Some(next) = r.next else {
+            scrub.elapsed_ms = scrub.running_ms();
+            scrub.state = ScrubState::Done;
+            scrub.done = scrub.total;
+            scrub.passes += 1;
+            scrub.buf = KVec::new();
+            let (data, spares, meta, copies) = (
+                scrub.bad_data,
+                scrub.bad_spares,
+                scrub.bad_metadata,
+                scrub.copies_rewritten,
+            );
+            drop(scrub);
+            pr_info!(
+                "remap: scrub done: {} unreadable data blocks, {} unreadable spares, {} damaged metadata blocks ({} copies rewritten)\n",
+                data,
+                spares,
+                meta,
+                copies
+            );
+            // Monitoring learns that the scrub ended, and what it found.
+            ti.raise_event();
+            return;
+        };
+        scrub.phase = next;
+        // Time the next step so that the reads keep the rate, and give way
+        // to foreground bios that came meanwhile.
+        let rate = u64::from(scrub.rate_mib) << 20;
+        let mut wait_ms = (r.bytes * 1000 / rate).saturating_sub(took_ms);
+        let foreground = self.foreground_bios();
+        if foreground != scrub.foreground {
+            wait_ms = wait_ms.max(BUSY_WAIT_MS);
+        }
+        scrub.foreground = foreground;
+        let paused = scrub.paused;
+        drop(scrub);
+        if !paused {
+            // Below 2^32 ms: at most STEP_BYTES at 1 MiB/s.
+            self.kept.schedule_step(ti, wait_ms as u32);
+        }
+    }
+
+    /// Reads the data blocks from `next` on, up to [`STEP_BYTES`]; blocks in
+    /// the table (remapped, pending, switching) are skipped: their data is
+    /// not on the data device, or is known unreadable.
+    fn scrub_data(&self, ti: &TargetInfo<'_>, next: u64, buf: &mut KVec<u8>) -> StepResult {
+        let n = self.nr_blocks(ti);
+        if next >= n {
+            return StepResult::at(Phase::Spares { next: 0 });
+        }
+        let per_step = (STEP_BYTES as u64 >> (self.block_shift + 9)).max(1);
+        let mut end = n.min(next + per_step);
+        match self.table.first_remapped(next, end - next) {
+            Some((block, _)) if block == next => {
+                let mut r = StepResult::at(Phase::Data { next: next + 1 });
+                r.units = 1;
+                return r;
+            }
+            Some((block, _)) => end = block,
+            None => {}
+        }
+        let blocks = end - next;
+        let mut r = StepResult::at(Phase::Data { next: end });
+        r.units = blocks;
+        let bytes = (blocks << (self.block_shift + 9)) as usize;
+        set_len(buf, bytes);
+        r.bytes = bytes as u64;
+        let whole = self.data.rw_sync(self.data_sector(next), buf, false);
+        if whole.is_ok() {
+            return r;
+        }
+        // Block by block, each as a foreground read is retried.
+        set_len(buf, self.block_size as usize);
+        let mut unreadable = KVec::new();
+        for block in next..end {
+            if self.table.get(block).is_some() {
+                continue;
+            }
+            r.bytes += u64::from(self.block_size);
+            if self.read_data(block, buf).is_err() {
+                pr_warn!("remap: scrub: data block {} cannot be read\n", block);
+                r.bad_data += 1;
+                // Without the memory to note it, it is not marked pending:
+                // the next foreground read that fails marks it.
+                let _ = unreadable.push(block, GFP_KERNEL);
+            }
+        }
+        if !unreadable.is_empty() {
+            self.mark_unreadable(ti, unreadable);
+            r.device_down = self.data_down.load(Relaxed);
+        }
+        r
+    }
+
+    /// Reads the used spares from slot `next` on.
+    fn scrub_spares(&self, ti: &TargetInfo<'_>, next: u32, buf: &mut KVec<u8>) -> StepResult {
+        let capacity = self.spares_total();
+        if next >= capacity {
+            return StepResult::at(Phase::Metadata { copy: 0, index: 0 });
+        }
+        let reads_per_step = (STEP_BYTES >> (self.block_shift + 9)).max(1);
+        let end = capacity.min(next.saturating_add(SLOTS_PER_STEP));
+        let mut r = StepResult::at(Phase::Spares { next: end });
+        set_len(buf, self.block_size as usize);
+        let mut reads = 0;
+        for spare in next..end {
+            r.units += 1;
+            let Some(Slot::InUse { block, .. }) = self.meta.lock().image().slot(spare) else {
+                continue;
+            };
+            // Only a spare the table maps its block to holds its data.
+            if !matches!(self.entry(block), Some(Entry::Remapped(s)) if s.block == spare) {
+                continue;
+            }
+            r.bytes += u64::from(self.block_size);
+            reads += 1;
+            let sector = self.spare_sector(spare);
+            let readable =
+                (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, buf, false).is_ok());
+            if !readable {
+                r.bad_spares += 1;
+                self.spare_unreadable(ti, block, spare);
+            }
+            if reads == reads_per_step {
+                r.next = Some(Phase::Spares { next: spare + 1 });
+                break;
+            }
+        }
+        r
+    }
+
+    /// A used spare failed every read: the data of its block is lost. It
+    /// is reported; the block keeps its remap (reads fail as they did,
+    /// and the next write relocates it, as for any spare that fails).
+    fn spare_unreadable(&self, _ti: &TargetInfo<'_>, block: u64, spare: u32) {
+        pr_err!(
+            "remap: scrub: spare block {} of data block {} cannot be read: the data of block {} is lost\n",
+            spare,
+            block,
+            block
+        );
+    }
+
+    /// Checks block `index` of metadata copy `copy` on disk against the
+    /// image; a copy with a block damaged, unreadable or stale is rewritten
+    /// whole by a commit, and the scrub goes on with the next copy.
+    fn scrub_metadata(&self, copy: usize, index: u32, buf: &mut KVec<u8>) -> StepResult {
+        let (fmt, stale) = {
+            let meta = self.meta.lock();
+            (*meta.image().format(), meta.image().is_stale(copy))
+        };
+        if copy >= METADATA_COPIES {
+            return StepResult {
+                next: None,
+                ..StepResult::at(Phase::Metadata { copy, index })
+            };
+        }
+        let blocks = fmt.copy_blocks();
+        let next_copy = Phase::Metadata {
+            copy: copy + 1,
+            index: 0,
+        };
+        if index >= blocks || stale {
+            // A stale copy is rewritten whole by the next commit anyway.
+            let mut r = StepResult::at(next_copy);
+            r.units = u64::from(blocks - index.min(blocks));
+            return r;
+        }
+        let per_step = (STEP_BYTES / fmt.block_bytes()).max(1) as u32;
+        let end = blocks.min(index + per_step);
+        let mut r = StepResult::at(Phase::Metadata { copy, index: end });
+        set_len(buf, fmt.block_bytes());
+        for i in index..end {
+            let before = self.meta.lock().quiet_commit();
+            let sector = self.spare_offset + (fmt.area_block(copy, i) << self.block_shift);
+            let read = self.spare.rw_sync(sector, buf, false);
+            let meta = self.meta.lock();
+            let after = meta.quiet_commit();
+            if before.is_none() || before != after {
+                // A commit wrote meanwhile: read this block again next step.
+                r.next = Some(Phase::Metadata { copy, index: i });
+                break;
+            }
+            r.units += 1;
+            r.bytes += fmt.block_bytes() as u64;
+            let want = meta.image().block_generation(i);
+            let good = read.is_ok()
+                && check_block::<metadata::Crc>(&fmt, copy, i, buf).is_ok_and(|g| g == want);
+            drop(meta);
+            if good {
+                continue;
+            }
+            r.bad_metadata += 1;
+            pr_warn!(
+                "remap: scrub: block {} of metadata copy {} is {}: the copy is rewritten\n",
+                i,
+                copy,
+                if read.is_err() {
+                    "unreadable"
+                } else {
+                    "damaged or stale"
+                }
+            );
+            // Rewritten whole from the image by the commit path.
+            let healed = self
+                .meta
+                .change(self.queue.queue(), |image| image.mark_stale(copy));
+            if healed.is_ok() {
+                r.copies_rewritten += 1;
+            }
+            r.units += u64::from(blocks - i - 1);
+            r.next = Some(next_copy);
+            break;
+        }
+        r
+    }
+}

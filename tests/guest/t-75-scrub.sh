@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: GPL-2.0
+# Scrub (patrol read): every unreadable data block is found and made
+# pending, none missed and none invented (dm-dust, scsi_debug medium
+# errors); metadata blocks damaged in 1 to 4 copies are rewritten without a
+# reload; an unreadable spare is reported; stop, suspend, reload and remove
+# during a scrub. The spare low-water mark's one event per crossing. The
+# counters survive a reload.
+modprobe dm-dust
+
+# scrub_wait DEV SECS: waits until DEV's scrub is no longer running or
+# paused; succeeds when it is done.
+scrub_wait() {
+	sw=0
+	while dmsetup status "$1" | grep -qE ' (running|paused):[0-9]+/[0-9]+$' && [ $sw -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		sw=$((sw + 1))
+	done
+	dmsetup status "$1" | grep -qE ' done:([0-9]+)/\1$'
+}
+# scrub_done DEV: the units done, from the status line.
+scrub_done() { dmsetup status "$1" | sed -n 's/.* [a-z]*:\([0-9]*\)\/[0-9]*$/\1/p'; }
+
+# 1. dm-dust: 20 unreadable data blocks, and 3 remapped blocks (skipped:
+# their data is on spares).
+a=$(nullb_make sc1 64 512)
+b=$(nullb_make sc2 8 512)
+dmsetup create scdust --table "0 131072 dust $a 0 4096"
+dmsetup message scdust 0 quiet >/dev/null
+: >/tmp/sc-bad
+i=1
+while [ $i -le 20 ]; do
+	blk=$(((i * 1543 + 7) % 16384))
+	dmsetup message scdust 0 addbadblock $blk >/dev/null
+	echo $blk >>/tmp/sc-bad
+	i=$((i + 1))
+done
+sort -n /tmp/sc-bad >/tmp/sc-bad.sorted
+table="0 131072 remap /dev/mapper/scdust 0 $b 0 16384 2 block_size 4096"
+check "create" dmsetup create sc --table "$table"
+for blk in 100 5000 16383; do dmsetup message sc 0 remap $((blk * 8)) >/dev/null; done
+dmsetup message scdust 0 enable >/dev/null
+check "status before any scrub: no scrub field" sh -c "dmsetup status sc | grep -qE ' - -$'"
+dmesg -c >/dev/null
+check "scrub start" dmsetup message sc 0 scrub start 1000
+check "scrub: a second start is refused while it runs" sh -c "! dmsetup message sc 0 scrub start 2>/dev/null"
+check "scrub: done" scrub_wait sc 120
+dmsetup message sc 0 list | grep ' pending$' | cut -d' ' -f1 >/tmp/sc-pending
+check "scrub: every unreadable block is pending, and no other" cmp /tmp/sc-pending /tmp/sc-bad.sorted
+check "scrub: the remapped blocks stay remapped" sh -c "[ \$(dmsetup message sc 0 list | grep -vc pending) = 3 ]"
+check "scrub: stats count 20 bad data blocks, nothing else bad" sh -c "[ $(stat_of sc scrub_bad_data_blocks) = 20 ] && [ $(stat_of sc scrub_bad_spares) = 0 ] && [ $(stat_of sc scrub_bad_metadata_blocks) = 0 ]"
+check "scrub: status says 20 pending" [ "$(dmsetup status sc | cut -d' ' -f12)" = 20 ]
+check "scrub: the kernel log names each block" sh -c "[ \$(dmesg | grep -c 'scrub: data block [0-9]* cannot be read') = 20 ]"
+check "scrub: one pass, state done" sh -c "[ $(stat_of sc scrub_passes) = 1 ] && [ $(stat_of sc scrub_state) = done ]"
+check "scrub: foreground counters untouched by scrub reads" [ "$(stat_of sc read_errors)" = 0 ]
+# The pending blocks behave as after a failed foreground read.
+blk=$(head -n 1 /tmp/sc-bad.sorted)
+check "pending after scrub: a read fails" sh -c "! dd if=/dev/mapper/sc of=/dev/null bs=4096 skip=$blk count=1 iflag=direct 2>/dev/null"
+dd if=/dev/urandom of=/tmp/sc-blk bs=4096 count=1 2>/dev/null
+check "pending after scrub: a write relocates it" sh -c "dd if=/tmp/sc-blk of=/dev/mapper/sc bs=4096 seek=$blk count=1 oflag=direct conv=notrunc 2>/dev/null && dmsetup message sc 0 lookup $((blk * 8)) | grep -q 'remapped to spare'"
+check "pending after scrub: the block reads back" sh -c "dd if=/dev/mapper/sc bs=4096 skip=$blk count=1 iflag=direct 2>/dev/null | cmp - /tmp/sc-blk"
+# Counters survive a reload of the table (and a suspend), not a remove.
+re=$(stat_of sc read_errors)
+rd=$(stat_of sc reads)
+check "counters: the failed read counted" [ "$re" = 1 ]
+check "counters: reload" sh -c "dmsetup reload sc --table '$table' && dmsetup resume sc"
+check "counters: read_errors and reads kept across the reload" sh -c "[ $(stat_of sc read_errors) = $re ] && [ $(stat_of sc reads) -ge $rd ]"
+check "counters: status shows the kept read errors" [ "$(dmsetup status sc | cut -d' ' -f6)" = "$re" ]
+dd if=/dev/mapper/sc of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null
+check "counters: suspend and resume keep them too" sh -c "dmsetup suspend sc && dmsetup resume sc && [ $(stat_of sc reads) -ge $((rd + 16)) ] && [ $(stat_of sc read_errors) = $re ]"
+check "counters: a new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - -$'"
+
+# 2. stop, suspend, reload and remove during a scrub, at 1 MiB/s.
+dmsetup message scdust 0 disable >/dev/null
+check "slow scrub start" dmsetup message sc 0 scrub start 1
+sleep 1
+check "slow scrub: running" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+$'"
+check "scrub stop" dmsetup message sc 0 scrub stop
+d1=$(scrub_done sc)
+sleep 1
+check "scrub stop: stopped, and it stays where it was" sh -c "dmsetup status sc | grep -qE ' stopped:$d1/[0-9]+$'"
+check "scrub stop: a second stop is refused" sh -c "! dmsetup message sc 0 scrub stop 2>/dev/null"
+dmsetup message sc 0 scrub start 1 >/dev/null
+sleep 0.5
+check "suspend during a scrub" dmsetup suspend sc
+d1=$(scrub_done sc)
+sleep 1
+check "suspended: the scrub is paused where it was" sh -c "dmsetup status sc | grep -qE ' paused:$d1/[0-9]+$'"
+check "resume: the scrub goes on" dmsetup resume sc
+sleep 1
+check "resumed: running, further on" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+$' && [ $(scrub_done sc) -gt $d1 ]"
+bounded 30 "reload during a scrub" sh -c "dmsetup reload sc --table '$table' && dmsetup resume sc"
+check "reload during a scrub: worked" [ "$(rc_of 'reload during a scrub')" = 0 ]
+check "reload during a scrub: the new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - -$'"
+dmsetup message sc 0 scrub start 1 >/dev/null
+sleep 0.5
+bounded 30 "remove during a scrub" dmsetup remove sc
+check "remove during a scrub: removed" sh -c "[ $(rc_of 'remove during a scrub') = 0 ] && ! dmsetup info sc >/dev/null 2>&1"
+dmsetup remove scdust
+nullb_drop sc1
+nullb_drop sc2
+
+# 3. Malformed scrub messages, and a read-only table.
+a=$(nullb_make sc3 16 512)
+dmsetup create scm --table "0 16384 remap $a 0 $a 16384 8192 2 block_size 4096"
+for m in "scrub" "scrub go" "scrub start 0" "scrub start x" "scrub start 100001" "scrub start 1 2" "scrub stop now"; do
+	check "refused: '$m'" sh -c "! dmsetup message scm 0 $m 2>/dev/null"
+done
+check "refused: scrub stop with no scrub" sh -c "! dmsetup message scm 0 scrub stop 2>/dev/null"
+dmsetup remove scm
+check "read-only table: create" dmsetup create --readonly scm --table "0 16384 remap $a 0 $a 16384 8192 2 block_size 4096"
+check "read-only table: scrub refused" sh -c "! dmsetup message scm 0 scrub start 2>/dev/null"
+dmsetup remove scm
+nullb_drop sc3
+
+# 4. scsi_debug medium errors: the scrub finds exactly the 8 bad sectors'
+# block.
+sd=$(scsi_debug_make 32 opts=2 medium_error_start=4096 medium_error_count=8)
+h=$(nullb_make sc4 16 512)
+if [ -z "$sd" ]; then
+	fail "scsi_debug: disk" "no scsi_debug disk"
+else
+	dmsetup create scs --table "0 65536 remap $sd 0 $h 0 32768 2 block_size 4096"
+	dmsetup message scs 0 scrub start 1000 >/dev/null
+	check "scsi_debug: scrub done" scrub_wait scs 120
+	check "scsi_debug: block 512 alone is pending" sh -c "[ \"\$(dmsetup message scs 0 list)\" = '512 pending' ]"
+	dmsetup remove scs
+	scsi_debug_drop
+fi
+nullb_drop sc4
+
+# 5. An unreadable spare: reported, its data lost.
+a=$(nullb_make sc5 16 512)
+b=$(nullb_make sc6 8 512)
+dmsetup create scsp --table "0 16384 dust $b 0 4096"
+dmsetup message scsp 0 quiet >/dev/null
+check "spare: create" dmsetup create scp --table "0 32768 remap $a 0 /dev/mapper/scsp 0 16384 2 block_size 4096"
+dmsetup message scp 0 remap $((7 * 8)) >/dev/null
+spare=$(dmsetup message scp 0 lookup $((7 * 8)) | sed -n 's/.*remapped to spare block \([0-9]*\) .*/\1/p')
+dmsetup message scsp 0 addbadblock "$spare" >/dev/null
+dmsetup message scsp 0 enable >/dev/null
+dmesg -c >/dev/null
+dmsetup message scp 0 scrub start 1000 >/dev/null
+check "spare: scrub done" scrub_wait scp 60
+check "spare: counted" [ "$(stat_of scp scrub_bad_spares)" = 1 ]
+check "spare: the kernel log says block 7's data is lost" sh -c "dmesg | grep -q 'spare block $spare of data block 7 cannot be read: the data of block 7 is lost'"
+dmsetup remove scp
+dmsetup remove scsp
+nullb_drop sc5
+nullb_drop sc6
+
+# 6. Metadata: a block damaged in 1 to 4 copies is found by scrub and its
+# copies rewritten, without a reload: 5 of 5 again, and remapctl check
+# finds nothing once the device is closed.
+a=$(nullb_make sc7 32 512)
+remapctl format $a >/dev/null
+remapctl open $a scmd >/dev/null
+dmsetup message scmd 0 remap 8 >/dev/null
+remapctl close scmd
+meta_geometry $a
+remapctl open $a scmd >/dev/null
+for k in 1 2 3 4; do
+	c=0
+	while [ $c -lt $k ]; do
+		meta_damage $a $c 1
+		c=$((c + 1))
+	done
+	dmsetup message scmd 0 scrub start 1000 >/dev/null
+	check "metadata block 1 damaged in $k copies: scrub done" scrub_wait scmd 60
+	check "metadata block 1 damaged in $k copies: $k found, $k copies rewritten" sh -c "[ $(stat_of scmd scrub_bad_metadata_blocks) = $k ] && [ $(stat_of scmd scrub_copies_rewritten) = $k ]"
+	check "metadata block 1 damaged in $k copies: 5 of 5 intact, no error" sh -c "dmsetup status scmd | grep -qE ' ok [0-9]+ 5/5 0 0 - done:'"
+done
+# Every commit writes the superblock of every copy: the first rewrite
+# heals the other damaged superblocks too.
+for c in 0 1 2 3; do meta_damage $a $c 0; done
+dmsetup message scmd 0 scrub start 1000 >/dev/null
+check "superblock damaged in 4 copies: scrub done" scrub_wait scmd 60
+check "superblock damaged in 4 copies: found, and one commit rewrote them all" sh -c "[ $(stat_of scmd scrub_bad_metadata_blocks) = 1 ] && [ $(stat_of scmd scrub_copies_rewritten) = 1 ]"
+check "superblock damaged in 4 copies: 5 of 5 intact, no error" sh -c "dmsetup status scmd | grep -qE ' ok [0-9]+ 5/5 0 0 - done:'"
+remapctl close scmd
+check "metadata: remapctl check is clean after the scrubs" remapctl check -q $a
+check "metadata: the remap survived" sh -c "remapctl dump $a | grep -q '^remap 1 '"
+nullb_drop sc7
+
+# 7. The spare low-water mark: one event when free spares fall below it,
+# none while they stay below, armed again once they are above.
+a=$(nullb_make sc8 16 512)
+b=$(nullb_make sc9 1 512)
+lw="0 32768 remap $a 0 $b 0 2048 4 block_size 4096 spare_low_water 90"
+check "low water: create" dmsetup create sclw --table "$lw"
+check "low water: dmsetup table prints it back" sh -c "dmsetup table sclw | grep -q ' 4 block_size 4096 spare_low_water 90$'"
+events() { dmsetup info sclw | sed -n 's/^Event number: *//p'; }
+total=$(stat_of sclw spares_total)
+e0=$(events)
+n=0
+early=0
+while ! dmsetup status sclw | grep -q ' low_water '; do
+	[ "$(events)" = "$e0" ] || early=1
+	dmsetup message sclw 0 remap $((n * 8)) >/dev/null || break
+	n=$((n + 1))
+done
+echo "low water: crossed after $n of $total spares"
+check "low water: no event before the crossing" [ $early = 0 ]
+check "low water: crossed where 90% of the spares stay free" sh -c "[ $(((total - n) * 100)) -lt $((90 * total)) ] && [ $(((total - n + 1) * 100)) -ge $((90 * total)) ]"
+check "low water: one event at the crossing" [ "$(events)" = $((e0 + 1)) ]
+check "low water: dmsetup wait returns" within 5 dmsetup wait sclw "$e0"
+check "low water: stats say so" [ "$(stat_of sclw low_water)" = 1 ]
+for i in 1 2 3; do dmsetup message sclw 0 remap $(((n + i) * 8)) >/dev/null; done
+check "low water: no new event while below" [ "$(events)" = $((e0 + 1)) ]
+for blk in $((n + 1)) $((n + 2)) $((n + 3)) $((n - 1)) $((n - 2)) $((n - 3)); do dmsetup message sclw 0 unremap $((blk * 8)) >/dev/null; done
+check "low water: above again, flag gone, no event" sh -c "dmsetup status sclw | grep -qE ' - -$' && [ $(events) = $((e0 + 1)) ]"
+for i in 1 2 3 4 5 6; do dmsetup message sclw 0 remap $(((n + 10 + i) * 8)) >/dev/null; done
+check "low water: crossed again, a second event" [ "$(events)" = $((e0 + 2)) ]
+check "low water: a reload below the mark shows it without an event" sh -c "dmsetup reload sclw --table '$lw' && dmsetup resume sclw && dmsetup status sclw | grep -qE ' low_water -$'"
+dmsetup remove sclw
+refused "refused: spare_low_water 101" "spare_low_water must be a percentage from 0 to 100" "0 32768 remap $a 0 $b 0 2048 2 spare_low_water 101"
+nullb_drop sc8
+nullb_drop sc9
