@@ -320,7 +320,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={}",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
@@ -340,7 +340,8 @@ impl RemapTarget {
                 + admin.spares.memory_bytes()
                 + meta.image().memory_bytes(),
             crate::ondisk::UuidText(meta.image().uuid()),
-            u8::from(self.below_low_water(&admin))
+            u8::from(self.below_low_water(&admin)),
+            self.block_size
         ));
         drop(meta);
         drop(admin);

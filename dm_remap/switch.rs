@@ -233,6 +233,9 @@ impl<'a> Switch<'a> {
         }
         self.blocks.clear();
         t.release_held(self.ti);
+        // The mapping, the spares or the metadata copies changed (or a
+        // commit failed): a monitor waiting for events reads them again.
+        self.ti.raise_event();
     }
 }
 

@@ -515,6 +515,11 @@ impl RemapTarget {
                     self.stats.inc(stat::PENDING_CLEARED);
                 }
             }
+            if to_commit && switch.blocks().is_empty() {
+                // Pending blocks or retired spares alone: no switch ends
+                // to raise the event that monitors wait for.
+                ti.raise_event();
+            }
             if ran_out && !admin.exhaustion_reported {
                 admin.exhaustion_reported = true;
                 pr_warn!("remap: no free spare block left: write errors now pass through\n");

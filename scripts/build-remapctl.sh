@@ -67,3 +67,11 @@ generated_units_verify() {
 	if [ -s "$units/verify" ]; then cat "$units/verify"; return 1; fi
 }
 run "generate-units: the remaptab's units pass systemd-analyze verify" generated_units_verify
+# The monitor's unit, with remapctl where the unit expects it replaced by
+# the one built here.
+monitor_unit_verify() {
+	sed "s|/usr/sbin/remapctl|$PWD/target/release/remapctl|" systemd/remapctl-monitor.service >"$units/remapctl-monitor.service"
+	systemd-analyze verify --man=no "$units/remapctl-monitor.service" >"$units/verify" 2>&1 || { cat "$units/verify"; return 1; }
+	if [ -s "$units/verify" ]; then cat "$units/verify"; return 1; fi
+}
+run "systemd: the monitor's unit passes systemd-analyze verify" monitor_unit_verify

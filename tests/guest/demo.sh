@@ -120,6 +120,28 @@ run mount -t ext4 -o ro /dev/mapper/demo /mnt/demo || die "mount again"
 echo "all $(grep -c ': OK' /tmp/demo.check) files verified through the reloaded remaps"
 run umount /mnt/demo
 run fsck_ext4 -fn /dev/mapper/demo || die "fsck after opening again"
+
+step "watch it: remapctl monitor waits for device-mapper events and logs each change; a scrub reads every block in the background and finds the bad blocks nothing has touched yet"
+remapctl monitor demo 2>/tmp/monitor.log &
+mpid=$!
+sleep 1
+run dmsetup message demo 0 scrub start 64
+i=0
+while ! dmsetup status demo | grep -q ' done:' && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+dmsetup status demo | grep -q ' done:' || die "the scrub did not finish"
+sleep 1
+kill $mpid
+wait $mpid 2>/dev/null
+echo "# the monitor's log (stderr; with a /dev/log, the journal too):"
+cat /tmp/monitor.log
+grep -q 'scrub finished' /tmp/monitor.log || die "the monitor did not see the scrub end"
+run remapctl status demo
+echo "# remapctl monitor --once --textfile /tmp demo; grep -v '^#' /tmp/dm_remap.prom"
+remapctl monitor --once --textfile /tmp demo 2>/dev/null
+grep -v '^#' /tmp/dm_remap.prom
 run remapctl close demo
 run dmsetup remove baddisk
 echo "DEMO OK"

@@ -119,6 +119,45 @@ impl Dm {
         })
     }
 
+    /// The answer of device `name`'s target to message `msg`.
+    pub fn message(&self, name: &str, msg: &str) -> Result<String> {
+        let (_, answer) = self
+            .0
+            .target_msg(&DevId::Name(name_of(name)?), Some(0), msg)
+            .with_context(|| format!("{name}: message {msg:?} refused (see dmesg)"))?;
+        Ok(answer.unwrap_or_default())
+    }
+
+    /// Arms the control handle's event poll: the next device-mapper event
+    /// after this (a table event of any device, a device made or removed)
+    /// wakes [`Self::wait_event`].
+    pub fn arm_events(&self) -> Result<()> {
+        self.0
+            .arm_poll()
+            .context("cannot arm the device-mapper event poll")?;
+        Ok(())
+    }
+
+    /// Sleeps until a device-mapper event since [`Self::arm_events`]
+    /// (the DM_DEV_ARM_POLL ioctl and poll(2) on /dev/mapper/control, as
+    /// dmeventd waits), or until `timeout` has passed when given.
+    pub fn wait_event(&self, timeout: Option<Duration>) -> Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.0.file().as_fd(), PollFlags::POLLIN)];
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+        };
+        loop {
+            match poll(&mut fds, timeout) {
+                Ok(n) => return Ok(n > 0),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("poll on /dev/mapper/control"),
+            }
+        }
+    }
+
     /// Every live `remap` device, by name.
     pub fn list(&self) -> Result<Vec<Live>> {
         let mut out = Vec::new();

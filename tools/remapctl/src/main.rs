@@ -12,10 +12,13 @@ mod crc;
 mod device;
 mod dmdev;
 mod dump;
+mod figures;
 mod label;
 mod meta;
 mod remaptab;
 mod status;
+mod syslog;
+mod textfile;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -95,6 +98,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Wait for device-mapper events and report each change of remap
+    /// devices (all when none is named) on stderr and in the system log.
+    Monitor {
+        /// Device names.
+        names: Vec<String>,
+        /// Report the figures once and exit (by the worst health, as
+        /// status does).
+        #[arg(long)]
+        once: bool,
+        /// Keep a Prometheus node_exporter textfile (dm_remap.prom) in
+        /// this directory.
+        #[arg(long)]
+        textfile: Option<PathBuf>,
+    },
+    /// Remap or mark pending the blocks a `badblocks -o` list names.
+    Import {
+        /// The open device.
+        name: String,
+        /// The list: one block number a line ("-" for stdin).
+        file: PathBuf,
+        /// The block size of the list, in bytes (badblocks -b; its
+        /// default is 1024).
+        #[arg(short = 'b', long, default_value_t = 1024)]
+        block_size: u64,
+    },
     /// Print the remap table of a device's metadata.
     Dump {
         /// The device.
@@ -171,6 +199,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         Command::Close { names } => cmd::close::run(&names),
         Command::Status { names, json } => cmd::status::run(&names, json),
+        Command::Monitor {
+            names,
+            once,
+            textfile,
+        } => cmd::monitor::run(&names, once, textfile.as_deref()),
+        Command::Import {
+            name,
+            file,
+            block_size,
+        } => cmd::import::run(&name, &file, block_size),
         Command::Dump {
             dev,
             format,

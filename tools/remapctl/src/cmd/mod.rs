@@ -8,6 +8,8 @@ pub mod close;
 pub mod dump;
 pub mod format;
 pub mod generate;
+pub mod import;
+pub mod monitor;
 pub mod open;
 pub mod repair;
 pub mod restore;
