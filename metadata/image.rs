@@ -140,6 +140,11 @@ impl MetaImage {
             + self.dirty.capacity() * 4
     }
 
+    /// Whether changed blocks wait for a commit (not only stale copies).
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// Whether a commit has something to write.
     pub(crate) fn needs_commit(&self) -> bool {
         !self.dirty.is_empty() || self.stale.iter().any(|&s| s)

@@ -202,14 +202,19 @@ impl MetaWriter {
     /// Writes commits until nothing is left to write. On the workqueue.
     fn commit_pending(&self) {
         let mut tries = 0;
+        // A commit missed copies: rewriting them again at once would fail
+        // the same way, for ever (a copy whose writes keep failing), so
+        // they wait for the next change.
+        let mut missed_copies = false;
         loop {
             let mut st = self.state.lock();
             if st.failed {
                 return;
             }
-            if !st.image.needs_commit() {
-                // Idle, the last commit in every copy: every change made so
-                // far is durable. A waiter may still want a commit that
+            if !st.image.needs_commit() || (missed_copies && !st.image.has_changes()) {
+                // Idle, the last commit in every copy (or in every copy
+                // that takes writes): every change made so far is
+                // durable. A waiter may still want a commit that
                 // nothing needs any more (a `sync` that found only stale
                 // copies, which the commit then in flight rewrote): serve
                 // it with an empty one, or it would wait for ever.
@@ -284,6 +289,7 @@ impl MetaWriter {
                     }
                 );
             } else if let Some(e) = outcome.error {
+                missed_copies = true;
                 st.last_error = Some(e);
                 pr_warn!(
                     "remap: metadata commit {} missed {} of 5 copies (error {}): they are rewritten whole by the next commit\n",

@@ -184,6 +184,7 @@ while [ $i -lt 8 ]; do
 	echo "+$(((3000 + i) * 8))-$(((3000 + i) * 8 + 7))" >/sys/kernel/config/nullb/er3/badblocks
 	i=$((i + 1))
 done
+dmesg -c >/dev/null
 check "exhaustion: create with 5 spares" dmsetup create erx --table "0 65536 remap $c 0 $f 0 160 2 block_size 4096"
 events=$(dmsetup info -c --noheadings -o events erx | tr -d ' ')
 dmsetup wait erx "$events" >/tmp/wait.out 2>&1 &
@@ -208,7 +209,9 @@ if kill -0 $waiter 2>/dev/null; then
 else
 	pass "exhaustion: dmsetup wait returns"
 fi
-check "exhaustion: one event" [ "$(dmsetup info -c --noheadings -o events erx | tr -d ' ')" = $((events + 1)) ]
+# Every relocation raises an event too (for monitors): the kernel log
+# says how often exhaustion was reported.
+check "exhaustion: reported once" [ "$(dmesg | grep -c 'no free spare block left')" = 1 ]
 check "exhaustion: remove" dmsetup remove erx
 nullb_drop er5
 

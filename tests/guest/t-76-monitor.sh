@@ -62,6 +62,11 @@ dmsetup message mospare 0 addbadblock 254 255 >/dev/null
 dmsetup message mospare 0 enable >/dev/null
 dmsetup message mo 0 remap $((200 * 8)) >/dev/null
 check "monitor: a damaged metadata copy" mon_wait 'mo: metadata copies damaged: [0-4] of 5 intact'
+# The writer does not retry the failing copy in a loop: it waits for the
+# next change (found by this test: it rewrote the copy without end).
+c1=$(stat_of mo commits)
+sleep 1
+check "a copy whose writes keep failing: no commit loop" [ "$(stat_of mo commits)" = "$c1" ]
 dust_super mospare
 dmsetup message mo 0 remap $((201 * 8)) >/dev/null 2>&1
 check "monitor: metadata_failed" mon_wait 'mo: metadata_failed'
