@@ -170,6 +170,13 @@ pub(crate) trait Target: Sized + Send + Sync {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Called when a suspend that called `presuspend` failed (a signal, a
+    /// filesystem that could not be frozen): the device goes on without a
+    /// resume.
+    fn presuspend_undo(&self, _ti: &TargetInfo<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Called once the device is suspended and all I/O has completed.
     fn postsuspend(&self, _ti: &TargetInfo<'_>) {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
@@ -245,6 +252,11 @@ impl<T: Target> Registration<T> {
                     io_hints: if T::HAS_IO_HINTS { Some(io_hints_callback::<T>) } else { None },
                     presuspend: if T::HAS_PRESUSPEND {
                         Some(presuspend_callback::<T>)
+                    } else {
+                        None
+                    },
+                    presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
+                        Some(presuspend_undo_callback::<T>)
                     } else {
                         None
                     },
@@ -1519,6 +1531,16 @@ unsafe extern "C" fn presuspend_callback<T: Target>(ti: *mut b::dm_target) {
     // SAFETY: a constructed target.
     let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
     target.presuspend(&info);
+}
+
+/// # Safety
+///
+/// `ti` must have been constructed by [`ctr_callback`] and not destroyed,
+/// as device-mapper core passes it to `presuspend_undo`.
+unsafe extern "C" fn presuspend_undo_callback<T: Target>(ti: *mut b::dm_target) {
+    // SAFETY: a constructed target.
+    let (target, info) = unsafe { (private::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.presuspend_undo(&info);
 }
 
 /// # Safety

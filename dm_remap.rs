@@ -246,6 +246,12 @@ struct RemapTarget {
     /// and held across no I/O.
     #[pin]
     scrub: Mutex<Scrub>,
+    /// Held by whatever starts, stops, pauses or resumes the scrub, across
+    /// its cancel of a step: two messages (which device-mapper core does
+    /// not serialise) cannot lose each other's step. Taken before `scrub`;
+    /// a step never takes it.
+    #[pin]
+    scrub_control: Mutex<()>,
 }
 
 /// A message refused: the reason goes to the kernel log, the errno to the
@@ -466,6 +472,11 @@ impl dm::Target for RemapTarget {
             // The failure is handled where it happens (latched, logged).
             let _ = self.meta.sync(self.queue.queue());
         }
+    }
+
+    fn presuspend_undo(&self, ti: &TargetInfo<'_>) {
+        // The suspend failed: the device goes on, and so does the scrub.
+        self.resume_scrub(ti);
     }
 
     fn postsuspend(&self, _ti: &TargetInfo<'_>) {

@@ -406,6 +406,7 @@ impl RemapTarget {
                     low_water_reported,
                 }),
                 scrub <- new_mutex!(Scrub::new()),
+                scrub_control <- new_mutex!(()),
             }),
             GFP_KERNEL,
         )

@@ -88,18 +88,15 @@ impl DeviceStats {
     /// The device's counters: what earlier tables and suspends gave back,
     /// and the table's own.
     pub(super) fn read(&self, own: &PerCpuCounters<{ stat::COUNT }>) -> [u64; stat::COUNT] {
-        let mut sums = [0; stat::COUNT];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            *sum = own.sum(i);
-        }
-        // Under the lock: a suspend that gives the counters back moves
-        // them between the two parts whole.
+        // Both parts under the lock: a suspend that gives the counters back
+        // moves them between the two whole, so nothing is counted twice.
         self.with_entry(|e| {
-            for (sum, kept) in sums.iter_mut().zip(e.sums.iter()) {
-                *sum += kept;
+            let mut sums = [0; stat::COUNT];
+            for (i, sum) in sums.iter_mut().enumerate() {
+                *sum = e.sums[i] + own.sum(i);
             }
-        });
-        sums
+            sums
+        })
     }
 
     /// One counter of [`Self::read`].

@@ -202,10 +202,19 @@ impl RemapTarget {
             let admin = self.admin.lock();
             self.check_writable(&admin)?;
         }
+        if !self.auto_remap {
+            // Errors pass through untouched with no_auto_remap: so do the
+            // scrub's findings, which would be nothing but log lines.
+            return refuse(
+                EINVAL,
+                format_args!("scrub needs auto-remapping (the table has no_auto_remap)"),
+            );
+        }
+        let _control = self.scrub_control.lock();
         let mut buf = KVec::with_capacity(STEP_BYTES, GFP_KERNEL)?;
         buf.resize(STEP_BYTES, 0, GFP_KERNEL)?;
         let total = self.nr_blocks(ti)
-            + u64::from(self.spares_total())
+            + u64::from(self.spare_slots())
             + METADATA_COPIES as u64 * u64::from(self.meta.lock().image().format().copy_blocks());
         let mut scrub = self.scrub.lock();
         if scrub.state == ScrubState::Running {
@@ -248,6 +257,7 @@ impl RemapTarget {
 
     /// `scrub stop`: no step runs once it returns.
     pub(super) fn msg_scrub_stop(&self, out: &mut Emitter<'_>) -> Result {
+        let _control = self.scrub_control.lock();
         let mut scrub = self.scrub.lock();
         if scrub.state != ScrubState::Running {
             return refuse(EINVAL, format_args!("no scrub is running"));
@@ -265,12 +275,14 @@ impl RemapTarget {
 
     /// Pauses the scrub: on return no step runs until [`Self::resume_scrub`].
     pub(super) fn pause_scrub(&self) {
+        let _control = self.scrub_control.lock();
         self.scrub.lock().paused = true;
         self.kept.cancel_step();
     }
 
     /// Goes on with a paused scrub.
     pub(super) fn resume_scrub(&self, ti: &TargetInfo<'_>) {
+        let _control = self.scrub_control.lock();
         let mut scrub = self.scrub.lock();
         scrub.paused = false;
         if scrub.state == ScrubState::Running {
@@ -320,8 +332,10 @@ impl RemapTarget {
         ));
     }
 
-    fn spares_total(&self) -> u32 {
-        self.admin.lock().spares.capacity()
+    /// Spare slots of the area: every block of it (the metadata copies'
+    /// places among them, which hold no spare).
+    fn spare_slots(&self) -> u32 {
+        self.meta.lock().image().format().nr_spare
     }
 
     /// One scrub step (`Target::step`).
@@ -393,8 +407,12 @@ impl RemapTarget {
         let rate = u64::from(scrub.rate_mib) << 20;
         let mut wait_ms = (r.bytes * 1000 / rate).saturating_sub(took_ms);
         let foreground = self.foreground_bios();
-        if foreground != scrub.foreground {
+        if foreground != scrub.foreground && r.bytes > 0 {
             wait_ms = wait_ms.max(BUSY_WAIT_MS);
+        }
+        if r.units == 0 {
+            // Waiting for a commit to end: not at once again.
+            wait_ms = wait_ms.max(1);
         }
         scrub.foreground = foreground;
         let paused = scrub.paused;
@@ -417,8 +435,16 @@ impl RemapTarget {
         let mut end = n.min(next + per_step);
         match self.table.first_remapped(next, end - next) {
             Some((block, _)) if block == next => {
-                let mut r = StepResult::at(Phase::Data { next: next + 1 });
-                r.units = 1;
+                // A run of blocks in the table, skipped in one step.
+                let mut skip = next + 1;
+                while skip < n
+                    && skip - next < u64::from(SLOTS_PER_STEP)
+                    && self.table.get(skip).is_some()
+                {
+                    skip += 1;
+                }
+                let mut r = StepResult::at(Phase::Data { next: skip });
+                r.units = skip - next;
                 return r;
             }
             Some((block, _)) => end = block,
@@ -459,7 +485,7 @@ impl RemapTarget {
 
     /// Reads the used spares from slot `next` on.
     fn scrub_spares(&self, ti: &TargetInfo<'_>, next: u32, buf: &mut KVec<u8>) -> StepResult {
-        let capacity = self.spares_total();
+        let capacity = self.spare_slots();
         if next >= capacity {
             return StepResult::at(Phase::Metadata { copy: 0, index: 0 });
         }
@@ -537,11 +563,16 @@ impl RemapTarget {
         set_len(buf, fmt.block_bytes());
         for i in index..end {
             let before = self.meta.lock().quiet_commit();
+            if before.is_none() {
+                // A commit is being written: this block again next step.
+                r.next = Some(Phase::Metadata { copy, index: i });
+                break;
+            }
             let sector = self.spare_offset + (fmt.area_block(copy, i) << self.block_shift);
             let read = self.spare.rw_sync(sector, buf, false);
             let meta = self.meta.lock();
             let after = meta.quiet_commit();
-            if before.is_none() || before != after {
+            if before != after {
                 // A commit wrote meanwhile: read this block again next step.
                 r.next = Some(Phase::Metadata { copy, index: i });
                 break;
