@@ -481,6 +481,9 @@ impl dm::Target for RemapTarget {
 
     fn postsuspend(&self, _ti: &TargetInfo<'_>) {
         self.queue.flush();
+        // Every kept bio has ended; the worker may still be returning (its
+        // counters are counted before each bio ends, but say it here).
+        self.kept.flush();
         // No bio runs through the table now, and the worker is idle: the
         // counters go to the device's, which a reloaded table goes on from.
         self.device_stats.give_back(&self.stats);

@@ -34,6 +34,9 @@ const STEP_BYTES: usize = 64 * 1024;
 /// When foreground bios came since the last step, the next one waits at
 /// least this long (ms): the scrub yields to foreground I/O.
 const BUSY_WAIT_MS: u64 = 20;
+/// Unreadable data blocks a step deals with, at most: each costs
+/// `1 + read_retries` failed reads.
+const FAILED_PER_STEP: usize = 4;
 /// Spare slots a step looks at, at most (each one read is one block).
 const SLOTS_PER_STEP: u32 = 4096;
 
@@ -464,6 +467,13 @@ impl RemapTarget {
         set_len(buf, self.block_size as usize);
         let mut unreadable = KVec::new();
         for block in next..end {
+            if unreadable.len() == FAILED_PER_STEP {
+                // A failing disk answers slowly: the worker, which shares
+                // the workqueue, gets its turn before the rest.
+                r.units = block - next;
+                r.next = Some(Phase::Data { next: block });
+                break;
+            }
             if self.table.get(block).is_some() {
                 continue;
             }
