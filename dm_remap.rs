@@ -86,7 +86,8 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 use metadata::{
-    check_block, CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot,
+    check_block, CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter,
+    Pending, Slot,
 };
 use percpu::PerCpuCounters;
 use remap_table::{RemapTable, TableError, Writer};

@@ -38,8 +38,8 @@ use crate::dm::{DmDev, NoIoScope};
 use crate::klib::KernelCrc32c;
 pub(crate) use crate::ondisk::{
     any_superblock, check_block, encode_commit, superblock_size, write_commit, BadBlock,
-    CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Recovered, Slot,
-    METADATA_COPIES, UUID_BYTES,
+    CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Pending, Recovered,
+    Slot, METADATA_COPIES, UUID_BYTES,
 };
 use kernel::{
     alloc::AllocError,
@@ -161,7 +161,13 @@ mod tests {
         );
         image.set_slot(spares[6], Slot::Retired);
         // A pending block in the second pending block's words.
-        image.set_pending(7, Some(4242));
+        image.set_pending(
+            7,
+            Some(Pending {
+                block: 4242,
+                lost: true,
+            }),
+        );
         assert!(commit(&mut image, &mut dev).succeeded());
         (dev, first, image)
     }
@@ -285,7 +291,13 @@ mod tests {
             })
         );
         assert_eq!(loaded.slot(spares[6]), Some(Slot::Retired));
-        assert_eq!(loaded.pending(7), Some(Some(4242)));
+        assert_eq!(
+            loaded.pending(7),
+            Some(Some(Pending {
+                block: 4242,
+                lost: true
+            }))
+        );
         assert_eq!(loaded.pending(0), Some(None));
         assert!(f.pending_slots() >= f.nr_spare / crate::ondisk::PENDING_SHARE);
     }

@@ -213,9 +213,13 @@ fn fill_table(
         match image.pending(i) {
             None => return Err(c"Metadata holds an invalid pending slot"),
             Some(None) => {}
-            Some(Some(block)) => {
+            Some(Some(p)) => {
+                let entry = Entry::Pending {
+                    slot: i,
+                    lost: p.lost,
+                };
                 table
-                    .insert(writer, block, Entry::Pending { slot: i }.encode())
+                    .insert(writer, p.block, entry.encode())
                     .map_err(|e| match e {
                         TableError::Exists => {
                             c"Metadata records a block as both remapped and pending"

@@ -38,9 +38,11 @@ pub(crate) struct Spare {
 pub(crate) enum Entry {
     /// Bios go to the spare.
     Remapped(Spare),
-    /// An unreadable data block, not remapped: reads go to the data block,
-    /// the next write is relocated. `slot` is its pending slot.
-    Pending { slot: u32 },
+    /// An unreadable data block, not remapped: reads go to the data block
+    /// (or fail at once when `lost`: its spare failed every read, and the
+    /// data block holds older data), the next write is relocated. `slot`
+    /// is its pending slot.
+    Pending { slot: u32, lost: bool },
     /// The mapping switches (towards `to` for a remap, from it for an
     /// unremap): bios starting in the block wait on the hold list.
     Switching { to: Spare },
@@ -62,7 +64,10 @@ impl Entry {
         };
         match (v >> KIND_SHIFT) & 3 {
             KIND_REMAPPED => Entry::Remapped(spare),
-            KIND_PENDING => Entry::Pending { slot: low },
+            KIND_PENDING => Entry::Pending {
+                slot: low,
+                lost: v & LOST != 0,
+            },
             KIND_SWITCHING => Entry::Switching { to: spare },
             _ if low == AT_DATA => Entry::Fenced { at: None },
             _ => Entry::Fenced { at: Some(spare) },
@@ -77,11 +82,18 @@ impl Entry {
         };
         match self {
             Entry::Remapped(s) => spare(s, KIND_REMAPPED),
-            Entry::Pending { slot } => (slot & LOW_MASK) | (KIND_PENDING << KIND_SHIFT),
+            Entry::Pending { slot, lost } => {
+                (slot & LOW_MASK) | (KIND_PENDING << KIND_SHIFT) | if lost { LOST } else { 0 }
+            }
             Entry::Switching { to } => spare(to, KIND_SWITCHING),
             Entry::Fenced { at: Some(s) } => spare(s, KIND_FENCED),
             Entry::Fenced { at: None } => AT_DATA | (KIND_FENCED << KIND_SHIFT),
         }
+    }
+
+    /// Whether the entry is a pending block whose data is lost.
+    pub(crate) fn is_lost_pending(self) -> bool {
+        matches!(self, Entry::Pending { lost: true, .. })
     }
 
     /// Whether the entry is a pending block.
@@ -125,8 +137,10 @@ mod tests {
                     assert_eq!(Entry::decode(e.encode()), e);
                 }
             }
-            let p = Entry::Pending { slot: block };
-            assert_eq!(Entry::decode(p.encode()), p);
+            for lost in [false, true] {
+                let p = Entry::Pending { slot: block, lost };
+                assert_eq!(Entry::decode(p.encode()), p);
+            }
         }
         let f = Entry::Fenced { at: None };
         assert_eq!(Entry::decode(f.encode()), f);
@@ -140,7 +154,10 @@ mod tests {
         };
         assert_eq!(Entry::fenced(None), Entry::Fenced { at: None });
         assert_eq!(
-            Entry::fenced(Some(Entry::Pending { slot: 3 })),
+            Entry::fenced(Some(Entry::Pending {
+                slot: 3,
+                lost: false
+            })),
             Entry::Fenced { at: None }
         );
         assert_eq!(

@@ -105,6 +105,18 @@ impl RemapTarget {
                     }
                     match Entry::decode(value) {
                         Entry::Remapped(s) => self.send_to_spare(&mut bio, op, offset, block, s),
+                        Entry::Pending { lost: true, .. }
+                            if op == BioOp::Read || op == BioOp::Write && !self.auto_remap =>
+                        {
+                            // Its data is lost (its spare failed every
+                            // read); the data block holds older data.
+                            // Reads fail; a write that cannot relocate it
+                            // would be read back by no load.
+                            self.in_flight.up_read(idx);
+                            self.stats.inc(stat::FAILED_BIOS);
+                            bio.record(per_bio::ENDED, offset, 0);
+                            return MapResult::Kill;
+                        }
                         Entry::Pending { .. } => {
                             if op == BioOp::Write && self.auto_remap {
                                 // Relocated by the worker, outside any read

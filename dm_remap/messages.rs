@@ -232,9 +232,14 @@ impl RemapTarget {
     ) -> Result {
         let block = self.block_arg(ti, arg)?;
         match self.entry(block) {
-            Some(Entry::Pending { .. }) => out.emit(format_args!(
-                "block {} pending: unreadable, its next write relocates it\n",
-                block
+            Some(Entry::Pending { lost, .. }) => out.emit(format_args!(
+                "block {} pending: unreadable{}, its next write relocates it\n",
+                block,
+                if lost {
+                    " (its spare failed: data lost)"
+                } else {
+                    ""
+                }
             )),
             Some(Entry::Remapped(s) | Entry::Switching { to: s }) => out.emit(format_args!(
                 "block {} remapped to spare block {} (spare device sector {}){}\n",
@@ -299,7 +304,11 @@ impl RemapTarget {
                 break;
             }
             match Entry::decode(value) {
-                Entry::Pending { .. } => out.emit(format_args!("{} pending\n", block)),
+                Entry::Pending { lost, .. } => out.emit(format_args!(
+                    "{} pending{}\n",
+                    block,
+                    if lost { " lost" } else { "" }
+                )),
                 Entry::Fenced { .. } => out.emit(format_args!("{} fenced\n", block)),
                 Entry::Remapped(s) | Entry::Switching { to: s } => out.emit(format_args!(
                     "{} {}{}\n",

@@ -520,7 +520,9 @@ impl RemapTarget {
                 (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, buf, false).is_ok());
             if !readable {
                 r.bad_spares += 1;
-                self.spare_unreadable(ti, block, spare);
+                // Counted either way; whether it became pending shows in
+                // the table.
+                let _ = self.spare_unreadable(ti, block, spare);
             }
             if reads == reads_per_step {
                 r.next = Some(Phase::Spares { next: spare + 1 });
@@ -530,16 +532,63 @@ impl RemapTarget {
         r
     }
 
-    /// A used spare failed every read: the data of its block is lost. It
-    /// is reported; the block keeps its remap (reads fail as they did,
-    /// and the next write relocates it, as for any spare that fails).
-    fn spare_unreadable(&self, _ti: &TargetInfo<'_>, block: u64, spare: u32) {
+    /// A used spare failed every read: the data of its block is lost. The
+    /// block becomes pending with its data lost (reads fail without
+    /// trying the data block, which holds older data; its next write
+    /// relocates it) and the spare is retired, by a switch: bios that
+    /// start in the block wait, those mapped before are waited for, and
+    /// the spare is read once more, since a write may have reached it
+    /// meanwhile. Returns whether the block was marked.
+    fn spare_unreadable(&self, ti: &TargetInfo<'_>, block: u64, spare: u32) -> bool {
         pr_err!(
             "remap: scrub: spare block {} of data block {} cannot be read: the data of block {} is lost\n",
             spare,
             block,
             block
         );
+        let mut switch = Switch::new(self, ti);
+        let slot = {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if self.check_writable(admin).is_err() {
+                return false;
+            }
+            if !matches!(self.entry(block), Some(Entry::Remapped(s)) if s.block == spare) {
+                return false;
+            }
+            let Some(slot) = self.meta.lock().image().free_pending_slot(0) else {
+                pr_warn!(
+                    "remap: no free pending slot: block {} keeps its remap\n",
+                    block
+                );
+                return false;
+            };
+            if switch.mark_lost(admin, block, slot).is_err() {
+                return false;
+            }
+            slot
+        };
+        switch.wait_mapped();
+        let Ok(mut buf) = self.block_buffer() else {
+            return false;
+        };
+        let sector = self.spare_sector(spare);
+        if (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, &mut buf, false).is_ok()) {
+            // Rolled back: the spare reads after all.
+            return false;
+        }
+        let committed = switch.commit(|image, _| {
+            image.set_slot(spare, Slot::Retired);
+            image.set_pending(slot, Some(Pending { block, lost: true }));
+        });
+        switch.end(|admin, _| {
+            admin.pending += 1;
+            self.stats.inc(stat::PENDING_MARKED);
+            // Its remap held it until now, so it is in use: the retirement
+            // cannot fail.
+            let _ = admin.spares.retire(spare);
+        });
+        committed.is_ok()
     }
 
     /// Checks block `index` of metadata copy `copy` on disk against the

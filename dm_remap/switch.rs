@@ -25,6 +25,9 @@ pub(super) struct Switched {
     /// The block is rolled back whatever the commit does (its relocation
     /// has no spare left).
     abandoned: bool,
+    /// The block becomes pending with its data lost, in this pending slot
+    /// (its spare failed every read), instead of moving to `to`.
+    pub(super) lost_in: Option<u32>,
 }
 
 impl Switched {
@@ -111,8 +114,21 @@ impl<'a> Switch<'a> {
             to,
             allocated,
             abandoned: false,
+            lost_in: None,
         });
         Ok(self.blocks.len() - 1)
+    }
+
+    /// Marks remapped `block`, whose spare failed every read, switching
+    /// towards pending slot `slot` with its data lost. Under the admin
+    /// lock. Returns the block's index in the switch.
+    pub(super) fn mark_lost(&mut self, admin: &mut Admin, block: u64, slot: u32) -> Result<usize> {
+        if !matches!(self.target.entry(block), Some(Entry::Remapped(_))) {
+            return Err(EINVAL);
+        }
+        let i = self.mark(admin, block, None, false)?;
+        self.blocks[i].lost_in = Some(slot);
+        Ok(i)
     }
 
     /// The spare of block `i` failed its write: it is retired (when
@@ -211,9 +227,12 @@ impl<'a> Switch<'a> {
                 match self.committed {
                     _ if b.abandoned => rollback(t, admin, b),
                     Ok(()) => {
-                        match b.to {
-                            Some(s) => t.set_entry(admin, b.block, Entry::Remapped(s)),
-                            None => t.remove_entry(admin, b.block),
+                        match (b.lost_in, b.to) {
+                            (Some(slot), _) => {
+                                t.set_entry(admin, b.block, Entry::Pending { slot, lost: true })
+                            }
+                            (None, Some(s)) => t.set_entry(admin, b.block, Entry::Remapped(s)),
+                            (None, None) => t.remove_entry(admin, b.block),
                         }
                         switched(admin, b);
                     }

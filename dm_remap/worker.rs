@@ -156,9 +156,15 @@ impl RemapTarget {
                 // one already did. Once metadata failed, nothing is
                 // relocated: the pending block is written in place, where
                 // every load maps it (a pending block is not remapped).
-                let retry = tag & per_bio::PENDING_WRITE == 0
-                    || !self.is_pending(block)
-                    || self.meta.lock().failed();
+                let meta_failed = self.meta.lock().failed();
+                if meta_failed && matches!(self.entry(block), Some(e) if e.is_lost_pending()) {
+                    // Written in place, a later load would still find the
+                    // block lost (reads failing): the write fails instead.
+                    failed = true;
+                    break;
+                }
+                let retry =
+                    tag & per_bio::PENDING_WRITE == 0 || !self.is_pending(block) || meta_failed;
                 let seen = if retry {
                     match self.retry_io(block, &mut buf, true) {
                         (Ok(()), _) => continue,
@@ -440,7 +446,7 @@ impl RemapTarget {
                 let Some(slot) = self.meta.lock().image().free_pending_slot(after) else {
                     break;
                 };
-                let pending = Entry::Pending { slot }.encode();
+                let pending = Entry::Pending { slot, lost: false }.encode();
                 if group.pending_new.reserve(1, GFP_KERNEL).is_err()
                     || self
                         .table
@@ -455,7 +461,7 @@ impl RemapTarget {
             }
             // `readable` holds each block once.
             for &block in group.readable.iter() {
-                if let Some(Entry::Pending { slot }) = self.entry(block) {
+                if let Some(Entry::Pending { slot, .. }) = self.entry(block) {
                     // Without the memory, the block stays pending.
                     let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
                 }
@@ -477,7 +483,7 @@ impl RemapTarget {
                         },
                     );
                     match b.old {
-                        Some(Entry::Pending { slot }) => image.set_pending(slot, None),
+                        Some(Entry::Pending { slot, .. }) => image.set_pending(slot, None),
                         Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
                         _ => {}
                     }
@@ -486,7 +492,7 @@ impl RemapTarget {
                     image.set_slot(spare, Slot::Retired);
                 }
                 for &(block, slot) in group.pending_new.iter() {
-                    image.set_pending(slot, Some(block));
+                    image.set_pending(slot, Some(Pending { block, lost: false }));
                 }
                 for &(_, slot) in group.pending_gone.iter() {
                     image.set_pending(slot, None);

@@ -114,9 +114,9 @@ impl MetaImage {
         self.set_word(spare as usize, slot.encode());
     }
 
-    /// Pending slot `i`: `Some(None)` when empty, `Some(Some(block))` for
-    /// a pending data block, `None` for a word no writer makes.
-    pub(crate) fn pending(&self, i: u32) -> Option<Option<u64>> {
+    /// Pending slot `i`: `Some(None)` when empty, `Some(Some(pending))`
+    /// for a pending data block, `None` for a word no writer makes.
+    pub(crate) fn pending(&self, i: u32) -> Option<Option<Pending>> {
         Slot::decode_pending(self.words[self.fmt.pending_base() + i as usize])
     }
 
@@ -126,10 +126,12 @@ impl MetaImage {
         (from..self.fmt.pending_slots()).find(|&i| self.words[base + i as usize] == 0)
     }
 
-    /// Sets pending slot `i` to `block`, or empties it.
-    pub(crate) fn set_pending(&mut self, i: u32, block: Option<u64>) {
-        let slot = block.map_or(Slot::Free, |block| Slot::InUse { block, lost: false });
-        self.set_word(self.fmt.pending_base() + i as usize, slot.encode());
+    /// Sets pending slot `i` to `pending`, or empties it.
+    pub(crate) fn set_pending(&mut self, i: u32, pending: Option<Pending>) {
+        self.set_word(
+            self.fmt.pending_base() + i as usize,
+            Slot::encode_pending(pending),
+        );
     }
 
     /// Bytes of memory the image holds.

@@ -143,6 +143,19 @@ dmsetup message scp 0 scrub start 1000 >/dev/null
 check "spare: scrub done" scrub_wait scp 60
 check "spare: counted" [ "$(stat_of scp scrub_bad_spares)" = 1 ]
 check "spare: the kernel log says block 7's data is lost" sh -c "dmesg | grep -q 'spare block $spare of data block 7 cannot be read: the data of block 7 is lost'"
+check "spare: block 7 is pending, its data lost, and the spare retired" sh -c "dmsetup message scp 0 list | grep -qx '7 pending lost' && [ $(stat_of scp spares_retired) = 1 ] && [ $(stat_of scp pending_blocks) = 1 ]"
+check "spare: a read of block 7 fails at once (the data block holds older data)" sh -c "! dd if=/dev/mapper/scp of=/dev/null bs=4096 skip=7 count=1 iflag=direct 2>/dev/null"
+dd if=/dev/urandom of=/tmp/sc-7 bs=4096 count=1 2>/dev/null
+check "spare: a write relocates block 7 to a new spare" sh -c "dd if=/tmp/sc-7 of=/dev/mapper/scp bs=4096 seek=7 count=1 oflag=direct conv=notrunc 2>/dev/null && dmsetup message scp 0 lookup 56 | grep -q 'remapped to spare'"
+check "spare: block 7 reads back what was written" sh -c "dd if=/dev/mapper/scp bs=4096 skip=7 count=1 iflag=direct 2>/dev/null | cmp - /tmp/sc-7"
+dmsetup remove scp
+dmsetup create scp --table "0 32768 remap $a 0 /dev/mapper/scsp 0 16384 2 block_size 4096"
+dmsetup message scp 0 remap $((9 * 8)) >/dev/null
+spare=$(dmsetup message scp 0 lookup $((9 * 8)) | sed -n 's/.*remapped to spare block \([0-9]*\) .*/\1/p')
+dmsetup message scsp 0 addbadblock "$spare" >/dev/null
+dmsetup message scp 0 scrub start 1000 >/dev/null
+scrub_wait scp 60
+check "spare: the lost state survives a re-create" sh -c "dmsetup remove scp && dmsetup create scp --table '0 32768 remap $a 0 /dev/mapper/scsp 0 16384 2 block_size 4096' && dmsetup message scp 0 list | grep -qx '9 pending lost' && ! dd if=/dev/mapper/scp of=/dev/null bs=4096 skip=9 count=1 iflag=direct 2>/dev/null"
 dmsetup remove scp
 dmsetup remove scsp
 nullb_drop sc5

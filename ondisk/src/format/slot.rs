@@ -10,8 +10,9 @@ const STATE_LOST: u64 = 2;
 const STATE_RETIRED: u64 = 3;
 
 /// What a spare slot says about its spare block. A pending slot is
-/// [`Slot::Free`] (empty) or [`Slot::InUse`] without `lost` (the data
-/// block that is pending).
+/// [`Slot::Free`] (empty) or [`Slot::InUse`] (the data block that is
+/// pending; `lost` when it was remapped and its spare failed every read,
+/// see [`Pending`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Slot {
     /// Free for allocation (or, in a metadata copy's place, unused).
@@ -57,13 +58,38 @@ impl Slot {
     }
 
     /// The pending slot of an on-disk word: `Some(None)` when empty,
-    /// `Some(Some(block))` for a pending data block, `None` for a word no
+    /// `Some(Some(pending))` for a pending data block, `None` for a word no
     /// writer makes.
-    pub fn decode_pending(word: u64) -> Option<Option<u64>> {
+    pub fn decode_pending(word: u64) -> Option<Option<Pending>> {
         match Slot::decode(word)? {
             Slot::Free => Some(None),
-            Slot::InUse { block, lost: false } => Some(Some(block)),
-            _ => None,
+            Slot::InUse { block, lost } => Some(Some(Pending { block, lost })),
+            Slot::Retired => None,
         }
     }
+
+    /// The on-disk word of a pending slot.
+    pub fn encode_pending(pending: Option<Pending>) -> u64 {
+        match pending {
+            None => Slot::Free.encode(),
+            Some(p) => Slot::InUse {
+                block: p.block,
+                lost: p.lost,
+            }
+            .encode(),
+        }
+    }
+}
+
+/// A pending data block: unreadable where it maps, relocated by its next
+/// write.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Pending {
+    /// The data block, in remap blocks from the data area's start.
+    pub block: u64,
+    /// It was remapped and its spare failed every read (a scrub found
+    /// it): its data is lost, and reads fail without trying the data
+    /// block, which holds older data. Otherwise reads go to the data
+    /// block.
+    pub lost: bool,
 }

@@ -10,7 +10,7 @@
 //! geometry <data_offset> <data_len> <spare_offset> <spare_len> <block_size>
 //! remap <data block> <spare block> [lost]
 //! retired <spare block>
-//! pending <data block>
+//! pending <data block> [lost]
 //! ```
 
 use crate::meta::{Remap, Table};
@@ -33,6 +33,9 @@ pub struct Dump {
     pub retired: Vec<u32>,
     /// Pending data blocks.
     pub pending: Vec<u64>,
+    /// Pending data blocks whose data is lost (their spare failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_lost: Vec<u64>,
 }
 
 /// The identity, as a dump writes it.
@@ -110,6 +113,7 @@ impl Dump {
                 .collect(),
             retired: t.retired.clone(),
             pending: t.pending.clone(),
+            pending_lost: t.pending_lost.clone(),
         }
     }
 
@@ -127,6 +131,7 @@ impl Dump {
                 .collect(),
             retired: self.retired.clone(),
             pending: self.pending.clone(),
+            pending_lost: self.pending_lost.clone(),
         }
     }
 
@@ -158,6 +163,11 @@ impl Dump {
         }
         lines.extend(self.retired.iter().map(|x| format!("retired {x}")));
         lines.extend(self.pending.iter().map(|x| format!("pending {x}")));
+        lines.extend(
+            self.pending_lost
+                .iter()
+                .map(|x| format!("pending {x} lost")),
+        );
         lines.join("\n") + "\n"
     }
 
@@ -183,6 +193,7 @@ impl Dump {
             remaps: Vec::new(),
             retired: Vec::new(),
             pending: Vec::new(),
+            pending_lost: Vec::new(),
         };
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -224,6 +235,7 @@ impl Dump {
                 }
                 ("retired", 2) => d.retired.push(spare(1)?),
                 ("pending", 2) => d.pending.push(num(1)?),
+                ("pending", 3) if w[2] == "lost" => d.pending_lost.push(num(1)?),
                 _ => bail!("line {}: cannot read {:?}", n + 1, line),
             }
         }
@@ -266,6 +278,7 @@ mod tests {
             ],
             retired: vec![11],
             pending: vec![100],
+            pending_lost: vec![200],
         };
         assert_eq!(Dump::parse(&d.to_text()).unwrap(), d);
         assert_eq!(Dump::parse(&serde_json::to_string(&d).unwrap()).unwrap(), d);

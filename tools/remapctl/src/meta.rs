@@ -8,7 +8,7 @@ use crate::device::BlockDev;
 use anyhow::{bail, Result};
 use dm_remap_ondisk::{
     encode_commit, recover, write_commit, CommitBlocks, CommitOutcome, Finding, Format, Identity,
-    LoadBuffers, LoadError, MetadataDev, Recovered, Slot, METADATA_COPIES, UUID_BYTES,
+    LoadBuffers, LoadError, MetadataDev, Pending, Recovered, Slot, METADATA_COPIES, UUID_BYTES,
 };
 
 /// The spare area of a device, as the format reads and writes it.
@@ -166,6 +166,9 @@ pub struct Table {
     pub retired: Vec<u32>,
     /// Data blocks that are unreadable and not yet rewritten.
     pub pending: Vec<u64>,
+    /// Pending data blocks whose spare failed every read: their data is
+    /// lost.
+    pub pending_lost: Vec<u64>,
 }
 
 impl Table {
@@ -181,8 +184,10 @@ impl Table {
         }
         let base = fmt.pending_base();
         for i in 0..fmt.pending_slots() as usize {
-            if let Some(Some(block)) = Slot::decode_pending(words[base + i]) {
-                t.pending.push(block);
+            match Slot::decode_pending(words[base + i]) {
+                Some(Some(p)) if p.lost => t.pending_lost.push(p.block),
+                Some(Some(p)) => t.pending.push(p.block),
+                _ => {}
             }
         }
         t
@@ -231,17 +236,22 @@ impl Table {
         for &s in &self.retired {
             set_spare(s, Slot::Retired, &mut words)?;
         }
-        if self.pending.len() > fmt.pending_slots() as usize {
+        let pending = self.pending.len() + self.pending_lost.len();
+        if pending > fmt.pending_slots() as usize {
             bail!(
-                "{} pending blocks: the metadata holds at most {}",
-                self.pending.len(),
+                "{pending} pending blocks: the metadata holds at most {}",
                 fmt.pending_slots()
             );
         }
         let base = fmt.pending_base();
-        for (i, &block) in self.pending.iter().enumerate() {
+        let all = self
+            .pending
+            .iter()
+            .map(|&b| (b, false))
+            .chain(self.pending_lost.iter().map(|&b| (b, true)));
+        for (i, (block, lost)) in all.enumerate() {
             take_block(block)?;
-            words[base + i] = Slot::InUse { block, lost: false }.encode();
+            words[base + i] = Slot::encode_pending(Some(Pending { block, lost }));
         }
         Ok(words)
     }
