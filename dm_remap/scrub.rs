@@ -551,9 +551,14 @@ impl RemapTarget {
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
             if self.check_writable(admin).is_err() {
+                // The reason is in the kernel log.
                 return false;
             }
             if !matches!(self.entry(block), Some(Entry::Remapped(s)) if s.block == spare) {
+                pr_info!(
+                    "remap: scrub: block {} moved meanwhile: left as it is\n",
+                    block
+                );
                 return false;
             }
             let Some(slot) = self.meta.lock().image().free_pending_slot(0) else {
@@ -563,18 +568,25 @@ impl RemapTarget {
                 );
                 return false;
             };
-            if switch.mark_lost(admin, block, slot).is_err() {
+            if let Err(e) = switch.mark_lost(admin, block, slot) {
+                pr_warn!("remap: block {} keeps its remap ({:?})\n", block, e);
                 return false;
             }
             slot
         };
         switch.wait_mapped();
         let Ok(mut buf) = self.block_buffer() else {
+            pr_warn!("remap: no memory: block {} keeps its remap\n", block);
             return false;
         };
         let sector = self.spare_sector(spare);
         if (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, &mut buf, false).is_ok()) {
             // Rolled back: the spare reads after all.
+            pr_info!(
+                "remap: spare block {} reads again: block {} keeps its remap\n",
+                spare,
+                block
+            );
             return false;
         }
         let committed = switch.commit(|image, _| {

@@ -23,7 +23,10 @@ say "building dm-remap.ko against the $FLAVOR kernel (CLIPPY=1)"
 built=$CACHE/module-$FLAVOR.built
 sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./*.c ./*.h Kbuild Makefile) | sha256sum | cut -c1-32)
 kernel=$(stat -c %Y "$ROOT$OUT/arch/x86/boot/bzImage")
-if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] &&
+# The stamp names the checkout too: the cache is shared by every checkout
+# on the machine, and another one's build of the same sources says nothing
+# about the dm-remap.ko here.
+if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $PROJ $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] &&
 	[ "$(cat "$PROJ/.built-for" 2>/dev/null)" = "$FLAVOR" ]; then
 	say "dm-remap.ko is up to date with its sources (its build log: $CACHE/module-$FLAVOR.log)"
 	exit 0
@@ -39,5 +42,5 @@ breakable=
 in_root "make -C $OUT M=$PROJ CLIPPY=1 W=1 $breakable modules 2>&1" | tee "$CACHE/module-$FLAVOR.log" >&2
 grep -qE 'warning|error' "$CACHE/module-$FLAVOR.log" && say "module build printed warnings or errors (above)"
 [ -f "$PROJ/dm-remap.ko" ] || die "module build failed"
-echo "$FLAVOR $sources $kernel" >"$built"
+echo "$FLAVOR $PROJ $sources $kernel" >"$built"
 say "built $PROJ/dm-remap.ko"
