@@ -407,6 +407,19 @@ impl RemapTarget {
         result
     }
 
+    /// Reads spare block `spare` into `buf`, retrying as a data block is.
+    fn read_spare(&self, spare: u32, buf: &mut KVec<u8>) -> Result {
+        let sector = self.spare_sector(spare);
+        let mut result = self.spare.rw_sync(sector, buf, false);
+        for _ in 0..self.read_retries {
+            if result.is_ok() {
+                break;
+            }
+            result = self.spare.rw_sync(sector, buf, false);
+        }
+        result
+    }
+
     fn block_buffer(&self) -> Result<KVec<u8>> {
         let mut buf = KVec::with_capacity(self.block_size as usize, GFP_KERNEL)?;
         buf.resize(self.block_size as usize, 0, GFP_KERNEL)?;

@@ -515,10 +515,7 @@ impl RemapTarget {
             }
             r.bytes += u64::from(self.block_size);
             reads += 1;
-            let sector = self.spare_sector(spare);
-            let readable =
-                (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, buf, false).is_ok());
-            if !readable {
+            if self.read_spare(spare, buf).is_err() {
                 r.bad_spares += 1;
                 // Counted either way; whether it became pending shows in
                 // the table.
@@ -579,8 +576,7 @@ impl RemapTarget {
             pr_warn!("remap: no memory: block {} keeps its remap\n", block);
             return false;
         };
-        let sector = self.spare_sector(spare);
-        if (0..=self.read_retries).any(|_| self.spare.rw_sync(sector, &mut buf, false).is_ok()) {
+        if self.read_spare(spare, &mut buf).is_ok() {
             // Rolled back: the spare reads after all.
             pr_info!(
                 "remap: spare block {} reads again: block {} keeps its remap\n",

@@ -105,6 +105,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The exit code `status` and `monitor --once` give for it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => crate::exit::OK,
+            Verdict::Degraded => crate::exit::DEGRADED,
+            Verdict::Failing => crate::exit::FAILED,
+        }
+    }
+
     /// The word for it.
     pub fn word(self) -> &'static str {
         match self {

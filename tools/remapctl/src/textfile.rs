@@ -6,7 +6,6 @@
 
 use crate::figures::Figures;
 use anyhow::{Context, Result};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// The file node_exporter's textfile collector reads.
@@ -134,17 +133,17 @@ fn label(v: &str) -> String {
 pub fn render(devices: &[(String, Figures)]) -> String {
     let mut out = String::new();
     for s in SERIES {
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP {} {}", s.name, s.help);
-        let _ = writeln!(out, "# TYPE {} {}", s.name, s.kind);
+        out.push_str(&format!(
+            "# HELP {} {}\n# TYPE {} {}\n",
+            s.name, s.help, s.name, s.kind
+        ));
         for (name, f) in devices {
-            let _ = writeln!(
-                out,
-                "{}{{device=\"{}\"}} {}",
+            out.push_str(&format!(
+                "{}{{device=\"{}\"}} {}\n",
                 s.name,
                 label(name),
                 (s.value)(f)
-            );
+            ));
         }
     }
     out

@@ -10,7 +10,7 @@
 use crate::dmdev::Dm;
 use crate::exit;
 use crate::figures::{check_stats, Figures};
-use crate::status::{Health, Verdict};
+use crate::status::Health;
 use crate::syslog::{Severity, Syslog};
 use crate::textfile;
 use anyhow::Result;
@@ -92,11 +92,7 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
                     }
                 }
             }
-            let c = match f.health.verdict() {
-                Verdict::Ok => exit::OK,
-                Verdict::Degraded => exit::DEGRADED,
-                Verdict::Failing => exit::FAILED,
-            };
+            let c = f.health.verdict().exit_code();
             if code != exit::ERROR {
                 code = code.max(c);
             }

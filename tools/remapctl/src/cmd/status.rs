@@ -4,7 +4,7 @@
 
 use crate::dmdev::{Dm, Live};
 use crate::exit;
-use crate::status::{Health, Verdict};
+use crate::status::Health;
 use anyhow::Result;
 
 /// Prints the health of the devices named (every remap device when none
@@ -31,11 +31,7 @@ pub fn run(names: &[String], json: bool) -> Result<u8> {
     for l in &live {
         match Health::parse(&l.name, l.uuid.clone(), &l.kernel_name, &l.status) {
             Ok(h) => {
-                let c = match h.verdict() {
-                    Verdict::Ok => exit::OK,
-                    Verdict::Degraded => exit::DEGRADED,
-                    Verdict::Failing => exit::FAILED,
-                };
+                let c = h.verdict().exit_code();
                 if code != exit::ERROR {
                     code = code.max(c);
                 }
