@@ -12,7 +12,7 @@ bash "$PROJ/scripts/build-module.sh" test
 # lack newer commands).
 bash "$PROJ/scripts/build-remapctl.sh" || die "remapctl build failed"
 mkdir -p "$PROJ/results"
-img=$(guest_image test demo)
+img=$(guest_image test demo) || exit 1
 # A fresh 64 MiB example disk for every run.
 disk=/build/example-disk.img
 rm -f "$ROOT$disk"

@@ -21,7 +21,7 @@ for step in toolchain.sh "kernel.sh test" "build-module.sh test"; do
 	bash "$PROJ/scripts/"$step || die "build: scripts/$step"
 done
 mkdir -p "$PROJ/results"
-img=$(guest_image test test)
+img=$(guest_image test test) || exit 1
 out=$PROJ/results/broken.txt
 : >"$out.new"
 missed=0

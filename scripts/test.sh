@@ -32,7 +32,7 @@ if ! bash "$PROJ/scripts/build-remapctl.sh" --check >"$hostlog"; then
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-img=$(guest_image $FLAVOR test)
+img=$(guest_image $FLAVOR test) || exit 1
 klog=$PROJ/results/kernel-$FLAVOR.log
 glog=$PROJ/results/guest-$FLAVOR.log
 rm -f "$klog"

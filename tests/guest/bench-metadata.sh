@@ -5,10 +5,17 @@
 . /tests/lib.sh
 modprobe dm_remap
 
-# bench_device NAME: a 4 KiB-block remap device, data 256 MiB, spare area
-# 16384 blocks, on null_blk devices that complete at once.
-d=$(nullb_make bd1 256 512)
-s=$(nullb_make bd2 64 512)
+# A 4 KiB-block remap device, data 256 MiB, spare area 16384 blocks, on
+# null_blk devices that complete at once, each with a 16 MiB volatile
+# write cache (cache_size): the block layer sends them every flush, as it
+# would to a disk, and each flush writes the dirty cache back, where a
+# device without a write cache has its flushes dropped before it.
+d=$(nullb_make bd1 256 512 16)
+s=$(nullb_make bd2 64 512 16)
+for b in bd1 bd2; do
+	[ "$(cat /sys/block/$b/queue/write_cache)" = "write back" ] ||
+		echo "BENCH error $b has no volatile write cache: $(cat /sys/block/$b/queue/write_cache)"
+done
 dmsetup create bm --table "0 524288 remap $d 0 $s 0 131072 2 block_size 4096" || exit 1
 
 # One remap at a time: every remap is its own commit.

@@ -11,12 +11,20 @@
 #   r100k    remap, 100k remapped blocks (every 10th block of the first 4 GiB)
 #   r1m      remap, 1M remapped blocks (every 10th block of the first 40 GiB)
 #   r1mhit   r1m with uniform random I/O over those 40 GiB: 10% hit remaps
+#   r1mscrub r1m under the random-read test with a scrub running at its
+#            default rate (`scrub start`, 16 MiB/s), started before fio
+#            and stopped after it: the foreground's loss to a scrub
 # Random I/O of the other configurations touches only blocks 5, 15, 25...
 # of the first 40 GiB (none remapped, while every 256-block region of r1m
-# holds remaps, so every bio costs a hash lookup); sequential reads go to
-# the last 4 GiB. The spare areas lie on a memory-backed null_blk (pages
-# exist only where metadata was written); the remaps are written there by
-# remapctl restore (meta_restore in lib.sh) and loaded by the constructor.
+# holds remaps, so every bio costs a hash lookup). Sequential 1 MiB reads
+# go over the first 4 GiB, where r100k and r1m remap every 10th block: each
+# read is split at every remapped block (about 51 pieces, half of them to
+# spares), the cost of splitting big bios. Each run's share of bios that
+# went to spares is checked against what its configuration intends. The
+# order of the configurations turns by one every round. The spare areas
+# lie on a memory-backed null_blk (pages exist only where metadata was
+# written); the remaps are written there by remapctl restore (meta_restore
+# in lib.sh) and loaded by the constructor.
 . /tests/lib.sh
 modprobe dm_remap
 modprobe null_blk nr_devices=0
@@ -31,17 +39,29 @@ runtime=${runtime:-3}
 tests=$(sed -n 's/.*dmr\.tests=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 configs=$(sed -n 's/.*dmr\.configs=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 tests=${tests:-randread randwrite lat seqread}
-configs=${configs:-raw linear r0 r100k r1m r1mhit}
+configs=${configs:-raw linear r0 r100k r1m r1mhit r1mscrub}
 ncpu=$(nproc)
 gib=$((1024 * 1024 * 2))
 len=$((44 * gib))
 d=$(NULLB_ATTRS="memory_backed=0 irqmode=0 discard=0" nullb_make bdata 45056 4096) || exit 1
 s=$(nullb_make bspare 4800 4096) || exit 1
-meta_restore $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error restore 100k"
-meta_restore $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error restore 1m"
+# wanted CONFIG...: whether the run has any of these configurations.
+wanted() {
+	for w; do case " $configs " in *" $w "*) return 0 ;; esac; done
+	return 1
+}
+wanted_sizes=
+wanted r100k && wanted_sizes=100k
+wanted r1m r1mhit r1mscrub && wanted_sizes="$wanted_sizes 1m"
+case " $wanted_sizes " in *" 100k "*)
+	meta_restore $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error restore 100k" ;;
+esac
+case " $wanted_sizes " in *" 1m "*)
+	meta_restore $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error restore 1m" ;;
+esac
 dmsetup create linear --table "0 $len linear $d 0" || echo "BENCH error linear"
 dmsetup create r0 --table "0 $len remap $d 0 $s 0 131072 2 block_size 4096" || echo "BENCH error r0"
-for n in 100k 1m; do
+for n in $wanted_sizes; do
 	case $n in
 	100k) area="131072 1048576" ;;
 	1m) area="1179648 8585216" ;;
@@ -49,7 +69,7 @@ for n in 100k 1m; do
 	dmesg -c >/dev/null
 	dmsetup create r$n --table "0 $len remap $d 0 $s $area 2 block_size 4096" || echo "BENCH error r$n"
 	line=$(dmesg | grep 'metadata generation' | tail -n 1)
-	echo "BENCH load config=r$n $(echo "$line" | sed -n 's/.*loaded: \([0-9]*\) remaps in \([0-9]*\) us (\([0-9]*\) us reading.*/remaps=\1 us=\2 read_us=\3/p')"
+	echo "BENCH load config=r$n $(echo "$line" | sed -n 's/.*loaded: \([0-9]*\) remaps in \([0-9]*\) us (\([0-9]*\) us reading and checking 5 copies, \([0-9]*\) us the spare allocator, \([0-9]*\) us the remap table).*/remaps=\1 us=\2 read_us=\3 spares_us=\4 table_us=\5/p')"
 	mem=$(dmsetup message r$n 0 stats | tr ' ' '\n' | sed -n 's/^memory_bytes=//p')
 	echo "BENCH memory config=r$n bytes=$mem"
 done
@@ -57,8 +77,26 @@ done
 dev_of() {
 	case $1 in
 	raw) echo "$d" ;;
-	r1mhit) echo /dev/mapper/r1m ;;
+	r1mhit | r1mscrub) echo /dev/mapper/r1m ;;
 	*) echo "/dev/mapper/$1" ;;
+	esac
+}
+
+# stat_of NAME FIELD: one field of the target's stats message.
+stat_of() {
+	dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# hit_wanted TEST CONFIG: the range ("low-high", %) the share of bios that
+# went to spares must fall in. Random I/O over the first 40 GiB hits
+# 1M of its 10485760 blocks (9.54%) in r1mhit and none elsewhere; a 1 MiB
+# read over blocks of which every 10th is remapped is cut into pieces of
+# which about half go to spares.
+hit_wanted() {
+	case $1:$2 in
+	seqread:r100k | seqread:r1m) echo 45-55 ;;
+	*:r1mhit) echo 9.0-10.1 ;;
+	*) echo 0-0 ;;
 	esac
 }
 
@@ -73,11 +111,18 @@ run() {
 	randread) args="--rw=randread --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
 	randwrite) args="--rw=randwrite --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
 	lat) args="--rw=randread --bs=4k --iodepth=1 --numjobs=1 $pattern" ;;
-	seqread) args="--rw=read --bs=1m --iodepth=8 --numjobs=1 --offset=40g --size=4g" ;;
+	seqread) args="--rw=read --bs=1m --iodepth=8 --numjobs=1 --size=4g" ;;
 	esac
 	remap=0
 	case $c in r*) [ "$c" != raw ] && remap=1 ;; esac
-	[ $remap = 1 ] && dmsetup message "${dev#/dev/mapper/}" 0 clear_stats >/dev/null
+	name=${dev#/dev/mapper/}
+	[ $remap = 1 ] && dmsetup message "$name" 0 clear_stats >/dev/null
+	scrub_before=
+	if [ "$c" = r1mscrub ]; then
+		dmsetup message "$name" 0 scrub start || echo "BENCH error test=$t config=$c scrub start failed"
+		scrub_before=$(stat_of "$name" scrub_read_bytes)
+		scrub_t0=$(date +%s%N)
+	fi
 	# Terse output; JSON for the latency run, whose percentiles it gives in
 	# nanoseconds (terse rounds them to microseconds).
 	format="--output-format=terse --terse-version=3"
@@ -88,17 +133,28 @@ run() {
 	out=$(fio --name=b --filename="$dev" --direct=1 --ioengine=io_uring --time_based \
 		--runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0 --group_reporting \
 		--percentile_list=50:99 $format $args 2>&1)
+	# What the scrub read meanwhile, in KiB/s of guest time.
+	scrub=
+	if [ -n "$scrub_before" ]; then
+		scrub_kib=$((($(stat_of "$name" scrub_read_bytes) - scrub_before) / 1024))
+		scrub_ms=$((($(date +%s%N) - scrub_t0) / 1000000))
+		dmsetup message "$name" 0 scrub stop || echo "BENCH error test=$t config=$c scrub stop failed"
+		scrub=" scrub_kib_s=$((scrub_kib * 1000 / (scrub_ms ? scrub_ms : 1)))"
+	fi
 	# The share of bios that went to spares: the pattern does what it says.
 	hit=-
 	if [ $remap = 1 ]; then
-		hit=$(dmsetup message "${dev#/dev/mapper/}" 0 stats | tr ' ' '\n' | awk -F= '
+		hit=$(dmsetup message "$name" 0 stats | tr ' ' '\n' | awk -F= '
 			$1 == "reads" || $1 == "writes" { n += $2 }
 			$1 == "remapped_reads" || $1 == "remapped_writes" { h += $2 }
 			END { printf "%.2f", n ? 100 * h / n : 0 }')
+		want=$(hit_wanted "$t" "$c")
+		echo "$hit $want" | awk '{ split($2, r, "-"); exit !($1 >= r[1] && $1 <= r[2]) }' ||
+			echo "BENCH error test=$t config=$c hit_pct=$hit, wanted $want"
 	fi
 	if [ "$t" = lat ]; then
 		# The first "iops" and "lat_ns" are the read side's.
-		echo "$out" | awk -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" '
+		echo "$out" | awk -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" -v scrub="$scrub" '
 			/"iops" :/ && iops == "" { iops = $3; sub(/,/, "", iops) }
 			/"lat_ns" :/ { in_lat = 1 }
 			in_lat && /"mean" :/ && mean == "" { mean = $3; sub(/,/, "", mean) }
@@ -106,29 +162,45 @@ run() {
 			in_lat && /"99.000000" :/ && p99 == "" { p99 = $3; sub(/,/, "", p99) }
 			END {
 				if (p99 == "") { print "BENCH error test=" t " config=" c " fio gave no percentiles"; exit }
-				printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=0 p50_us=%.3f p99_us=%.3f mean_us=%.4f hit_pct=%s\n", t, c, rep, iops, p50 / 1000, p99 / 1000, mean / 1000, hit
+				printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=0 p50_us=%.3f p99_us=%.3f mean_us=%.4f hit_pct=%s%s\n", t, c, rep, iops, p50 / 1000, p99 / 1000, mean / 1000, hit, scrub
 			}'
 		return
 	fi
-	echo "$out" | tail -n 1 | awk -F';' -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" '
+	echo "$out" | tail -n 1 | awk -F';' -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" -v scrub="$scrub" '
 		NF < 60 { print "BENCH error test=" t " config=" c " fio: " $0; exit }
 		{
 			w = (t == "randwrite")
 			iops = w ? $49 : $8; bw = w ? $48 : $7
 			p50 = w ? $59 : $18; p99 = w ? $60 : $19
 			sub(/.*=/, "", p50); sub(/.*=/, "", p99)
-			printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=%d p50_us=%s p99_us=%s hit_pct=%s\n", t, c, rep, iops, bw, p50, p99, hit
+			printf "BENCH run test=%s config=%s rep=%s iops=%d bw_kib=%d p50_us=%s p99_us=%s hit_pct=%s%s\n", t, c, rep, iops, bw, p50, p99, hit, scrub
 		}'
+}
+
+# rotate N WORDS...: the words turned left by N.
+rotate() {
+	n=$1
+	shift
+	[ $# -gt 0 ] || return 0
+	n=$((n % $#))
+	i=0
+	for w; do [ $i -ge $n ] && printf '%s ' "$w"; i=$((i + 1)); done
+	i=0
+	for w; do [ $i -lt $n ] && printf '%s ' "$w"; i=$((i + 1)); done
 }
 
 for rep in $(seq 1 "$reps"); do
 	for t in $tests; do
-		for c in $configs; do
+		# shellcheck disable=SC2086
+		for c in $(rotate $((rep - 1)) $configs); do
+			# The same device as r1m: only random I/O differs.
 			[ "$t" = seqread ] && [ "$c" = r1mhit ] && continue
+			# The scrub's cost is measured on 4k random reads.
+			[ "$c" = r1mscrub ] && [ "$t" != randread ] && continue
 			run "$t" "$c" "$rep"
 		done
 	done
 done
 
-for c in linear r0 r100k r1m; do dmsetup remove "$c"; done
+for c in linear r0 $(for n in $wanted_sizes; do echo "r$n"; done); do dmsetup remove "$c"; done
 echo "BENCH done"
