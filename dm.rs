@@ -334,7 +334,11 @@ impl TargetInfo<'_> {
     /// (`dm_target_offset`).
     #[inline(always)]
     pub(crate) fn target_offset(&self, sector: u64) -> u64 {
-        sector - self.raw().begin
+        // Device-mapper core sends a target only bios that start inside
+        // it, so `sector >= begin` for those; any other input wraps
+        // instead of panicking (the result is then as meaningless as the
+        // input).
+        sector.wrapping_sub(self.raw().begin)
     }
 
     /// Raises a table event: `dmsetup wait` returns. Process context.
@@ -725,10 +729,27 @@ impl Bio<'_> {
     /// Sends the bio to `dev` at `sector`.
     #[inline(always)]
     pub(crate) fn remap(&mut self, dev: &DmDev, sector: u64) {
+        let bdev = dev.bdev();
+        // `bio_set_dev`, which without `CONFIG_BLK_CGROUP` (no blkg to
+        // associate) is two flag updates and a store, written out here:
+        // the path of every bio saves a call.
+        #[cfg(not(CONFIG_BLK_CGROUP))]
+        {
+            // SAFETY: the bio is valid and ours to modify (type invariant).
+            let raw = unsafe { self.bio.as_mut() };
+            let mut clear: u16 = 1 << kernel::bindings::BIO_REMAPPED;
+            if !core::ptr::eq(raw.bi_bdev, bdev) {
+                clear |= 1 << kernel::bindings::BIO_BPS_THROTTLED;
+            }
+            raw.bi_flags &= !clear;
+            raw.bi_bdev = bdev;
+            raw.bi_iter.bi_sector = sector;
+        }
+        #[cfg(CONFIG_BLK_CGROUP)]
         // SAFETY: the bio is valid and ours to modify (type invariant); the
         // block device of an open `dm_dev` is valid.
         unsafe {
-            b::dmr_bio_set_dev(self.bio.as_ptr(), dev.bdev());
+            b::dmr_bio_set_dev(self.bio.as_ptr(), bdev);
             (*self.bio.as_ptr()).bi_iter.bi_sector = sector;
         }
     }
@@ -736,27 +757,17 @@ impl Bio<'_> {
 
 /// The per-bio data of a target that asks for it: `tag`, `offset` and
 /// `section` are the target's to use; `iter` is kept by [`Bio::record`].
+///
+/// Before `map` runs, `tag` and `iter.bi_size` are set to 0 (nothing
+/// recorded) and the rest is left as the memory held it: the target reads
+/// `offset` and `section` only under a tag it recorded, and
+/// [`KeptBio::copy`] reads `iter` only when `iter.bi_size` is not 0.
 #[repr(C)]
 pub(crate) struct PerBio {
     pub(crate) tag: u64,
     pub(crate) offset: u64,
     pub(crate) section: u64,
     iter: bvec_iter,
-}
-
-impl PerBio {
-    /// The per-bio data of a bio that `map` has not recorded: no data.
-    const EMPTY: Self = Self {
-        tag: 0,
-        offset: 0,
-        section: 0,
-        iter: bvec_iter {
-            bi_sector: 0,
-            bi_size: 0,
-            bi_idx: 0,
-            bi_bvec_done: 0,
-        },
-    };
 }
 
 /// The `PerBio` of a dm clone.
@@ -970,6 +981,11 @@ impl KeptBio {
             return;
         };
         let len = len.min(buf.len() as u32);
+        if len == 0 {
+            // Nothing recorded (or nothing left): the rest of `iter` may
+            // be whatever the memory held.
+            return;
+        }
         // SAFETY: the bio is valid and its data pages stay with it until it
         // ends (type invariant); `iter` describes that data and `buf` holds
         // at least `len` bytes.
@@ -1365,8 +1381,11 @@ unsafe extern "C" fn map_callback<T: Target>(ti: *mut b::dm_target, bio: *mut bi
     };
     // Device-mapper core does not clear per-bio data: whatever the target
     // does not record reads as nothing (no data to copy, no tag) later.
+    // The tag and the recorded size say so; the other fields are plain
+    // numbers, read only where the tag says they were recorded.
     if let Some(data) = bio.per_bio_data() {
-        *data = PerBio::EMPTY;
+        data.tag = 0;
+        data.iter.bi_size = 0;
     }
     (match target.map(&info, bio) {
         MapResult::Remapped => b::DM_MAPIO_REMAPPED,

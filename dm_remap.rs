@@ -452,6 +452,7 @@ impl dm::Target for RemapTarget {
         self.map_bio(ti, bio)
     }
 
+    #[inline(always)]
     fn end_io(&self, ti: &TargetInfo<'_>, bio: &mut Bio<'_>, status: &mut u8) -> EndIoResult {
         self.end_io_bio(ti, bio, status)
     }

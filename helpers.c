@@ -51,9 +51,10 @@ void dmr_counters_free(u64 __percpu *c)
 	free_percpu(c);
 }
 
-void dmr_counter_inc(u64 __percpu *c, unsigned int i)
+/* The fallback of percpu.rs's this_cpu_inc (inline on x86-64 SMP). */
+void dmr_this_cpu_inc(u64 __percpu *pcp)
 {
-	this_cpu_inc(c[i]);
+	this_cpu_inc(*pcp);
 }
 
 u64 dmr_counter_sum(u64 __percpu *c, unsigned int i)
@@ -109,6 +110,20 @@ void dmr_srcu_up_read(struct srcu_struct *ssp, void *raw)
 	if (WARN_ON_ONCE(scp != &ssp->sda->srcu_ctrs[0] && scp != &ssp->sda->srcu_ctrs[1]))
 		return;
 	srcu_up_read_fast(ssp, scp);
+}
+
+/* srcu.rs's inline read side, with CONFIG_PROVE_RCU: the C side's checks. */
+void dmr_srcu_check_reader(struct srcu_struct *ssp)
+{
+	WARN_ON_ONCE(IS_ENABLED(CONFIG_PROVE_RCU) && in_nmi());
+	RCU_LOCKDEP_WARN(!rcu_is_watching(), "RCU must be watching srcu_down_read_fast().");
+	srcu_check_read_flavor(ssp, SRCU_READ_FLAVOR_FAST_UPDOWN);
+}
+
+/* srcu.rs's inline read side: a token that names no counter of the domain. */
+void dmr_srcu_bad_token(void)
+{
+	WARN_ON_ONCE(1);
 }
 
 /*

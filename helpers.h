@@ -28,7 +28,7 @@ unsigned int dmr_max_logical_block_size(void);
 /* Per-CPU u64 counters, n of them, for statistics without shared lines. */
 u64 __percpu *dmr_counters_alloc(unsigned int n);
 void dmr_counters_free(u64 __percpu *c);
-void dmr_counter_inc(u64 __percpu *c, unsigned int i);
+void dmr_this_cpu_inc(u64 __percpu *pcp);
 u64 dmr_counter_sum(u64 __percpu *c, unsigned int i);
 void dmr_counter_clear(u64 __percpu *c, unsigned int i);
 
@@ -41,6 +41,8 @@ struct srcu_struct *dmr_srcu_alloc(void);
 void dmr_srcu_free(struct srcu_struct *ssp);
 void *dmr_srcu_down_read(struct srcu_struct *ssp);
 void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp);
+void dmr_srcu_check_reader(struct srcu_struct *ssp);
+void dmr_srcu_bad_token(void);
 void dmr_srcu_synchronize(struct srcu_struct *ssp);
 
 /* Synchronous I/O of a kmalloc'd buffer; writes are FUA. */

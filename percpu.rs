@@ -38,8 +38,13 @@ impl<const N: usize> PerCpuCounters<N> {
     #[inline(always)]
     pub(crate) fn inc(&self, i: usize) {
         if i < N {
-            // SAFETY: `ptr` holds `N` counters (type invariant), `i < N`.
-            unsafe { b::dmr_counter_inc(self.ptr.as_ptr(), i as u32) };
+            // SAFETY: `ptr` is a per-CPU allocation of `N` counters (type
+            // invariant), alive while `self` is; `i < N`. The address is
+            // computed as an integer: a per-CPU address is no pointer
+            // into an object, only an offset that `this_cpu_inc` resolves.
+            unsafe {
+                this_cpu_inc((self.ptr.as_ptr() as usize).wrapping_add(i * size_of::<u64>()))
+            };
         }
     }
 
@@ -61,6 +66,35 @@ impl<const N: usize> PerCpuCounters<N> {
             unsafe { b::dmr_counter_clear(self.ptr.as_ptr(), i as u32) };
         }
     }
+}
+
+/// Adds one to this CPU's copy of the per-CPU `u64` at per-CPU address
+/// `pcp`, as `this_cpu_inc` does. On x86-64 that is one `inc` relative to
+/// `%gs` (what `this_cpu_inc` compiles to), inline; elsewhere a call to
+/// the C `this_cpu_inc`. Either way neither preemption nor an interrupt
+/// can split it, so it is safe in any context.
+///
+/// # Safety
+///
+/// `pcp` must be the per-CPU address (as `alloc_percpu` returns, or
+/// `&var` of a per-CPU variable) of a `u64`, or of an `atomic_long_t`,
+/// that stays allocated for the call.
+#[inline(always)]
+pub(crate) unsafe fn this_cpu_inc(pcp: usize) {
+    #[cfg(all(target_arch = "x86_64", CONFIG_SMP))]
+    // SAFETY: on x86-64 SMP kernels `%gs` is based at this CPU's per-CPU
+    // offset, so `%gs:(pcp)` is this CPU's copy of the per-CPU `u64` at
+    // `pcp`, allocated (the caller's promise). The `asm!` is not `nomem`,
+    // so it also orders memory accesses in the compiler's eyes as the C
+    // `this_cpu_inc` (a `volatile` asm with a memory operand) does.
+    unsafe {
+        kernel::asm!("incq %gs:({pcp})"; pcp = in(reg) pcp, options(nostack))
+    };
+    #[cfg(not(all(target_arch = "x86_64", CONFIG_SMP)))]
+    // SAFETY: as the caller promises.
+    unsafe {
+        b::dmr_this_cpu_inc(pcp as *mut u64)
+    };
 }
 
 impl<const N: usize> Drop for PerCpuCounters<N> {

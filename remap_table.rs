@@ -68,7 +68,8 @@ const REBUILD_CHUNK: usize = 1 << 16;
 
 /// Keys are stored as block + 1, so that 0 can mean an empty slot.
 fn key_of(block: u64) -> u64 {
-    block + 1
+    // Blocks lie below the table's `nr_blocks`, a `u64`: no overflow.
+    block.wrapping_add(1)
 }
 
 /// One generation of the hash table.
@@ -81,13 +82,14 @@ impl Slots {
     fn new(capacity: usize) -> Result<KBox<Self>, AllocError> {
         let mut keys = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         let mut values = KVVec::with_capacity(capacity, GFP_KERNEL)?;
-        for i in 0..capacity {
-            keys.push(AtomicU64::new(EMPTY), GFP_KERNEL)?;
-            values.push(AtomicU32::new(0), GFP_KERNEL)?;
-            if i % REBUILD_CHUNK == REBUILD_CHUNK - 1 {
-                // Tens of millions of slots take a while.
-                crate::dm::cond_resched();
+        for start in (0..capacity).step_by(REBUILD_CHUNK) {
+            for _ in start..(start + REBUILD_CHUNK).min(capacity) {
+                // Within the capacity just allocated: cannot fail.
+                let _ = keys.push_within_capacity(AtomicU64::new(EMPTY));
+                let _ = values.push_within_capacity(AtomicU32::new(0));
             }
+            // Tens of millions of slots take a while.
+            crate::dm::cond_resched();
         }
         KBox::new(Self { keys, values }, GFP_KERNEL)
     }

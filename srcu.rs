@@ -9,9 +9,19 @@
 //! mapped before it changed something (`srcu_down_read_fast` and
 //! `srcu_up_read_fast`: the SRCU-fast-updown flavour, whose readers pay no
 //! full memory barrier; `synchronize_srcu` pays for it instead).
+//!
+//! Every bio enters and leaves a section, so on x86-64 SMP kernels with
+//! Tree SRCU (and `this_cpu_inc` NMI-safe, as it is there) the read side is
+//! `__srcu_read_lock_fast_updown` and `__srcu_read_unlock_fast_updown`
+//! written out here: one read of `srcu_ctrp` and one `%gs`-relative
+//! increment each, with no call. With `CONFIG_PROVE_RCU` the C checks of
+//! `srcu_down_read_fast` and `srcu_up_read_fast` are called beside them.
+//! Other kernels call the C functions.
 
 use crate::dm::bindings as b;
-use core::ptr::NonNull;
+use crate::percpu::this_cpu_inc;
+use core::mem::offset_of;
+use core::ptr::{addr_of, read_volatile, NonNull};
 use kernel::prelude::*;
 
 /// An SRCU domain.
@@ -61,16 +71,85 @@ impl Srcu {
     /// context.
     #[inline(always)]
     pub(crate) fn down_read(&self) -> ReadIndex {
+        #[cfg(all(
+            target_arch = "x86_64",
+            CONFIG_SMP,
+            CONFIG_TREE_SRCU,
+            not(CONFIG_NEED_SRCU_NMI_SAFE)
+        ))]
+        {
+            #[cfg(CONFIG_PROVE_RCU)]
+            // SAFETY: `ssp` is initialised (type invariant).
+            unsafe {
+                b::dmr_srcu_check_reader(self.ssp.as_ptr())
+            };
+            // `__srcu_read_lock_fast_updown`: count this reader on the
+            // domain's current counter. SAFETY: `ssp` is initialised (type
+            // invariant); `srcu_ctrp` is read once, as `READ_ONCE` does.
+            let scp = unsafe { read_volatile(addr_of!((*self.ssp.as_ptr()).srcu_ctrp)) } as usize;
+            // SAFETY: `scp` is the per-CPU address of one of the domain's
+            // two `srcu_ctr`s, allocated while the domain is.
+            unsafe {
+                this_cpu_inc(scp.wrapping_add(offset_of!(kernel::bindings::srcu_ctr, srcu_locks)))
+            };
+            ReadIndex(scp as *mut c_void)
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            CONFIG_SMP,
+            CONFIG_TREE_SRCU,
+            not(CONFIG_NEED_SRCU_NMI_SAFE)
+        )))]
         // SAFETY: `ssp` is initialised (type invariant).
         ReadIndex(unsafe { b::dmr_srcu_down_read(self.ssp.as_ptr()) })
     }
 
-    /// Leaves a read section entered with [`Srcu::down_read`].
+    /// Leaves a read section entered with [`Srcu::down_read`]. A token
+    /// that names no counter of this domain is refused with a warning.
     #[inline(always)]
     pub(crate) fn up_read(&self, idx: ReadIndex) {
-        // SAFETY: `ssp` is initialised; `idx` came from `down_read` on the
-        // same domain (callers keep it in the bio they mapped).
-        unsafe { b::dmr_srcu_up_read(self.ssp.as_ptr(), idx.0) };
+        #[cfg(all(
+            target_arch = "x86_64",
+            CONFIG_SMP,
+            CONFIG_TREE_SRCU,
+            not(CONFIG_NEED_SRCU_NMI_SAFE)
+        ))]
+        {
+            let scp = idx.0 as usize;
+            // SAFETY: `ssp` is initialised (type invariant); `sda` is set
+            // at initialisation and never changes.
+            let sda = unsafe { (*self.ssp.as_ptr()).sda } as usize;
+            // `&ssp->sda->srcu_ctrs[0]` and `[1]`, as per-CPU addresses.
+            // Per-CPU addresses as plain numbers: wrapping arithmetic, as C's.
+            let first = sda.wrapping_add(offset_of!(kernel::bindings::srcu_data, srcu_ctrs));
+            if scp != first && scp != first.wrapping_add(size_of::<kernel::bindings::srcu_ctr>()) {
+                // SAFETY: a plain call.
+                unsafe { b::dmr_srcu_bad_token() };
+                return;
+            }
+            #[cfg(CONFIG_PROVE_RCU)]
+            // SAFETY: `ssp` is initialised (type invariant).
+            unsafe {
+                b::dmr_srcu_check_reader(self.ssp.as_ptr())
+            };
+            // `__srcu_read_unlock_fast_updown`. SAFETY: `scp` is one of the
+            // domain's two counters (checked above), allocated while the
+            // domain is; the `asm!` keeps the section's accesses before it.
+            unsafe {
+                this_cpu_inc(scp.wrapping_add(offset_of!(kernel::bindings::srcu_ctr, srcu_unlocks)))
+            };
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            CONFIG_SMP,
+            CONFIG_TREE_SRCU,
+            not(CONFIG_NEED_SRCU_NMI_SAFE)
+        )))]
+        // SAFETY: `ssp` is initialised; `dmr_srcu_up_read` refuses a token
+        // that names no counter of the domain.
+        unsafe {
+            b::dmr_srcu_up_read(self.ssp.as_ptr(), idx.0)
+        };
     }
 
     /// Waits until every read section entered before this call has been

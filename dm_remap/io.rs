@@ -73,33 +73,78 @@ impl RemapTarget {
         }
     }
 
+    /// `map`: the path of a bio whose blocks are all unremapped, the
+    /// common case, kept short; flushes and bios that meet a table entry
+    /// go out of line.
     #[inline(always)]
     pub(super) fn map_bio(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
         let op = bio.op();
         if op == BioOp::Flush {
-            let idx = self.in_flight.down_read();
-            if bio.target_bio_nr() == 1 && !broken(Breakage::FlushDataOnly) {
-                // The second flush of a two-device table goes to the spare.
-                bio.remap(&self.spare, self.spare_offset);
-            } else {
-                bio.remap(&self.data, self.data_offset);
-            }
-            self.account(&mut bio, op, idx, 0, 0);
-            return MapResult::Remapped;
+            return self.map_flush(bio, op);
         }
-        let shift = self.block_shift;
         let offset = ti.target_offset(bio.sector());
+        // The read section starts before the lookup: a switch that starts
+        // later waits for this bio.
+        let idx = self.in_flight.down_read();
+        match self
+            .table
+            .first_remapped(offset >> self.block_shift, self.blocks_of(&bio, offset))
+        {
+            None => {
+                // `data_offset + offset` lies inside the data device
+                // (checked by the constructor): no overflow.
+                bio.remap(&self.data, self.data_offset.wrapping_add(offset));
+                self.account(&mut bio, op, idx, offset, 0);
+                MapResult::Remapped
+            }
+            Some(found) => self.map_at_entry(bio, op, offset, idx, found),
+        }
+    }
+
+    /// The number of blocks a bio starting at target offset `offset`
+    /// covers (at least one, for an empty bio).
+    #[inline(always)]
+    fn blocks_of(&self, bio: &Bio<'_>, offset: u64) -> u64 {
+        let shift = self.block_shift;
+        // A bio lies inside the target (at most 2^32 sectors from an
+        // offset below its length): no overflow.
+        let last = offset.wrapping_add(u64::from(bio.sectors()).max(1) - 1) >> shift;
+        last.wrapping_sub(offset >> shift).wrapping_add(1)
+    }
+
+    /// `map` of an empty flush: to the data device, or, for the second
+    /// flush of a two-device table, to the spare device.
+    #[inline(never)]
+    fn map_flush(&self, mut bio: Bio<'_>, op: BioOp) -> MapResult {
+        let idx = self.in_flight.down_read();
+        if bio.target_bio_nr() == 1 && !broken(Breakage::FlushDataOnly) {
+            bio.remap(&self.spare, self.spare_offset);
+        } else {
+            bio.remap(&self.data, self.data_offset);
+        }
+        self.account(&mut bio, op, idx, 0, 0);
+        MapResult::Remapped
+    }
+
+    /// `map` of a bio whose blocks hold a table entry: `found` is the first
+    /// such block and its entry, looked up in read section `idx`.
+    #[inline(never)]
+    fn map_at_entry(
+        &self,
+        mut bio: Bio<'_>,
+        op: BioOp,
+        offset: u64,
+        mut idx: ReadIndex,
+        mut found: (u64, u32),
+    ) -> MapResult {
+        let shift = self.block_shift;
         let first = offset >> shift;
         // The last block the bio covers, as it is now (it may be cut).
         let last = |bio: &Bio<'_>| (offset + u64::from(bio.sectors()).max(1) - 1) >> shift;
         loop {
-            // The read section starts before the lookup: a switch that
-            // starts later waits for this bio.
-            let idx = self.in_flight.down_read();
             let mut flags = 0;
-            match self.table.first_remapped(first, last(&bio) - first + 1) {
-                None => bio.remap(&self.data, self.data_offset + offset),
-                Some((block, value)) if block == first => {
+            match found {
+                (block, value) if block == first => {
                     if last(&bio) > block {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
@@ -146,7 +191,16 @@ impl RemapTarget {
                                 // The switch ended meanwhile: look up again.
                                 Err(back) => {
                                     bio = back;
-                                    continue;
+                                    idx = self.in_flight.down_read();
+                                    match self.table.first_remapped(first, last(&bio) - first + 1) {
+                                        Some(again) => {
+                                            found = again;
+                                            continue;
+                                        }
+                                        None => {
+                                            bio.remap(&self.data, self.data_offset + offset);
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -167,7 +221,7 @@ impl RemapTarget {
                         }
                     }
                 }
-                Some((block, _)) => {
+                (block, _) => {
                     self.cut(&mut bio, (block << shift) - offset);
                     bio.remap(&self.data, self.data_offset + offset);
                 }
@@ -177,6 +231,10 @@ impl RemapTarget {
         }
     }
 
+    /// `end_io`: leaves the bio's read section; a bio that succeeded, on
+    /// a device that has not been seen down, is done, and the rest goes
+    /// out of line.
+    #[inline(always)]
     pub(super) fn end_io_bio(
         &self,
         _ti: &TargetInfo<'_>,
@@ -196,6 +254,16 @@ impl RemapTarget {
             data.tag &= !per_bio::IN_SECTION;
             self.in_flight.up_read(ReadIndex::from_raw(data.section));
         }
+        if *status == 0 && tag & per_bio::PENDING_READ == 0 && !self.data_down.load(Relaxed) {
+            return EndIoResult::Done;
+        }
+        self.end_io_other(bio, status, tag)
+    }
+
+    /// `end_io` of a bio that failed, a read of a pending block, or a bio
+    /// that completed while the data device was marked down.
+    #[inline(never)]
+    fn end_io_other(&self, bio: &mut Bio<'_>, status: &mut u8, tag: u64) -> EndIoResult {
         let kind = tag & (per_bio::READ | per_bio::WRITE);
         if *status == 0
             && self.data_down.load(Relaxed)

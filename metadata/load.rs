@@ -110,6 +110,11 @@ impl MetadataDev for LoadDev<'_> {
         self.client.read_into(self.fmt.area_block(copy, index), out)
     }
 
+    fn peek(&mut self, copy: usize, index: u32) -> Option<&[u8]> {
+        // The window's bytes are what `read` copies out.
+        self.window(copy, index)
+    }
+
     fn write(&mut self, _copy: usize, _index: u32, _data: &[u8]) -> Result {
         // Loading never writes.
         Err(EROFS)

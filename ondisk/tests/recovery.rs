@@ -45,6 +45,8 @@ struct MemDev {
     queued: Vec<(usize, u32, Vec<u8>)>,
     /// Every write and flush so far, in order (`None` for a flush).
     log: Vec<Option<(usize, u32, Vec<u8>)>>,
+    /// Lend blocks through `peek`, as the kernel's loading window does.
+    lend: bool,
 }
 
 impl MemDev {
@@ -55,6 +57,7 @@ impl MemDev {
             blocks: vec![blank; METADATA_COPIES],
             queued: Vec::new(),
             log: Vec::new(),
+            lend: false,
         }
     }
 
@@ -69,6 +72,10 @@ impl MetadataDev for MemDev {
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result<(), i32> {
         out.copy_from_slice(&self.blocks[copy][index as usize]);
         Ok(())
+    }
+
+    fn peek(&mut self, copy: usize, index: u32) -> Option<&[u8]> {
+        self.lend.then(|| &self.blocks[copy][index as usize][..])
     }
 
     fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), i32> {
@@ -87,6 +94,7 @@ impl MetadataDev for MemDev {
     }
 }
 
+#[derive(Debug, PartialEq)]
 struct Image {
     words: Vec<u64>,
     block_gen: Vec<u64>,
@@ -96,7 +104,18 @@ struct Image {
 /// What recovery reported: (copy, block, what).
 type Findings = Vec<(usize, u32, Finding)>;
 
+/// Loads `dev` twice, with blocks read into the buffers and lent by
+/// `peek`: both must find the same.
 fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
+    let mut lending = dev.clone();
+    lending.lend = true;
+    let read = load_once(f, dev);
+    let lent = load_once(f, &mut lending);
+    assert_eq!(read, lent, "loading with lent blocks found otherwise");
+    read
+}
+
+fn load_once(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
     let mut blocks = vec![0u8; METADATA_COPIES * f.block_bytes()];
     let mut words = vec![0u64; f.words()];
     let mut block_gen = vec![0u64; f.copy_blocks() as usize];

@@ -33,6 +33,13 @@ pub trait MetadataDev {
     type Error: Copy;
     /// Reads a block into `out`.
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result<(), Self::Error>;
+    /// Block `index` of `copy`, lent from the device's own memory (a
+    /// read-ahead window) when it holds it there, saving loading a copy of
+    /// every block: the same bytes [`MetadataDev::read`] would give.
+    /// `None` (the default) sends the caller to `read`.
+    fn peek(&mut self, _copy: usize, _index: u32) -> Option<&[u8]> {
+        None
+    }
     /// Queues a block write; it is durable after the next successful
     /// [`MetadataDev::flush`].
     fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), Self::Error>;

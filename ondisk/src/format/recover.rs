@@ -82,6 +82,35 @@ impl Recovered {
     }
 }
 
+/// Checks block `index` of every copy, lent by [`MetadataDev::peek`] or
+/// else read into its block of `bufs`; returns the generation of each
+/// intact one, and which were lent (and so are not in `bufs`).
+fn check_all<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    index: u32,
+    bufs: &mut [u8],
+) -> (
+    [Result<u64, BadBlock>; METADATA_COPIES],
+    [bool; METADATA_COPIES],
+) {
+    let bs = fmt.block_bytes();
+    let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
+    let mut lent = [false; METADATA_COPIES];
+    for copy in 0..METADATA_COPIES {
+        if let Some(block) = dev.peek(copy, index) {
+            found[copy] = check_block::<C>(fmt, copy, index, block);
+            lent[copy] = true;
+            continue;
+        }
+        let buf = &mut bufs[copy * bs..(copy + 1) * bs];
+        if dev.read(copy, index, buf).is_ok() {
+            found[copy] = check_block::<C>(fmt, copy, index, buf);
+        }
+    }
+    (found, lent)
+}
+
 /// Reads block `index` of every copy into `bufs` (one block each); returns
 /// the generation of each intact one.
 pub fn read_all<C: Crc32c, D: MetadataDev>(
@@ -171,7 +200,7 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
         highest_seen = highest_seen.max(*g);
     }
     for index in 1..fmt.copy_blocks() {
-        let found = read_all::<C, D>(fmt, dev, index, bufs.blocks);
+        let (found, lent) = check_all::<C, D>(fmt, dev, index, bufs.blocks);
         for g in found.iter().flatten() {
             highest_seen = highest_seen.max(*g);
         }
@@ -184,7 +213,23 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
             .max()
             .ok_or(LoadError::BlockLost(index))?;
         note_findings(&found, generation, top, index, &mut rec, &mut report);
-        let block = &bufs.blocks[copy * bs..(copy + 1) * bs];
+        let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
+        let block = match lent[copy] {
+            false => &*buf,
+            true => match dev.peek(copy, index) {
+                Some(block) => block,
+                // Lent for the check but not now: read and checked again,
+                // so that what is decoded is what was checked.
+                None => {
+                    let again = dev.read(copy, index, buf).is_ok()
+                        && check_block::<C>(fmt, copy, index, buf) == Ok(generation);
+                    if !again {
+                        return Err(LoadError::BlockLost(index));
+                    }
+                    &*buf
+                }
+            },
+        };
         decode_entries(fmt, index, block, bufs.words);
         bufs.block_gen[index as usize] = generation;
     }
