@@ -674,14 +674,19 @@ impl Bio<'_> {
     /// later (`end_io` sees the iterator advanced).
     #[inline(always)]
     pub(crate) fn record(&mut self, tag: u64, offset: u64, section: u64) {
-        let iter = self.raw().bi_iter;
+        let iter = &self.raw().bi_iter;
+        // Field by field: the compiler then stores each straight from the
+        // bio, with no copy of the iterator on the stack.
+        let (sector, size, idx, done) =
+            (iter.bi_sector, iter.bi_size, iter.bi_idx, iter.bi_bvec_done);
         if let Some(data) = self.per_bio_data() {
-            *data = PerBio {
-                tag,
-                offset,
-                section,
-                iter,
-            };
+            data.tag = tag;
+            data.offset = offset;
+            data.section = section;
+            data.iter.bi_sector = sector;
+            data.iter.bi_size = size;
+            data.iter.bi_idx = idx;
+            data.iter.bi_bvec_done = done;
         }
     }
 

@@ -226,10 +226,23 @@ impl RemapTable {
             .map(|i| slots.values[i].load(Relaxed))
     }
 
-    /// The spare of `block`, if it is remapped (outside `map`).
+    /// The spare of `block`, if it is remapped.
+    #[inline(always)]
     pub(crate) fn get(&self, block: u64) -> Option<u32> {
         let guard = rcu::read_lock();
         self.lookup(&guard, block)
+    }
+
+    /// Whether blocks `first..=last` lie in one region that the summary
+    /// bitmap says holds no entry: no lookup needed (most bios, in `map`).
+    /// `false` says nothing: look up with [`Self::first_remapped`].
+    #[inline(always)]
+    pub(crate) fn surely_clean(&self, first: u64, last: u64) -> bool {
+        let region = first / REGION_BLOCKS;
+        region == last / REGION_BLOCKS
+            && first <= last
+            && last < self.nr_blocks
+            && !self.region_bit(region)
     }
 
     /// The first remapped block in `first..first + count` and its spare.

@@ -86,10 +86,24 @@ impl RemapTarget {
         // The read section starts before the lookup: a switch that starts
         // later waits for this bio.
         let idx = self.in_flight.down_read();
-        match self
-            .table
-            .first_remapped(offset >> self.block_shift, self.blocks_of(&bio, offset))
-        {
+        // A bio lies inside the target (at most 2^32 sectors from an
+        // offset below its length), and `block_shift` is below 64 (a block
+        // is at most 64 KiB): no overflow.
+        let shift = self.block_shift;
+        let first = offset.wrapping_shr(shift);
+        let last = offset
+            .wrapping_add(u64::from(bio.sectors()).max(1) - 1)
+            .wrapping_shr(shift);
+        let found = if self.table.surely_clean(first, last) {
+            None
+        } else if first == last {
+            // One block (most bios of a 4 KiB-block target): one probe.
+            self.table.get(first).map(|value| (first, value))
+        } else {
+            self.table
+                .first_remapped(first, last.wrapping_sub(first).wrapping_add(1))
+        };
+        match found {
             None => {
                 // `data_offset + offset` lies inside the data device
                 // (checked by the constructor): no overflow.
@@ -99,17 +113,6 @@ impl RemapTarget {
             }
             Some(found) => self.map_at_entry(bio, op, offset, idx, found),
         }
-    }
-
-    /// The number of blocks a bio starting at target offset `offset`
-    /// covers (at least one, for an empty bio).
-    #[inline(always)]
-    fn blocks_of(&self, bio: &Bio<'_>, offset: u64) -> u64 {
-        let shift = self.block_shift;
-        // A bio lies inside the target (at most 2^32 sectors from an
-        // offset below its length): no overflow.
-        let last = offset.wrapping_add(u64::from(bio.sectors()).max(1) - 1) >> shift;
-        last.wrapping_sub(offset >> shift).wrapping_add(1)
     }
 
     /// `map` of an empty flush: to the data device, or, for the second
