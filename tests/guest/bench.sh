@@ -82,11 +82,6 @@ dev_of() {
 	esac
 }
 
-# stat_of NAME FIELD: one field of the target's stats message.
-stat_of() {
-	dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-
 # hit_wanted TEST CONFIG: the range ("low-high", %) the share of bios that
 # went to spares must fall in. Random I/O over the first 40 GiB hits
 # 1M of its 10485760 blocks (9.54%) in r1mhit and none elsewhere; a 1 MiB
@@ -119,9 +114,9 @@ run() {
 	[ $remap = 1 ] && dmsetup message "$name" 0 clear_stats >/dev/null
 	scrub_before=
 	if [ "$c" = r1mscrub ]; then
-		dmsetup message "$name" 0 scrub start || echo "BENCH error test=$t config=$c scrub start failed"
-		scrub_before=$(stat_of "$name" scrub_read_bytes)
-		scrub_t0=$(date +%s%N)
+		dmsetup message "$name" 0 scrub start >/dev/null ||
+			echo "BENCH error test=$t config=$c scrub start failed"
+		scrub_before=1
 	fi
 	# Terse output; JSON for the latency run, whose percentiles it gives in
 	# nanoseconds (terse rounds them to microseconds).
@@ -133,13 +128,15 @@ run() {
 	out=$(fio --name=b --filename="$dev" --direct=1 --ioengine=io_uring --time_based \
 		--runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0 --group_reporting \
 		--percentile_list=50:99 $format $args 2>&1)
-	# What the scrub read meanwhile, in KiB/s of guest time.
+	# What the scrub read meanwhile (from its start, just before fio), in
+	# KiB per second of guest time, by its own counters.
 	scrub=
 	if [ -n "$scrub_before" ]; then
-		scrub_kib=$((($(stat_of "$name" scrub_read_bytes) - scrub_before) / 1024))
-		scrub_ms=$((($(date +%s%N) - scrub_t0) / 1000000))
-		dmsetup message "$name" 0 scrub stop || echo "BENCH error test=$t config=$c scrub stop failed"
-		scrub=" scrub_kib_s=$((scrub_kib * 1000 / (scrub_ms ? scrub_ms : 1)))"
+		scrub=$(dmsetup message "$name" 0 stats | tr ' ' '\n' | awk -F= '
+			$1 == "scrub_read_bytes" { b = $2 } $1 == "scrub_ms" { ms = $2 }
+			END { printf " scrub_kib_s=%d", ms ? b / 1024 * 1000 / ms : 0 }')
+		dmsetup message "$name" 0 scrub stop >/dev/null ||
+			echo "BENCH error test=$t config=$c scrub stop failed"
 	fi
 	# The share of bios that went to spares: the pattern does what it says.
 	hit=-
