@@ -116,7 +116,7 @@ void dmr_srcu_up_read(struct srcu_struct *ssp, void *raw)
 void dmr_srcu_check_reader(struct srcu_struct *ssp)
 {
 	WARN_ON_ONCE(IS_ENABLED(CONFIG_PROVE_RCU) && in_nmi());
-	RCU_LOCKDEP_WARN(!rcu_is_watching(), "RCU must be watching srcu_down_read_fast().");
+	RCU_LOCKDEP_WARN(!rcu_is_watching(), "RCU must be watching an SRCU-fast-updown reader.");
 	srcu_check_read_flavor(ssp, SRCU_READ_FLAVOR_FAST_UPDOWN);
 }
 

@@ -68,20 +68,22 @@ impl<const N: usize> PerCpuCounters<N> {
     }
 }
 
-/// Adds one to this CPU's copy of the per-CPU `u64` at per-CPU address
-/// `pcp`, as `this_cpu_inc` does. On x86-64 that is one `inc` relative to
-/// `%gs` (what `this_cpu_inc` compiles to), inline; elsewhere a call to
-/// the C `this_cpu_inc`. Either way neither preemption nor an interrupt
-/// can split it, so it is safe in any context.
+/// Adds one to this CPU's copy of the per-CPU 8-byte counter at per-CPU
+/// address `pcp`, as `this_cpu_inc` does. On x86-64 (not UML, whose per-CPU
+/// data is not `%gs`-based) that is one `inc` relative to `%gs` (what
+/// `this_cpu_inc` compiles to), inline, which neither preemption, an
+/// interrupt nor an NMI can split; elsewhere a call to the C
+/// `this_cpu_inc`, with that architecture's guarantees (preemption and
+/// interrupts; NMIs only where `this_cpu` operations are NMI-safe).
 ///
 /// # Safety
 ///
-/// `pcp` must be the per-CPU address (as `alloc_percpu` returns, or
-/// `&var` of a per-CPU variable) of a `u64`, or of an `atomic_long_t`,
-/// that stays allocated for the call.
+/// `pcp` must be the per-CPU address (as `alloc_percpu` returns, or `&var`
+/// of a per-CPU variable) of an 8-byte counter (`u64`, or `atomic_long_t`
+/// on 64-bit) that stays allocated for the call.
 #[inline(always)]
 pub(crate) unsafe fn this_cpu_inc(pcp: usize) {
-    #[cfg(all(target_arch = "x86_64", CONFIG_SMP))]
+    #[cfg(all(target_arch = "x86_64", CONFIG_X86, CONFIG_SMP, not(CONFIG_UML)))]
     // SAFETY: on x86-64 SMP kernels `%gs` is based at this CPU's per-CPU
     // offset, so `%gs:(pcp)` is this CPU's copy of the per-CPU `u64` at
     // `pcp`, allocated (the caller's promise). The `asm!` is not `nomem`,
@@ -90,7 +92,7 @@ pub(crate) unsafe fn this_cpu_inc(pcp: usize) {
     unsafe {
         kernel::asm!("incq %gs:({pcp})"; pcp = in(reg) pcp, options(nostack))
     };
-    #[cfg(not(all(target_arch = "x86_64", CONFIG_SMP)))]
+    #[cfg(not(all(target_arch = "x86_64", CONFIG_X86, CONFIG_SMP, not(CONFIG_UML))))]
     // SAFETY: as the caller promises.
     unsafe {
         b::dmr_this_cpu_inc(pcp as *mut u64)

@@ -10,7 +10,7 @@
 //! `srcu_up_read_fast`: the SRCU-fast-updown flavour, whose readers pay no
 //! full memory barrier; `synchronize_srcu` pays for it instead).
 //!
-//! Every bio enters and leaves a section, so on x86-64 SMP kernels with
+//! Every bio enters and leaves a section, so on x86-64 SMP kernels (not UML) with
 //! Tree SRCU (and `this_cpu_inc` NMI-safe, as it is there) the read side is
 //! `__srcu_read_lock_fast_updown` and `__srcu_read_unlock_fast_updown`
 //! written out here: one read of `srcu_ctrp` and one `%gs`-relative
@@ -19,10 +19,21 @@
 //! Other kernels call the C functions.
 
 use crate::dm::bindings as b;
-use crate::percpu::this_cpu_inc;
-use core::mem::offset_of;
-use core::ptr::{addr_of, read_volatile, NonNull};
+use core::ptr::NonNull;
 use kernel::prelude::*;
+#[cfg(all(
+    target_arch = "x86_64",
+    CONFIG_X86,
+    CONFIG_SMP,
+    not(CONFIG_UML),
+    CONFIG_TREE_SRCU,
+    not(CONFIG_NEED_SRCU_NMI_SAFE)
+))]
+use {
+    crate::percpu::this_cpu_inc,
+    core::mem::offset_of,
+    core::ptr::{addr_of, read_volatile},
+};
 
 /// An SRCU domain.
 ///
@@ -73,7 +84,9 @@ impl Srcu {
     pub(crate) fn down_read(&self) -> ReadIndex {
         #[cfg(all(
             target_arch = "x86_64",
+            CONFIG_X86,
             CONFIG_SMP,
+            not(CONFIG_UML),
             CONFIG_TREE_SRCU,
             not(CONFIG_NEED_SRCU_NMI_SAFE)
         ))]
@@ -96,7 +109,9 @@ impl Srcu {
         }
         #[cfg(not(all(
             target_arch = "x86_64",
+            CONFIG_X86,
             CONFIG_SMP,
+            not(CONFIG_UML),
             CONFIG_TREE_SRCU,
             not(CONFIG_NEED_SRCU_NMI_SAFE)
         )))]
@@ -110,7 +125,9 @@ impl Srcu {
     pub(crate) fn up_read(&self, idx: ReadIndex) {
         #[cfg(all(
             target_arch = "x86_64",
+            CONFIG_X86,
             CONFIG_SMP,
+            not(CONFIG_UML),
             CONFIG_TREE_SRCU,
             not(CONFIG_NEED_SRCU_NMI_SAFE)
         ))]
@@ -141,7 +158,9 @@ impl Srcu {
         }
         #[cfg(not(all(
             target_arch = "x86_64",
+            CONFIG_X86,
             CONFIG_SMP,
+            not(CONFIG_UML),
             CONFIG_TREE_SRCU,
             not(CONFIG_NEED_SRCU_NMI_SAFE)
         )))]

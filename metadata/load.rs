@@ -68,8 +68,20 @@ pub(super) struct LoadDev<'a> {
     dev: &'a DmDev,
     spare_offset: u64,
     fmt: &'a Format,
-    /// Per copy: the window's bytes and its first block, if it was read.
-    windows: KVec<(KVec<u8>, Option<u32>)>,
+    /// Per copy: its read window.
+    windows: KVec<Window>,
+}
+
+/// One copy's read window.
+struct Window {
+    /// The window's bytes.
+    bytes: KVec<u8>,
+    /// Its first block, if it was read.
+    first: Option<u32>,
+    /// The blocks (first, count) of the last window whose read failed:
+    /// their blocks come through dm-bufio one by one, and the window is
+    /// not tried again for each of them.
+    failed: Option<(u32, u32)>,
 }
 
 impl LoadDev<'_> {
@@ -78,10 +90,14 @@ impl LoadDev<'_> {
         let bs = self.fmt.block_bytes();
         // Block sizes are powers of two: shifts, not divisions.
         let bs_shift = bs.trailing_zeros();
-        let (buf, first) = self.windows.get_mut(copy)?;
+        let w = self.windows.get_mut(copy)?;
+        if matches!(w.failed, Some((f, n)) if index >= f && index - f < n) {
+            return None;
+        }
+        let buf = &mut w.bytes;
         let covers =
             |first: u32, len: usize| index >= first && ((index - first) as usize) < len >> bs_shift;
-        if !matches!(*first, Some(f) if covers(f, buf.len())) {
+        if !matches!(w.first, Some(f) if covers(f, buf.len())) {
             let count = (LOAD_WINDOW >> bs_shift).min((self.fmt.copy_blocks() - index) as usize);
             if buf.len() != count << bs_shift {
                 buf.truncate(0);
@@ -89,9 +105,12 @@ impl LoadDev<'_> {
             }
             let sector_shift = bs_shift - 9;
             let sector = self.spare_offset + (self.fmt.area_block(copy, index) << sector_shift);
-            *first = self.dev.rw_sync(sector, buf, false).ok().map(|()| index);
+            w.first = self.dev.rw_sync(sector, buf, false).ok().map(|()| index);
+            if w.first.is_none() {
+                w.failed = Some((index, count as u32));
+            }
         }
-        let f = (*first)?;
+        let f = w.first?;
         let at = ((index - f) as usize) << bs_shift;
         buf.get(at..at + bs)
     }
@@ -137,7 +156,14 @@ pub(crate) fn load_from(
     for _ in 0..METADATA_COPIES {
         // Without the memory, dm-bufio reads every block.
         let buf = KVec::with_capacity(LOAD_WINDOW, GFP_KERNEL).unwrap_or_default();
-        windows.push((buf, None), GFP_KERNEL)?;
+        windows.push(
+            Window {
+                bytes: buf,
+                first: None,
+                failed: None,
+            },
+            GFP_KERNEL,
+        )?;
     }
     let mut load_dev = LoadDev {
         client,

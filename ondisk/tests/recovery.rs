@@ -47,6 +47,10 @@ struct MemDev {
     log: Vec<Option<(usize, u32, Vec<u8>)>>,
     /// Lend blocks through `peek`, as the kernel's loading window does.
     lend: bool,
+    /// Lend each block once only: the second `peek` of it sends the
+    /// loader back to `read`.
+    lend_once: bool,
+    lent: std::collections::HashSet<(usize, u32)>,
 }
 
 impl MemDev {
@@ -58,6 +62,8 @@ impl MemDev {
             queued: Vec::new(),
             log: Vec::new(),
             lend: false,
+            lend_once: false,
+            lent: Default::default(),
         }
     }
 
@@ -75,7 +81,10 @@ impl MetadataDev for MemDev {
     }
 
     fn peek(&mut self, copy: usize, index: u32) -> Option<&[u8]> {
-        self.lend.then(|| &self.blocks[copy][index as usize][..])
+        if !self.lend || (self.lend_once && !self.lent.insert((copy, index))) {
+            return None;
+        }
+        Some(&self.blocks[copy][index as usize][..])
     }
 
     fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), i32> {
@@ -104,14 +113,22 @@ struct Image {
 /// What recovery reported: (copy, block, what).
 type Findings = Vec<(usize, u32, Finding)>;
 
-/// Loads `dev` twice, with blocks read into the buffers and lent by
-/// `peek`: both must find the same.
+/// Loads `dev` three times, with blocks read into the buffers, lent by
+/// `peek`, and lent once (the loader reads again what it decodes): all
+/// must find the same.
 fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
     let mut lending = dev.clone();
     lending.lend = true;
+    let mut lending_once = lending.clone();
+    lending_once.lend_once = true;
     let read = load_once(f, dev);
     let lent = load_once(f, &mut lending);
     assert_eq!(read, lent, "loading with lent blocks found otherwise");
+    let lent_once = load_once(f, &mut lending_once);
+    assert_eq!(
+        read, lent_once,
+        "loading with blocks lent once found otherwise"
+    );
     read
 }
 

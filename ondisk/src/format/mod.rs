@@ -36,7 +36,9 @@ pub trait MetadataDev {
     /// Block `index` of `copy`, lent from the device's own memory (a
     /// read-ahead window) when it holds it there, saving loading a copy of
     /// every block: the same bytes [`MetadataDev::read`] would give.
-    /// `None` (the default) sends the caller to `read`.
+    /// `None` (the default) sends the caller to `read`. A caller that
+    /// peeks a block again to use what it checked gets the same bytes or
+    /// `None`, and then reads and checks the block again.
     fn peek(&mut self, _copy: usize, _index: u32) -> Option<&[u8]> {
         None
     }
