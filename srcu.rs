@@ -20,7 +20,12 @@
 
 use crate::dm::bindings as b;
 use core::ptr::NonNull;
+use kernel::bindings::srcu_struct;
 use kernel::prelude::*;
+
+/// The read side written out: one read of `srcu_ctrp` and one `%gs`-based
+/// increment (`__srcu_read_lock_fast_updown`,
+/// `__srcu_read_unlock_fast_updown`).
 #[cfg(all(
     target_arch = "x86_64",
     CONFIG_X86,
@@ -29,20 +34,113 @@ use kernel::prelude::*;
     CONFIG_TREE_SRCU,
     not(CONFIG_NEED_SRCU_NMI_SAFE)
 ))]
-use {
-    crate::percpu::this_cpu_inc,
-    core::mem::offset_of,
-    core::ptr::{addr_of, read_volatile},
-};
+mod reader {
+    use super::{b, c_void, srcu_struct};
+    use crate::percpu::this_cpu_inc;
+    use core::mem::offset_of;
+    use core::ptr::{addr_of, read_volatile};
+    use kernel::bindings::{srcu_ctr, srcu_data};
+
+    /// Counts a reader on the domain's current counter; returns the
+    /// counter's per-CPU address, the section's token.
+    ///
+    /// # Safety
+    ///
+    /// `ssp` must be an initialised `srcu_struct` of the fast-updown
+    /// flavour.
+    #[inline(always)]
+    pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
+        #[cfg(CONFIG_PROVE_RCU)]
+        // SAFETY: `ssp` is initialised (the caller's promise).
+        unsafe {
+            b::dmr_srcu_check_reader(ssp)
+        };
+        // SAFETY: as the caller promises; `srcu_ctrp` is read once, as
+        // `READ_ONCE` does.
+        let scp = unsafe { read_volatile(addr_of!((*ssp).srcu_ctrp)) } as usize;
+        // SAFETY: `scp` is the per-CPU address of one of the domain's two
+        // `srcu_ctr`s, allocated while the domain is. Per-CPU addresses
+        // are plain numbers here: wrapping arithmetic, as C's.
+        unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_locks))) };
+        scp as *mut c_void
+    }
+
+    /// Counts a reader's end on the counter `token` names; a token that
+    /// names no counter of the domain is refused with a warning.
+    ///
+    /// # Safety
+    ///
+    /// As for [`down`].
+    #[inline(always)]
+    pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
+        let scp = token as usize;
+        // SAFETY: `ssp` is initialised (the caller's promise); `sda` is set
+        // at initialisation and never changes.
+        let sda = unsafe { (*ssp).sda } as usize;
+        // `&ssp->sda->srcu_ctrs[0]` and `[1]`, as per-CPU addresses.
+        let first = sda.wrapping_add(offset_of!(srcu_data, srcu_ctrs));
+        if scp != first && scp != first.wrapping_add(size_of::<srcu_ctr>()) {
+            // SAFETY: a plain call.
+            unsafe { b::dmr_srcu_bad_token() };
+            return;
+        }
+        #[cfg(CONFIG_PROVE_RCU)]
+        // SAFETY: `ssp` is initialised (the caller's promise).
+        unsafe {
+            b::dmr_srcu_check_reader(ssp)
+        };
+        // SAFETY: `scp` is one of the domain's two counters (checked
+        // above), allocated while the domain is; the `asm!` keeps the
+        // section's accesses before it.
+        unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_unlocks))) };
+    }
+}
+
+/// The read side through the C functions, on every other kernel.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    CONFIG_X86,
+    CONFIG_SMP,
+    not(CONFIG_UML),
+    CONFIG_TREE_SRCU,
+    not(CONFIG_NEED_SRCU_NMI_SAFE)
+)))]
+mod reader {
+    use super::{b, c_void, srcu_struct};
+
+    /// `srcu_down_read_fast`.
+    ///
+    /// # Safety
+    ///
+    /// `ssp` must be an initialised `srcu_struct` of the fast-updown
+    /// flavour.
+    #[inline(always)]
+    pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
+        // SAFETY: as the caller promises.
+        unsafe { b::dmr_srcu_down_read(ssp) }
+    }
+
+    /// `srcu_up_read_fast`; `dmr_srcu_up_read` refuses a token that names
+    /// no counter of the domain.
+    ///
+    /// # Safety
+    ///
+    /// As for [`down`].
+    #[inline(always)]
+    pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
+        // SAFETY: as the caller promises.
+        unsafe { b::dmr_srcu_up_read(ssp, token) }
+    }
+}
 
 /// An SRCU domain.
 ///
 /// # Invariants
 ///
-/// `ssp` is an initialised `srcu_struct` from `dmr_srcu_alloc`, cleaned up
-/// and freed on drop.
+/// `ssp` is an initialised `srcu_struct` of the fast-updown flavour from
+/// `dmr_srcu_alloc`, cleaned up and freed on drop.
 pub(crate) struct Srcu {
-    ssp: NonNull<kernel::bindings::srcu_struct>,
+    ssp: NonNull<srcu_struct>,
 }
 
 // SAFETY: SRCU read and write operations may run on any CPU.
@@ -82,93 +180,17 @@ impl Srcu {
     /// context.
     #[inline(always)]
     pub(crate) fn down_read(&self) -> ReadIndex {
-        #[cfg(all(
-            target_arch = "x86_64",
-            CONFIG_X86,
-            CONFIG_SMP,
-            not(CONFIG_UML),
-            CONFIG_TREE_SRCU,
-            not(CONFIG_NEED_SRCU_NMI_SAFE)
-        ))]
-        {
-            #[cfg(CONFIG_PROVE_RCU)]
-            // SAFETY: `ssp` is initialised (type invariant).
-            unsafe {
-                b::dmr_srcu_check_reader(self.ssp.as_ptr())
-            };
-            // `__srcu_read_lock_fast_updown`: count this reader on the
-            // domain's current counter. SAFETY: `ssp` is initialised (type
-            // invariant); `srcu_ctrp` is read once, as `READ_ONCE` does.
-            let scp = unsafe { read_volatile(addr_of!((*self.ssp.as_ptr()).srcu_ctrp)) } as usize;
-            // SAFETY: `scp` is the per-CPU address of one of the domain's
-            // two `srcu_ctr`s, allocated while the domain is.
-            unsafe {
-                this_cpu_inc(scp.wrapping_add(offset_of!(kernel::bindings::srcu_ctr, srcu_locks)))
-            };
-            ReadIndex(scp as *mut c_void)
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            CONFIG_X86,
-            CONFIG_SMP,
-            not(CONFIG_UML),
-            CONFIG_TREE_SRCU,
-            not(CONFIG_NEED_SRCU_NMI_SAFE)
-        )))]
-        // SAFETY: `ssp` is initialised (type invariant).
-        ReadIndex(unsafe { b::dmr_srcu_down_read(self.ssp.as_ptr()) })
+        // SAFETY: `ssp` is initialised, of the fast-updown flavour (type
+        // invariant).
+        ReadIndex(unsafe { reader::down(self.ssp.as_ptr()) })
     }
 
     /// Leaves a read section entered with [`Srcu::down_read`]. A token
     /// that names no counter of this domain is refused with a warning.
     #[inline(always)]
     pub(crate) fn up_read(&self, idx: ReadIndex) {
-        #[cfg(all(
-            target_arch = "x86_64",
-            CONFIG_X86,
-            CONFIG_SMP,
-            not(CONFIG_UML),
-            CONFIG_TREE_SRCU,
-            not(CONFIG_NEED_SRCU_NMI_SAFE)
-        ))]
-        {
-            let scp = idx.0 as usize;
-            // SAFETY: `ssp` is initialised (type invariant); `sda` is set
-            // at initialisation and never changes.
-            let sda = unsafe { (*self.ssp.as_ptr()).sda } as usize;
-            // `&ssp->sda->srcu_ctrs[0]` and `[1]`, as per-CPU addresses.
-            // Per-CPU addresses as plain numbers: wrapping arithmetic, as C's.
-            let first = sda.wrapping_add(offset_of!(kernel::bindings::srcu_data, srcu_ctrs));
-            if scp != first && scp != first.wrapping_add(size_of::<kernel::bindings::srcu_ctr>()) {
-                // SAFETY: a plain call.
-                unsafe { b::dmr_srcu_bad_token() };
-                return;
-            }
-            #[cfg(CONFIG_PROVE_RCU)]
-            // SAFETY: `ssp` is initialised (type invariant).
-            unsafe {
-                b::dmr_srcu_check_reader(self.ssp.as_ptr())
-            };
-            // `__srcu_read_unlock_fast_updown`. SAFETY: `scp` is one of the
-            // domain's two counters (checked above), allocated while the
-            // domain is; the `asm!` keeps the section's accesses before it.
-            unsafe {
-                this_cpu_inc(scp.wrapping_add(offset_of!(kernel::bindings::srcu_ctr, srcu_unlocks)))
-            };
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            CONFIG_X86,
-            CONFIG_SMP,
-            not(CONFIG_UML),
-            CONFIG_TREE_SRCU,
-            not(CONFIG_NEED_SRCU_NMI_SAFE)
-        )))]
-        // SAFETY: `ssp` is initialised; `dmr_srcu_up_read` refuses a token
-        // that names no counter of the domain.
-        unsafe {
-            b::dmr_srcu_up_read(self.ssp.as_ptr(), idx.0)
-        };
+        // SAFETY: as in `down_read`.
+        unsafe { reader::up(self.ssp.as_ptr(), idx.0) };
     }
 
     /// Waits until every read section entered before this call has been
