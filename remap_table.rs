@@ -84,9 +84,12 @@ impl Slots {
         let mut values = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         for start in (0..capacity).step_by(REBUILD_CHUNK) {
             for _ in start..(start + REBUILD_CHUNK).min(capacity) {
-                // Within the capacity just allocated: cannot fail.
-                let _ = keys.push_within_capacity(AtomicU64::new(EMPTY));
-                let _ = values.push_within_capacity(AtomicU32::new(0));
+                // Within the capacity just allocated.
+                keys.push_within_capacity(AtomicU64::new(EMPTY))
+                    .map_err(|_| AllocError)?;
+                values
+                    .push_within_capacity(AtomicU32::new(0))
+                    .map_err(|_| AllocError)?;
             }
             // Tens of millions of slots take a while.
             crate::dm::cond_resched();
@@ -214,12 +217,16 @@ impl RemapTable {
         self.regions[(region / 64) as usize].load(Acquire) & (1 << (region % 64)) != 0
     }
 
-    /// The spare of `block`, if it is remapped.
+    /// Whether the summary bitmap says `block`'s region may hold an entry
+    /// (and `block` lies in the table).
     #[inline(always)]
-    pub(crate) fn lookup(&self, guard: &rcu::Guard, block: u64) -> Option<u32> {
-        if block >= self.nr_blocks || !self.region_bit(block / REGION_BLOCKS) {
-            return None;
-        }
+    fn may_hold(&self, block: u64) -> bool {
+        block < self.nr_blocks && self.region_bit(block / REGION_BLOCKS)
+    }
+
+    /// The value of `block` in the hash table, without the bitmap test.
+    #[inline(always)]
+    fn probe(&self, guard: &rcu::Guard, block: u64) -> Option<u32> {
         let slots = self.slots.read(guard);
         slots
             .find(key_of(block))
@@ -228,9 +235,22 @@ impl RemapTable {
 
     /// The spare of `block`, if it is remapped.
     #[inline(always)]
+    pub(crate) fn lookup(&self, guard: &rcu::Guard, block: u64) -> Option<u32> {
+        if !self.may_hold(block) {
+            return None;
+        }
+        self.probe(guard, block)
+    }
+
+    /// The spare of `block`, if it is remapped. A block in a region
+    /// without entries costs the bitmap test alone, with no RCU read
+    /// section (one-block bios in `map`).
+    #[inline(always)]
     pub(crate) fn get(&self, block: u64) -> Option<u32> {
-        let guard = rcu::read_lock();
-        self.lookup(&guard, block)
+        if !self.may_hold(block) {
+            return None;
+        }
+        self.probe(&rcu::read_lock(), block)
     }
 
     /// Whether blocks `first..=last` lie in one region that the summary

@@ -23,113 +23,120 @@ use core::ptr::NonNull;
 use kernel::bindings::srcu_struct;
 use kernel::prelude::*;
 
-/// The read side written out: one read of `srcu_ctrp` and one `%gs`-based
-/// increment (`__srcu_read_lock_fast_updown`,
-/// `__srcu_read_unlock_fast_updown`).
-#[cfg(all(
-    target_arch = "x86_64",
-    CONFIG_X86,
-    CONFIG_SMP,
-    not(CONFIG_UML),
-    CONFIG_TREE_SRCU,
-    not(CONFIG_NEED_SRCU_NMI_SAFE)
-))]
-mod reader {
-    use super::{b, c_void, srcu_struct};
-    use crate::percpu::this_cpu_inc;
-    use core::mem::offset_of;
-    use core::ptr::{addr_of, read_volatile};
-    use kernel::bindings::{srcu_ctr, srcu_data};
-
-    /// Counts a reader on the domain's current counter; returns the
-    /// counter's per-CPU address, the section's token.
-    ///
-    /// # Safety
-    ///
-    /// `ssp` must be an initialised `srcu_struct` of the fast-updown
-    /// flavour.
-    #[inline(always)]
-    pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
-        #[cfg(CONFIG_PROVE_RCU)]
-        // SAFETY: `ssp` is initialised (the caller's promise).
-        unsafe {
-            b::dmr_srcu_check_reader(ssp)
-        };
-        // SAFETY: as the caller promises; `srcu_ctrp` is read once, as
-        // `READ_ONCE` does.
-        let scp = unsafe { read_volatile(addr_of!((*ssp).srcu_ctrp)) } as usize;
-        // SAFETY: `scp` is the per-CPU address of one of the domain's two
-        // `srcu_ctr`s, allocated while the domain is. Per-CPU addresses
-        // are plain numbers here: wrapping arithmetic, as C's.
-        unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_locks))) };
-        scp as *mut c_void
-    }
-
-    /// Counts a reader's end on the counter `token` names; a token that
-    /// names no counter of the domain is refused with a warning.
-    ///
-    /// # Safety
-    ///
-    /// As for [`down`].
-    #[inline(always)]
-    pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
-        let scp = token as usize;
-        // SAFETY: `ssp` is initialised (the caller's promise); `sda` is set
-        // at initialisation and never changes.
-        let sda = unsafe { (*ssp).sda } as usize;
-        // `&ssp->sda->srcu_ctrs[0]` and `[1]`, as per-CPU addresses.
-        let first = sda.wrapping_add(offset_of!(srcu_data, srcu_ctrs));
-        if scp != first && scp != first.wrapping_add(size_of::<srcu_ctr>()) {
-            // SAFETY: a plain call.
-            unsafe { b::dmr_srcu_bad_token() };
-            return;
-        }
-        #[cfg(CONFIG_PROVE_RCU)]
-        // SAFETY: `ssp` is initialised (the caller's promise).
-        unsafe {
-            b::dmr_srcu_check_reader(ssp)
-        };
-        // SAFETY: `scp` is one of the domain's two counters (checked
-        // above), allocated while the domain is; the `asm!` keeps the
-        // section's accesses before it.
-        unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_unlocks))) };
-    }
+/// Takes the first item where `$cond` holds and the second elsewhere, as
+/// `cfg_if` does: the condition is written once.
+macro_rules! inline_reader_or_else {
+    ($cond:meta; $inline:item $other:item) => {
+        #[cfg($cond)]
+        $inline
+        #[cfg(not($cond))]
+        $other
+    };
 }
 
-/// The read side through the C functions, on every other kernel.
-#[cfg(not(all(
-    target_arch = "x86_64",
-    CONFIG_X86,
-    CONFIG_SMP,
-    not(CONFIG_UML),
-    CONFIG_TREE_SRCU,
-    not(CONFIG_NEED_SRCU_NMI_SAFE)
-)))]
-mod reader {
-    use super::{b, c_void, srcu_struct};
+// The read side can be written out on x86-64 SMP with Tree SRCU, not UML:
+// `%gs`-based per-CPU data, NMI-safe `this_cpu` operations.
+inline_reader_or_else! {
+    all(
+        target_arch = "x86_64",
+        CONFIG_X86,
+        CONFIG_SMP,
+        not(CONFIG_UML),
+        CONFIG_TREE_SRCU,
+        not(CONFIG_NEED_SRCU_NMI_SAFE)
+    );
+    /// The read side written out: one read of `srcu_ctrp` and one `%gs`-based
+    /// increment (`__srcu_read_lock_fast_updown`,
+    /// `__srcu_read_unlock_fast_updown`).
+    mod reader {
+        use super::{b, c_void, srcu_struct};
+        use crate::percpu::this_cpu_inc;
+        use core::mem::offset_of;
+        use core::ptr::{addr_of, read_volatile};
+        use kernel::bindings::{srcu_ctr, srcu_data};
 
-    /// `srcu_down_read_fast`.
-    ///
-    /// # Safety
-    ///
-    /// `ssp` must be an initialised `srcu_struct` of the fast-updown
-    /// flavour.
-    #[inline(always)]
-    pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
-        // SAFETY: as the caller promises.
-        unsafe { b::dmr_srcu_down_read(ssp) }
+        /// Counts a reader on the domain's current counter; returns the
+        /// counter's per-CPU address, the section's token.
+        ///
+        /// # Safety
+        ///
+        /// `ssp` must be an initialised `srcu_struct` of the fast-updown
+        /// flavour.
+        #[inline(always)]
+        pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
+            #[cfg(CONFIG_PROVE_RCU)]
+            // SAFETY: `ssp` is initialised (the caller's promise).
+            unsafe {
+                b::dmr_srcu_check_reader(ssp)
+            };
+            // SAFETY: as the caller promises; `srcu_ctrp` is read once, as
+            // `READ_ONCE` does.
+            let scp = unsafe { read_volatile(addr_of!((*ssp).srcu_ctrp)) } as usize;
+            // SAFETY: `scp` is the per-CPU address of one of the domain's two
+            // `srcu_ctr`s, allocated while the domain is. Per-CPU addresses
+            // are plain numbers here: wrapping arithmetic, as C's.
+            unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_locks))) };
+            scp as *mut c_void
+        }
+
+        /// Counts a reader's end on the counter `token` names; a token that
+        /// names no counter of the domain is refused with a warning.
+        ///
+        /// # Safety
+        ///
+        /// As for [`down`].
+        #[inline(always)]
+        pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
+            let scp = token as usize;
+            // SAFETY: `ssp` is initialised (the caller's promise); `sda` is set
+            // at initialisation and never changes.
+            let sda = unsafe { (*ssp).sda } as usize;
+            // `&ssp->sda->srcu_ctrs[0]` and `[1]`, as per-CPU addresses.
+            let first = sda.wrapping_add(offset_of!(srcu_data, srcu_ctrs));
+            if scp != first && scp != first.wrapping_add(size_of::<srcu_ctr>()) {
+                // SAFETY: a plain call.
+                unsafe { b::dmr_srcu_bad_token() };
+                return;
+            }
+            #[cfg(CONFIG_PROVE_RCU)]
+            // SAFETY: `ssp` is initialised (the caller's promise).
+            unsafe {
+                b::dmr_srcu_check_reader(ssp)
+            };
+            // SAFETY: `scp` is one of the domain's two counters (checked
+            // above), allocated while the domain is; the `asm!` keeps the
+            // section's accesses before it.
+            unsafe { this_cpu_inc(scp.wrapping_add(offset_of!(srcu_ctr, srcu_unlocks))) };
+        }
     }
 
-    /// `srcu_up_read_fast`; `dmr_srcu_up_read` refuses a token that names
-    /// no counter of the domain.
-    ///
-    /// # Safety
-    ///
-    /// As for [`down`].
-    #[inline(always)]
-    pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
-        // SAFETY: as the caller promises.
-        unsafe { b::dmr_srcu_up_read(ssp, token) }
+    /// The read side through the C functions, on every other kernel.
+    mod reader {
+        use super::{b, c_void, srcu_struct};
+
+        /// `srcu_down_read_fast`.
+        ///
+        /// # Safety
+        ///
+        /// `ssp` must be an initialised `srcu_struct` of the fast-updown
+        /// flavour.
+        #[inline(always)]
+        pub(super) unsafe fn down(ssp: *mut srcu_struct) -> *mut c_void {
+            // SAFETY: as the caller promises.
+            unsafe { b::dmr_srcu_down_read(ssp) }
+        }
+
+        /// `srcu_up_read_fast`; `dmr_srcu_up_read` refuses a token that names
+        /// no counter of the domain.
+        ///
+        /// # Safety
+        ///
+        /// As for [`down`].
+        #[inline(always)]
+        pub(super) unsafe fn up(ssp: *mut srcu_struct, token: *mut c_void) {
+            // SAFETY: as the caller promises.
+            unsafe { b::dmr_srcu_up_read(ssp, token) }
+        }
     }
 }
 

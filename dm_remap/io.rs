@@ -94,11 +94,12 @@ impl RemapTarget {
         let last = offset
             .wrapping_add(u64::from(bio.sectors()).max(1) - 1)
             .wrapping_shr(shift);
-        let found = if self.table.surely_clean(first, last) {
-            None
-        } else if first == last {
-            // One block (most bios of a 4 KiB-block target): one probe.
+        let found = if first == last {
+            // One block (most bios of a 4 KiB-block target): its region's
+            // bit, and a probe only if the region holds entries.
             self.table.get(first).map(|value| (first, value))
+        } else if self.table.surely_clean(first, last) {
+            None
         } else {
             self.table
                 .first_remapped(first, last.wrapping_sub(first).wrapping_add(1))

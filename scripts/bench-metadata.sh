@@ -10,8 +10,6 @@
 bash "$PROJ/scripts/toolchain.sh"
 bash "$PROJ/scripts/kernel.sh" bench
 bash "$PROJ/scripts/build-module.sh" bench
-# The guest restores the remaps with remapctl.
-bash "$PROJ/scripts/build-remapctl.sh" || die "remapctl build failed"
 mkdir -p "$PROJ/results"
 img=$(guest_image bench benchmeta) || exit 1
 say "booting the bench kernel ($(cat "$CACHE/accel" 2>/dev/null || echo tcg)) for the metadata benchmark"

@@ -8,9 +8,6 @@
 bash "$PROJ/scripts/toolchain.sh"
 bash "$PROJ/scripts/kernel.sh" test
 bash "$PROJ/scripts/build-module.sh" test
-# remapctl, for the guest image (a fresh clone has none; an old build would
-# lack newer commands).
-bash "$PROJ/scripts/build-remapctl.sh" || die "remapctl build failed"
 mkdir -p "$PROJ/results"
 img=$(guest_image test demo) || exit 1
 # A fresh 64 MiB example disk for every run.

@@ -50,22 +50,29 @@ wanted() {
 	for w; do case " $configs " in *" $w "*) return 0 ;; esac; done
 	return 1
 }
+# The remapped configurations this run needs, each written by remapctl
+# restore (only those: 1M remaps take minutes under icount) and loaded.
 wanted_sizes=
 wanted r100k && wanted_sizes=100k
 wanted r1m r1mhit r1mscrub && wanted_sizes="$wanted_sizes 1m"
-case " $wanted_sizes " in *" 100k "*)
-	meta_restore $s 0 $len 131072 1048576 4096 100000 10 || echo "BENCH error restore 100k" ;;
-esac
-case " $wanted_sizes " in *" 1m "*)
-	meta_restore $s 0 $len 1179648 8585216 4096 1000000 10 || echo "BENCH error restore 1m" ;;
-esac
+# area_of SIZE: the spare area (offset, length) of r100k or r1m, and the
+# number of remaps in it.
+area_of() {
+	case $1 in
+	100k) echo "131072 1048576 100000" ;;
+	1m) echo "1179648 8585216 1000000" ;;
+	esac
+}
+# Written before any table holds the spare device.
+for n in $wanted_sizes; do
+	set -- $(area_of $n)
+	meta_restore $s 0 $len $1 $2 4096 $3 10 || echo "BENCH error restore $n"
+done
 dmsetup create linear --table "0 $len linear $d 0" || echo "BENCH error linear"
 dmsetup create r0 --table "0 $len remap $d 0 $s 0 131072 2 block_size 4096" || echo "BENCH error r0"
 for n in $wanted_sizes; do
-	case $n in
-	100k) area="131072 1048576" ;;
-	1m) area="1179648 8585216" ;;
-	esac
+	set -- $(area_of $n)
+	area="$1 $2"
 	dmesg -c >/dev/null
 	dmsetup create r$n --table "0 $len remap $d 0 $s $area 2 block_size 4096" || echo "BENCH error r$n"
 	line=$(dmesg | grep 'metadata generation' | tail -n 1)

@@ -82,14 +82,16 @@ impl Recovered {
     }
 }
 
-/// Checks block `index` of every copy, lent by [`MetadataDev::peek`] or
-/// else read into its block of `bufs`; returns the generation of each
-/// intact one, and which were lent (and so are not in `bufs`).
+/// Checks block `index` of every copy: lent by [`MetadataDev::peek`] when
+/// `borrow` and the device lends it, else read into its block of `bufs`.
+/// Returns the generation of each intact one, and which were lent (and so
+/// are not in `bufs`).
 fn check_all<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     index: u32,
     bufs: &mut [u8],
+    borrow: bool,
 ) -> (
     [Result<u64, BadBlock>; METADATA_COPIES],
     [bool; METADATA_COPIES],
@@ -98,10 +100,12 @@ fn check_all<C: Crc32c, D: MetadataDev>(
     let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
     let mut lent = [false; METADATA_COPIES];
     for copy in 0..METADATA_COPIES {
-        if let Some(block) = dev.peek(copy, index) {
-            found[copy] = check_block::<C>(fmt, copy, index, block);
-            lent[copy] = true;
-            continue;
+        if borrow {
+            if let Some(block) = dev.peek(copy, index) {
+                found[copy] = check_block::<C>(fmt, copy, index, block);
+                lent[copy] = true;
+                continue;
+            }
         }
         let buf = &mut bufs[copy * bs..(copy + 1) * bs];
         if dev.read(copy, index, buf).is_ok() {
@@ -119,15 +123,7 @@ pub fn read_all<C: Crc32c, D: MetadataDev>(
     index: u32,
     bufs: &mut [u8],
 ) -> [Result<u64, BadBlock>; METADATA_COPIES] {
-    let bs = fmt.block_bytes();
-    let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
-    for (copy, result) in found.iter_mut().enumerate() {
-        let buf = &mut bufs[copy * bs..(copy + 1) * bs];
-        if dev.read(copy, index, buf).is_ok() {
-            *result = check_block::<C>(fmt, copy, index, buf);
-        }
-    }
-    found
+    check_all::<C, D>(fmt, dev, index, bufs, false).0
 }
 
 fn note_findings(
@@ -200,7 +196,7 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
         highest_seen = highest_seen.max(*g);
     }
     for index in 1..fmt.copy_blocks() {
-        let (found, lent) = check_all::<C, D>(fmt, dev, index, bufs.blocks);
+        let (found, lent) = check_all::<C, D>(fmt, dev, index, bufs.blocks, true);
         for g in found.iter().flatten() {
             highest_seen = highest_seen.max(*g);
         }
