@@ -41,6 +41,16 @@ pub(crate) mod bindings {
     include!("dm_bindings_generated.rs");
 }
 
+/// Layout constants of device-mapper core's private `dm-core.h`, generated
+/// from `dm_offsets.c` by Kbuild for the kernel the module is built
+/// against (as `asm-offsets.h` is for the kernel itself).
+mod offsets {
+    include!("dm_offsets_generated.rs");
+}
+
+// `dm_target_io.flags` is a `blk_short_t`, read as a `u16` below.
+const _: () = assert!(offsets::DM_TIO_FLAGS_SIZE == size_of::<u16>());
+
 use bindings as b;
 
 /// What a bio asks the target to do.
@@ -796,10 +806,46 @@ unsafe fn per_bio_of<'a>(bio: NonNull<bio>) -> &'a mut PerBio {
 /// per-bio data.
 #[inline(always)]
 unsafe fn per_bio_ptr(bio: NonNull<bio>) -> NonNull<PerBio> {
-    // SAFETY: device-mapper core allocates the per-bio data with every clone
-    // it hands over, aligned for pointers, and the caller guarantees its
-    // size; it is not null (an offset from the clone).
-    unsafe { NonNull::new_unchecked(b::dm_per_bio_data(bio.as_ptr(), size_of::<PerBio>()).cast()) }
+    // `dm_per_bio_data()` written out: it is out of line in dm.c, and this
+    // is on the path of every bio's `map` and `end_io`. A clone is the last
+    // field of its `struct dm_target_io`, which is either on its own or the
+    // last field of a `struct dm_io` (flag `DM_TIO_INSIDE_DM_IO`); the
+    // per-bio data lies just before whichever of the two begins the block.
+    let clone = bio.as_ptr().cast::<u8>();
+    // SAFETY: the bio is a dm clone (the caller's guarantee), so it lies in
+    // a `struct dm_target_io` whose `flags` are this far before it (the
+    // layout of the kernel the module is built against, `offsets`), a
+    // `u16` that dm core sets before it hands the clone over and does not
+    // change while the target has it.
+    let flags = unsafe {
+        clone
+            .sub(offsets::DM_TIO_FLAGS_BEFORE_BIO)
+            .cast::<u16>()
+            .read()
+    };
+    let before = if flags & (1 << offsets::DM_TIO_INSIDE_DM_IO_BIT) != 0 {
+        offsets::DM_IO_BIO_OFFSET
+    } else {
+        offsets::DM_TARGET_IO_BIO_OFFSET
+    };
+    // SAFETY: dm core allocates the per-bio data of the size the target
+    // asked for (a `PerBio`, the caller's guarantee) right before the
+    // structure that holds the clone, `before` bytes before it, aligned for
+    // pointers; it is not null (an offset within the clone's allocation).
+    let data = unsafe { NonNull::new_unchecked(clone.sub(before + size_of::<PerBio>()).cast()) };
+    // The kernel with lock debugging (the test kernel) checks this against
+    // dm core's own answer, so a layout that does not match the running
+    // kernel shows in the suite.
+    #[cfg(CONFIG_PROVE_LOCKING)]
+    {
+        // SAFETY: as above, for dm core's function.
+        let dm = unsafe { b::dm_per_bio_data(bio.as_ptr(), size_of::<PerBio>()) };
+        if kernel::warn_on!(dm.cast::<PerBio>() != data.as_ptr()) {
+            // SAFETY: as above.
+            return unsafe { NonNull::new_unchecked(dm.cast()) };
+        }
+    }
+    data
 }
 
 /// Bios a target keeps to end later from its worker: failed bios from

@@ -11,7 +11,7 @@ FLAVOR=${1:-test}
 OUT=/build/out-$FLAVOR
 
 if [ $ACTION = clean ]; then
-	rm -rf "$PROJ"/{*.o,*.ko,*.mod,*.mod.c,*.mod.o,.*.cmd,modules.order,Module.symvers,dm_bindings_generated.rs,*.rmeta,.tmp_versions}
+	rm -rf "$PROJ"/{*.o,*.ko,*.mod,*.mod.c,*.mod.o,.*.cmd,modules.order,Module.symvers,dm_bindings_generated.rs,dm_offsets_generated.rs,dm_offsets.s,*.rmeta,.tmp_versions}
 	exit 0
 fi
 bash "$PROJ/scripts/kernel.sh" "$FLAVOR"
