@@ -30,8 +30,10 @@ use kernel::{
 pub(crate) struct BufioClient {
     client: NonNull<b::dm_bufio_client>,
     block_size: usize,
+    /// The sector of `dev` where block 0 starts.
+    sector_offset: u64,
     /// Keeps the device open for as long as the client uses it.
-    _dev: Arc<DmDev>,
+    dev: Arc<DmDev>,
 }
 
 // SAFETY: dm-bufio clients lock internally; any thread may use them.
@@ -56,8 +58,19 @@ impl BufioClient {
         Ok(Self {
             client,
             block_size: block_size as usize,
-            _dev: dev,
+            sector_offset,
+            dev,
         })
+    }
+
+    /// The device the client reads and writes.
+    pub(crate) fn dev(&self) -> &DmDev {
+        &self.dev
+    }
+
+    /// The sector of [`Self::dev`] where block 0 starts.
+    pub(crate) fn sector_offset(&self) -> u64 {
+        self.sector_offset
     }
 
     /// Reads `block` into `out`, which is one block long.

@@ -544,6 +544,12 @@ impl dm::Target for RemapTarget {
 
     fn resume(&self, ti: &TargetInfo<'_>) {
         self.admin.lock().resumed = true;
+        // The copies other than the newest, which loading left unverified,
+        // are checked now (a read-only table never commits, and leaves
+        // them).
+        if self.writable {
+            self.meta.verify_soon(self.queue.queue());
+        }
         self.resume_scrub(ti);
     }
 

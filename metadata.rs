@@ -39,7 +39,7 @@ use crate::klib::KernelCrc32c;
 pub(crate) use crate::ondisk::{
     any_superblock, check_block, encode_commit, superblock_size, write_commit, BadBlock,
     CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Pending, Recovered,
-    Slot, METADATA_COPIES, UUID_BYTES,
+    Slot, Verified, METADATA_COPIES, UUID_BYTES,
 };
 use kernel::{
     alloc::AllocError,
@@ -75,6 +75,30 @@ mod tests {
     use crate::ondisk::{Crc32c, LoadError as Refused, SoftCrc32c};
 
     const TEST_UUID: [u8; UUID_BYTES] = *b"dm-remap-kunit-1";
+
+    /// Loads `dev` as the target does: the newest copy, then the others
+    /// verified, as the writer does before its first commit; the report
+    /// counts what the verification found.
+    fn load(
+        f: &Format,
+        dev: &mut impl MetadataDev<Error = Error>,
+    ) -> Result<(MetaImage, LoadReport), LoadError> {
+        let (mut image, mut report) = super::load(f, dev)?;
+        let (copies, below, gens) = image.to_verify();
+        let mut block_gen = KVVec::from_elem(0u64, gens.len(), GFP_KERNEL)?;
+        block_gen.copy_from_slice(gens);
+        let found = verify_on(dev, f, copies, below, &block_gen)?;
+        for (copy, v) in found.iter().enumerate() {
+            let Some(v) = v else { continue };
+            image.set_verified(copy, v, true);
+            report.unverified[copy] = false;
+            report.bad_blocks[copy] += v.bad_blocks;
+            report.stale[copy] |= v.bad_blocks > 0;
+            report.next_generation = report.next_generation.max(v.highest_seen + 1);
+        }
+        assert!(!image.has_unverified());
+        Ok((image, report))
+    }
 
     #[test]
     fn kernel_crc32c_is_the_format_crc32c() {

@@ -11,17 +11,14 @@ impl RemapTarget {
     pub(super) fn load_again(&self, admin: &mut Admin) -> Result {
         let fmt = *self.meta.lock().image().format();
         let started = Instant::<Monotonic>::now();
-        let (image, report) =
-            metadata::load_from(self.meta.client(), &self.spare, self.spare_offset, &fmt).map_err(
-                |e| {
-                    let (reason, err) = load_error(&e, &fmt.identity);
-                    pr_err!(
-                        "remap: loading the metadata again failed: {}\n",
-                        reason.to_str().unwrap_or("?")
-                    );
-                    err
-                },
-            )?;
+        let (image, report) = metadata::load_from(self.meta.client(), &fmt).map_err(|e| {
+            let (reason, err) = load_error(&e, &fmt.identity);
+            pr_err!(
+                "remap: loading the metadata again failed: {}\n",
+                reason.to_str().unwrap_or("?")
+            );
+            err
+        })?;
         let read_us = started.elapsed().as_micros_ceil();
         let fail = |reason: &CStr| {
             pr_err!("remap: {}\n", reason.to_str().unwrap_or("?"));
@@ -143,7 +140,7 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, us: L
         for (copy, &bad) in report.bad_blocks.iter().enumerate() {
             if bad > 0 {
                 pr_warn!(
-                    "remap: metadata copy {} has {} damaged or stale blocks: rewritten on resume\n",
+                    "remap: metadata copy {} has {} damaged or stale blocks: rewritten\n",
                     copy,
                     bad
                 );
@@ -151,7 +148,7 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, us: L
         }
     }
     pr_info!(
-        "remap: metadata generation {} loaded: {} remaps in {} us ({} us reading and checking 5 copies, {} us the spare allocator, {} us the remap table), {} of 5 copies intact, {} pending blocks\n",
+        "remap: metadata generation {} loaded: {} remaps in {} us ({} us reading and checking the newest copy, {} us the spare allocator, {} us the remap table), {} of 5 copies intact, {} to verify after resume, {} pending blocks\n",
         report.generation,
         remaps,
         us.total,
@@ -159,6 +156,7 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, us: L
         us.spares - us.read,
         us.total - us.spares,
         intact,
+        report.unverified.iter().filter(|&&u| u).count(),
         pending
     );
 }
@@ -344,25 +342,24 @@ impl RemapTarget {
         let client = BufioClient::new(spare.clone(), block_size, parsed.spare_offset)
             .map_err(|e| ctx.fail(c"Cannot create the dm-bufio client", e))?;
         let started = Instant::<Monotonic>::now();
-        let (image, report) = metadata::load_from(&client, &spare, parsed.spare_offset, &format)
-            .map_err(|e| {
-                let e = match e {
-                    // No copy of this geometry is intact: say so if the
-                    // area holds another block size's metadata instead.
-                    LoadError::Format(crate::ondisk::LoadError::NoIntactCopy) => {
-                        metadata::foreign_identity(
-                            |buf| spare.rw_sync(parsed.spare_offset, buf, false),
-                            block_size,
-                        )
-                        .map_or(e, |found| {
-                            LoadError::Format(crate::ondisk::LoadError::Mismatch(found))
-                        })
-                    }
-                    e => e,
-                };
-                let (reason, err) = load_error(&e, &identity);
-                ctx.fail(reason, err)
-            })?;
+        let (image, report) = metadata::load_from(&client, &format).map_err(|e| {
+            let e = match e {
+                // No copy of this geometry is intact: say so if the
+                // area holds another block size's metadata instead.
+                LoadError::Format(crate::ondisk::LoadError::NoIntactCopy) => {
+                    metadata::foreign_identity(
+                        |buf| spare.rw_sync(parsed.spare_offset, buf, false),
+                        block_size,
+                    )
+                    .map_or(e, |found| {
+                        LoadError::Format(crate::ondisk::LoadError::Mismatch(found))
+                    })
+                }
+                e => e,
+            };
+            let (reason, err) = load_error(&e, &identity);
+            ctx.fail(reason, err)
+        })?;
         if report.blank && !writable {
             return Err(ctx.fail(
                 c"Spare area holds no metadata and the table is read-only",

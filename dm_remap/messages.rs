@@ -329,7 +329,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} metadata_copies_unverified={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
@@ -339,6 +339,7 @@ impl RemapTarget {
             admin.spares.capacity(),
             meta.image().committed(),
             meta.image().intact_copies(),
+            meta.image().unverified_copies(),
             meta.commits().0,
             meta.commits().1,
             meta.commit_times().percentile(500),

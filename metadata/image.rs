@@ -24,8 +24,15 @@ pub(crate) struct MetaImage {
     pub(super) stale: [bool; METADATA_COPIES],
     /// The last generation known durable.
     pub(super) committed: u64,
-    /// The generation the next commit gets; above any seen on disk.
+    /// The generation the next commit gets; above any seen on disk (once
+    /// no copy is unverified).
     pub(super) next_gen: u64,
+    /// Copies a load left unverified (it read the newest copy whole and
+    /// only the others' superblocks): checked before any commit, which
+    /// may not be made before their generations are known.
+    unverified: [bool; METADATA_COPIES],
+    /// Blocks `1..verify_below` are what is left to verify of them.
+    verify_below: u32,
 }
 
 pub(super) fn filled<T: Copy>(n: usize, v: T) -> Result<KVVec<T>, AllocError> {
@@ -61,6 +68,8 @@ impl MetaImage {
             stale: [true; METADATA_COPIES],
             committed: 0,
             next_gen: 1,
+            unverified: [false; METADATA_COPIES],
+            verify_below: 0,
         })
     }
 
@@ -76,6 +85,39 @@ impl MetaImage {
         } else {
             [false; METADATA_COPIES]
         };
+        self.unverified = rec.unverified;
+        self.verify_below = rec.verify_below;
+    }
+
+    /// The copies still to be verified, and the blocks of them
+    /// (`1..verify_below`) to check, with what each must hold: the
+    /// generation of every block as loaded.
+    pub(crate) fn to_verify(&self) -> ([bool; METADATA_COPIES], u32, &[u64]) {
+        (self.unverified, self.verify_below, &self.block_gen)
+    }
+
+    /// Whether some copy is still to be verified: no commit before it is.
+    pub(crate) fn has_unverified(&self) -> bool {
+        self.unverified.iter().any(|&u| u)
+    }
+
+    /// Copies still to be verified.
+    pub(crate) fn unverified_copies(&self) -> usize {
+        self.unverified.iter().filter(|&&u| u).count()
+    }
+
+    /// Takes what the verification of `copy` found: a copy with a block
+    /// not as loaded is rewritten whole by the next commit (when
+    /// `repair`), and the next generation passes every one it holds.
+    pub(crate) fn set_verified(&mut self, copy: usize, found: &Verified, repair: bool) {
+        let Some(unverified) = self.unverified.get_mut(copy) else {
+            return;
+        };
+        *unverified = false;
+        if found.bad_blocks > 0 && repair {
+            self.stale[copy] = true;
+        }
+        self.next_gen = self.next_gen.max(found.highest_seen.saturating_add(1));
     }
 
     /// The format of this image.

@@ -30,11 +30,14 @@ impl From<crate::ondisk::LoadError> for LoadError {
 /// What loading found, for the kernel log and status.
 pub(crate) type LoadReport = Recovered;
 
-/// Loads the metadata of `fmt` by the format's recovery rules
-/// ([`crate::ondisk::recover`]). A blank area (no superblock carries the
-/// magic) loads as a blank image, to be formatted with a new UUID. Copies
-/// that lack any block of the result are marked stale, so the first
-/// commit rewrites them. Nothing is written here.
+/// Loads the metadata of `fmt` by the format's recovery rules, reading the
+/// copy with the newest superblock whole and the others' superblocks
+/// ([`crate::ondisk::recover_newest`]): the other copies are left
+/// unverified in the image, for [`verify`] before the first commit. A
+/// blank area (no superblock carries the magic) loads as a blank image, to
+/// be formatted with a new UUID. Copies found lacking any block of the
+/// result are marked stale, so the first commit rewrites them. Nothing is
+/// written here.
 pub(crate) fn load(
     fmt: &Format,
     dev: &mut impl MetadataDev<Error = Error>,
@@ -48,7 +51,7 @@ pub(crate) fn load(
     };
     // The kernel log names what each copy lacked from the counts in the
     // report; the single findings are remapctl check's business.
-    let report = crate::ondisk::recover::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
+    let report = crate::ondisk::recover_newest::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
     if report.blank {
         return Ok((MetaImage::blank(fmt, crate::klib::random_uuid())?, report));
     }
@@ -144,39 +147,100 @@ impl MetadataDev for LoadDev<'_> {
     }
 }
 
+impl<'a> LoadDev<'a> {
+    /// Reads `fmt`'s copies through `client`, a window of each at a time.
+    fn new(client: &'a BufioClient, fmt: &'a Format) -> Result<Self, AllocError> {
+        let mut windows = KVec::with_capacity(METADATA_COPIES, GFP_KERNEL)?;
+        for _ in 0..METADATA_COPIES {
+            // Without the memory, dm-bufio reads every block.
+            let buf = KVec::with_capacity(LOAD_WINDOW, GFP_KERNEL).unwrap_or_default();
+            windows.push(
+                Window {
+                    bytes: buf,
+                    first: None,
+                    failed: None,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(LoadDev {
+            client,
+            dev: client.dev(),
+            spare_offset: client.sector_offset(),
+            fmt,
+            windows,
+        })
+    }
+}
+
+impl Drop for LoadDev<'_> {
+    fn drop(&mut self) {
+        // What dm-bufio read for blocks outside a window: the image is the
+        // cache.
+        for copy in 0..METADATA_COPIES {
+            self.client.forget(
+                self.fmt.area_block(copy, 0),
+                u64::from(self.fmt.copy_blocks()),
+            );
+        }
+    }
+}
+
 /// Loads the metadata of `fmt` through `client` (see [`load`]), reading
 /// each copy ahead and dropping it from the cache afterwards.
 pub(crate) fn load_from(
     client: &BufioClient,
-    dev: &DmDev,
-    spare_offset: u64,
     fmt: &Format,
 ) -> Result<(MetaImage, LoadReport), LoadError> {
-    let mut windows = KVec::with_capacity(METADATA_COPIES, GFP_KERNEL)?;
-    for _ in 0..METADATA_COPIES {
-        // Without the memory, dm-bufio reads every block.
-        let buf = KVec::with_capacity(LOAD_WINDOW, GFP_KERNEL).unwrap_or_default();
-        windows.push(
-            Window {
-                bytes: buf,
-                first: None,
-                failed: None,
-            },
-            GFP_KERNEL,
-        )?;
-    }
-    let mut load_dev = LoadDev {
-        client,
-        dev,
-        spare_offset,
+    load(fmt, &mut LoadDev::new(client, fmt)?)
+}
+
+/// Verifies the copies `image` leaves unverified
+/// ([`crate::ondisk::verify_copy`]), through `client` as loading reads
+/// them: what each holds, by copy. Reads only; the caller takes the
+/// findings into the image ([`MetaImage::set_verified`]) once no commit
+/// can have come between. `block_gen` is the image's (a copy, so that the
+/// image stays free meanwhile).
+pub(crate) fn verify(
+    client: &BufioClient,
+    fmt: &Format,
+    copies: [bool; METADATA_COPIES],
+    below: u32,
+    block_gen: &[u64],
+) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
+    verify_on(
+        &mut LoadDev::new(client, fmt)?,
         fmt,
-        windows,
-    };
-    let result = load(fmt, &mut load_dev);
-    for copy in 0..METADATA_COPIES {
-        client.forget(fmt.area_block(copy, 0), u64::from(fmt.copy_blocks()));
+        copies,
+        below,
+        block_gen,
+    )
+}
+
+/// [`verify`] on any metadata device.
+pub(crate) fn verify_on(
+    dev: &mut impl MetadataDev<Error = Error>,
+    fmt: &Format,
+    copies: [bool; METADATA_COPIES],
+    below: u32,
+    block_gen: &[u64],
+) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
+    let mut buf = filled(fmt.block_bytes(), 0u8)?;
+    let mut found = [None; METADATA_COPIES];
+    for (copy, slot) in found.iter_mut().enumerate() {
+        if copies[copy] {
+            *slot = Some(crate::ondisk::verify_copy::<Crc, _>(
+                fmt,
+                dev,
+                copy,
+                block_gen,
+                below,
+                &mut buf,
+                |_, _, _| {},
+            ));
+        }
     }
-    result
+    Ok(found)
 }
 
 /// The identity recorded in the metadata of another block size, if the

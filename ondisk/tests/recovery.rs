@@ -129,10 +129,39 @@ fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
         read, lent_once,
         "loading with blocks lent once found otherwise"
     );
+    for dev in [&mut dev.clone(), &mut lending, &mut lending_once] {
+        let newest = load_newest(f, dev);
+        let sorted = |r: &Result<(Image, Findings), LoadError>| {
+            r.as_ref()
+                .map(|(img, findings)| {
+                    let mut findings = findings.clone();
+                    findings.sort_by_key(|&(c, i, _)| (c, i));
+                    (img.words.clone(), img.block_gen.clone(), img.rec, findings)
+                })
+                .map_err(|e| *e)
+        };
+        assert_eq!(
+            sorted(&read),
+            sorted(&newest),
+            "the newest copy first, then the others verified, found otherwise"
+        );
+    }
     read
 }
 
+/// Loads `dev` as the kernel does: [`recover_newest`], then each
+/// unverified copy through [`verify_copy`], its findings merged into the
+/// report as the kernel merges them.
+fn load_newest(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
+    load_by(f, dev, true)
+}
+
+/// Loads `dev` once with [`recover`].
 fn load_once(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
+    load_by(f, dev, false)
+}
+
+fn load_by(f: &Format, dev: &mut MemDev, newest: bool) -> Result<(Image, Findings), LoadError> {
     let mut blocks = vec![0u8; METADATA_COPIES * f.block_bytes()];
     let mut words = vec![0u64; f.words()];
     let mut block_gen = vec![0u64; f.copy_blocks() as usize];
@@ -142,7 +171,34 @@ fn load_once(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadErro
         words: &mut words,
         block_gen: &mut block_gen,
     };
-    let rec = recover::<C, _>(f, dev, bufs, |c, i, x| findings.push((c, i, x)))?;
+    let note = |findings: &mut Findings, c, i, x| findings.push((c, i, x));
+    let mut rec = if newest {
+        recover_newest::<C, _>(f, dev, bufs, |c, i, x| note(&mut findings, c, i, x))?
+    } else {
+        recover::<C, _>(f, dev, bufs, |c, i, x| note(&mut findings, c, i, x))?
+    };
+    if newest {
+        let mut buf = vec![0u8; f.block_bytes()];
+        for copy in 0..METADATA_COPIES {
+            if !rec.unverified[copy] {
+                continue;
+            }
+            let below = rec.verify_below;
+            let v = verify_copy::<C, _>(f, dev, copy, &block_gen, below, &mut buf, |c, i, x| {
+                note(&mut findings, c, i, x)
+            });
+            assert_eq!(
+                v.newer_blocks, 0,
+                "a copy the writer's rule does not hold for"
+            );
+            rec.unverified[copy] = false;
+            rec.bad_blocks[copy] += v.bad_blocks;
+            rec.stale[copy] |= v.bad_blocks > 0;
+            rec.next_generation = rec.next_generation.max(v.highest_seen + 1);
+        }
+        // Nothing is left to verify: as a load that read every copy.
+        rec.verify_below = 0;
+    }
     Ok((
         Image {
             words,
@@ -532,4 +588,54 @@ fn a_generation_no_writer_reaches_is_refused() {
     assert_eq!(img.rec.generation, 1);
     assert_eq!(findings, vec![(2, 0, Finding::Bad(BadBlock::Generation))]);
     assert_eq!(img.rec.next_generation, 2);
+}
+
+/// A copy that breaks the writer's rule (its superblock is the newest, but
+/// one of its blocks is an older intact version) is the one case where
+/// reading the newest copy first takes another version than reading all
+/// five: the verification of the other copies names every block where
+/// they hold the newer one.
+#[test]
+fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
+    let (f, base) = formatted();
+    let (a, b) = (words_a(&f), words_b(&f));
+    let changed: Vec<u32> = (1..f.copy_blocks())
+        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
+        .collect();
+    let mut dev = base.clone();
+    let out = commit(&f, &mut dev, 2, &b, Some(&changed), [false; 5]);
+    assert_eq!(out.written, [true; 5]);
+    // Copy 4, which holds the newest superblock and is read first (the
+    // highest copy of the newest generation), gets the old version back.
+    for &i in &changed {
+        dev.blocks[4][i as usize] = base.blocks[4][i as usize].clone();
+    }
+    let (all, _) = load_once(&f, &mut dev).unwrap();
+    assert_eq!(all.words, b, "reading all copies takes the newest version");
+    let mut blocks = vec![0u8; METADATA_COPIES * f.block_bytes()];
+    let mut words = vec![0u64; f.words()];
+    let mut block_gen = vec![0u64; f.copy_blocks() as usize];
+    let bufs = LoadBuffers {
+        blocks: &mut blocks,
+        words: &mut words,
+        block_gen: &mut block_gen,
+    };
+    let rec = recover_newest::<C, _>(&f, &mut dev, bufs, |_, _, _| {}).unwrap();
+    assert_eq!(rec.unverified, [true, true, true, true, false]);
+    assert_eq!(words, a, "the newest copy's own version is taken");
+    let mut buf = vec![0u8; f.block_bytes()];
+    for copy in 0..4 {
+        let v = verify_copy::<C, _>(
+            &f,
+            &mut dev,
+            copy,
+            &block_gen,
+            rec.verify_below,
+            &mut buf,
+            |_, _, _| {},
+        );
+        assert_eq!(v.newer_blocks, changed.len() as u32, "copy {copy}");
+        assert_eq!(v.bad_blocks, changed.len() as u32, "copy {copy}");
+        assert_eq!(v.highest_seen, 2);
+    }
 }

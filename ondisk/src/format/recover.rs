@@ -71,21 +71,56 @@ pub struct Recovered {
     /// Copies lacking some block of the recovered state: the next commit
     /// rewrites them whole.
     pub stale: [bool; METADATA_COPIES],
-    /// A generation above every one seen on disk: the next commit's.
+    /// A generation above every one seen on disk: the next commit's. With
+    /// copies unverified, above every one seen so far only: the copies'
+    /// [`Verified::highest_seen`] raise it.
     pub next_generation: u64,
+    /// Copies whose superblock alone was read ([`recover_newest`]): they
+    /// are left for [`verify_copy`]. Their `bad_blocks` count only the
+    /// blocks that were read.
+    pub unverified: [bool; METADATA_COPIES],
+    /// Blocks `1..verify_below` of the unverified copies were not read:
+    /// from the first block the newest copy lacked on, recovery read every
+    /// copy, as [`recover`] does.
+    pub verify_below: u32,
 }
 
 impl Recovered {
-    /// Copies that held every block of the recovered state.
+    /// Copies that held every block of the recovered state, unverified
+    /// ones not counted.
     pub fn intact_copies(&self) -> usize {
-        self.bad_blocks.iter().filter(|&&n| n == 0).count()
+        (0..METADATA_COPIES)
+            .filter(|&c| self.bad_blocks[c] == 0 && !self.unverified[c])
+            .count()
     }
 }
 
-/// Checks block `index` of every copy: lent by [`MetadataDev::peek`] when
-/// `borrow` and the device lends it, else read into its block of `bufs`.
-/// Returns the generation of each intact one, and which were lent (and so
-/// are not in `bufs`).
+/// Checks block `index` of `copy`: lent by [`MetadataDev::peek`] when
+/// `borrow` and the device lends it, else read into `buf` (one block).
+/// Returns its generation if it is intact, and whether it was lent (and so
+/// is not in `buf`).
+fn check_one<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    copy: usize,
+    index: u32,
+    buf: &mut [u8],
+    borrow: bool,
+) -> (Result<u64, BadBlock>, bool) {
+    if borrow {
+        if let Some(block) = dev.peek(copy, index) {
+            return (check_block::<C>(fmt, copy, index, block), true);
+        }
+    }
+    match dev.read(copy, index, buf) {
+        Ok(()) => (check_block::<C>(fmt, copy, index, buf), false),
+        Err(_) => (Err(BadBlock::Unreadable), false),
+    }
+}
+
+/// Checks block `index` of every copy ([`check_one`], each into its block
+/// of `bufs`). Returns the generation of each intact one, and which were
+/// lent.
 fn check_all<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
@@ -100,19 +135,38 @@ fn check_all<C: Crc32c, D: MetadataDev>(
     let mut found = [Err(BadBlock::Unreadable); METADATA_COPIES];
     let mut lent = [false; METADATA_COPIES];
     for copy in 0..METADATA_COPIES {
-        if borrow {
-            if let Some(block) = dev.peek(copy, index) {
-                found[copy] = check_block::<C>(fmt, copy, index, block);
-                lent[copy] = true;
-                continue;
-            }
-        }
         let buf = &mut bufs[copy * bs..(copy + 1) * bs];
-        if dev.read(copy, index, buf).is_ok() {
-            found[copy] = check_block::<C>(fmt, copy, index, buf);
-        }
+        (found[copy], lent[copy]) = check_one::<C, D>(fmt, dev, copy, index, buf, borrow);
     }
     (found, lent)
+}
+
+/// The bytes of block `index` of `copy`, checked as intact and of
+/// `generation`: lent by the device again when it was lent for the check
+/// (`lent`), else in `buf`. A block lent for the check but not now is read
+/// and checked again, so that what is decoded is what was checked.
+fn taken<'a, C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &'a mut D,
+    copy: usize,
+    index: u32,
+    lent: bool,
+    buf: &'a mut [u8],
+    generation: u64,
+) -> Result<&'a [u8], LoadError> {
+    if lent {
+        // Asked twice: the borrow of the first answer cannot outlive the
+        // test, and a device that lent once lends again from its window.
+        if dev.peek(copy, index).is_some() {
+            return dev.peek(copy, index).ok_or(LoadError::BlockLost(index));
+        }
+        let again = dev.read(copy, index, buf).is_ok()
+            && check_block::<C>(fmt, copy, index, buf) == Ok(generation);
+        if !again {
+            return Err(LoadError::BlockLost(index));
+        }
+    }
+    Ok(buf)
 }
 
 /// Reads block `index` of every copy into `bufs` (one block each); returns
@@ -155,7 +209,37 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     bufs: LoadBuffers<'_>,
+    report: impl FnMut(usize, u32, Finding),
+) -> Result<Recovered, LoadError> {
+    recover_from::<C, D>(fmt, dev, bufs, report, false)
+}
+
+/// [`recover`] reading the blocks of one copy instead of five: every
+/// superblock, then each block of the copy with the newest intact
+/// superblock, and a block of every copy only where that copy's is not
+/// intact or is newer than its superblock. The result is [`recover`]'s
+/// wherever the writer's rule holds: a copy's superblock is written only
+/// after every block of that copy is (`write_commit`), so an intact block
+/// of the copy holding the newest superblock is the newest version not
+/// above it. The other copies are left unverified
+/// ([`Recovered::unverified`]): [`verify_copy`] checks them, and their
+/// generations may raise [`Recovered::next_generation`], so nothing may be
+/// committed before they are verified.
+pub fn recover_newest<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    bufs: LoadBuffers<'_>,
+    report: impl FnMut(usize, u32, Finding),
+) -> Result<Recovered, LoadError> {
+    recover_from::<C, D>(fmt, dev, bufs, report, true)
+}
+
+fn recover_from<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    bufs: LoadBuffers<'_>,
     mut report: impl FnMut(usize, u32, Finding),
+    mut newest_only: bool,
 ) -> Result<Recovered, LoadError> {
     let bs = fmt.block_bytes();
     if bufs.blocks.len() != METADATA_COPIES * bs
@@ -195,7 +279,25 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
     for g in supers.iter().flatten() {
         highest_seen = highest_seen.max(*g);
     }
+    let reading_newest = newest_only;
+    let bs_range = top_copy * bs..(top_copy + 1) * bs;
     for index in 1..fmt.copy_blocks() {
+        if newest_only {
+            // The newest copy's block alone, when it is intact and not newer
+            // than its superblock.
+            let buf = &mut bufs.blocks[bs_range.clone()];
+            let (found, lent) = check_one::<C, D>(fmt, dev, top_copy, index, buf, true);
+            if let Some(generation) = found.ok().filter(|&g| g <= top) {
+                let block = taken::<C, D>(fmt, dev, top_copy, index, lent, buf, generation)?;
+                decode_entries(fmt, index, block, bufs.words);
+                bufs.block_gen[index as usize] = generation;
+                continue;
+            }
+            // The newest copy lacks this block: from here on every copy is
+            // read, and only the blocks before it are left to verify.
+            newest_only = false;
+            rec.verify_below = index;
+        }
         let (found, lent) = check_all::<C, D>(fmt, dev, index, bufs.blocks, true);
         for g in found.iter().flatten() {
             highest_seen = highest_seen.max(*g);
@@ -210,22 +312,7 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
             .ok_or(LoadError::BlockLost(index))?;
         note_findings(&found, generation, top, index, &mut rec, &mut report);
         let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
-        let block = match lent[copy] {
-            false => &*buf,
-            true => match dev.peek(copy, index) {
-                Some(block) => block,
-                // Lent for the check but not now: read and checked again,
-                // so that what is decoded is what was checked.
-                None => {
-                    let again = dev.read(copy, index, buf).is_ok()
-                        && check_block::<C>(fmt, copy, index, buf) == Ok(generation);
-                    if !again {
-                        return Err(LoadError::BlockLost(index));
-                    }
-                    &*buf
-                }
-            },
-        };
+        let block = taken::<C, D>(fmt, dev, copy, index, lent[copy], buf, generation)?;
         decode_entries(fmt, index, block, bufs.words);
         bufs.block_gen[index as usize] = generation;
     }
@@ -243,5 +330,70 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
         }
     }
     rec.next_generation = highest_seen + 1;
+    if reading_newest {
+        if newest_only {
+            rec.verify_below = fmt.copy_blocks();
+        }
+        // Stale copies too: they may hold blocks of an unfinished commit,
+        // whose generation the next commit must pass.
+        for copy in 0..METADATA_COPIES {
+            rec.unverified[copy] = copy != top_copy;
+        }
+    }
     Ok(rec)
+}
+
+/// What [`verify_copy`] found in one copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Verified {
+    /// Blocks not intact, or not of the generation recovery took.
+    pub bad_blocks: u32,
+    /// Of those, blocks intact with a generation above the one recovery
+    /// took and not above the newest superblock's: a copy the writer's
+    /// rule does not hold for, which [`recover`] would have taken.
+    pub newer_blocks: u32,
+    /// The highest generation of any intact block of the copy: the next
+    /// commit's generation must be above it.
+    pub highest_seen: u64,
+}
+
+/// Checks the blocks after the superblock of `copy` against what
+/// [`recover_newest`] took: `block_gen` (the generation of each block, the
+/// superblock's first) and `top` (the newest intact superblock's). A block
+/// is whole when it is intact and of exactly its generation; each other
+/// block is passed to `report`. The superblock was checked by recovery,
+/// and so were the blocks from `below` on ([`Recovered::verify_below`]).
+/// `buf` holds one block, for blocks the device does not lend.
+pub fn verify_copy<C: Crc32c, D: MetadataDev>(
+    fmt: &Format,
+    dev: &mut D,
+    copy: usize,
+    block_gen: &[u64],
+    below: u32,
+    buf: &mut [u8],
+    mut report: impl FnMut(usize, u32, Finding),
+) -> Verified {
+    let top = block_gen.first().copied().unwrap_or(0);
+    let mut v = Verified::default();
+    for index in 1..below.min(fmt.copy_blocks()) {
+        let want = block_gen.get(index as usize).copied().unwrap_or(0);
+        let (found, _) = check_one::<C, D>(fmt, dev, copy, index, buf, true);
+        if let Ok(g) = found {
+            v.highest_seen = v.highest_seen.max(g);
+        }
+        let finding = match found {
+            Ok(g) if g == want => continue,
+            Ok(g) if g > top => Finding::Unfinished { generation: g },
+            Ok(g) => {
+                if g > want {
+                    v.newer_blocks += 1;
+                }
+                Finding::Stale { generation: g }
+            }
+            Err(bad) => Finding::Bad(bad),
+        };
+        v.bad_blocks += 1;
+        report(copy, index, finding);
+    }
+    v
 }
