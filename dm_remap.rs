@@ -545,10 +545,12 @@ impl dm::Target for RemapTarget {
     fn resume(&self, ti: &TargetInfo<'_>) {
         self.admin.lock().resumed = true;
         // The copies other than the newest, which loading left unverified,
-        // are checked now (a read-only table never commits, and leaves
-        // them).
+        // are checked now: by the writer, before any commit; a read-only
+        // table, which never commits, checks them here.
         if self.writable {
             self.meta.verify_soon(self.queue.queue());
+        } else {
+            self.meta.verify_read_only();
         }
         self.resume_scrub(ti);
     }

@@ -78,22 +78,31 @@ struct Slots {
     values: KVVec<AtomicU32>,
 }
 
+/// `n` atomics holding 0, made as plain integers in one fill (a loop of
+/// stores, not a push per slot) and taken over as atomics.
+macro_rules! zeroed_atomics {
+    ($atomic:ty, $int:ty, $n:expr) => {{
+        const _: () = assert!(
+            size_of::<$atomic>() == size_of::<$int>()
+                && align_of::<$atomic>() == align_of::<$int>()
+        );
+        KVVec::<$int>::from_elem(0, $n, GFP_KERNEL).map(|v| {
+            let (ptr, len, cap) = v.into_raw_parts();
+            // SAFETY: the allocation comes from `KVVec` (the same allocator)
+            // for `cap` integers, which have the size and alignment of the
+            // atomic (asserted above), and the atomic has the integer's bit
+            // validity: the first `len` elements are atomics holding 0.
+            unsafe { KVVec::from_raw_parts(ptr.cast::<$atomic>(), len, cap) }
+        })
+    }};
+}
+
 impl Slots {
     fn new(capacity: usize) -> Result<KBox<Self>, AllocError> {
-        let mut keys = KVVec::with_capacity(capacity, GFP_KERNEL)?;
-        let mut values = KVVec::with_capacity(capacity, GFP_KERNEL)?;
-        for start in (0..capacity).step_by(REBUILD_CHUNK) {
-            for _ in start..(start + REBUILD_CHUNK).min(capacity) {
-                // Within the capacity just allocated.
-                keys.push_within_capacity(AtomicU64::new(EMPTY))
-                    .map_err(|_| AllocError)?;
-                values
-                    .push_within_capacity(AtomicU32::new(0))
-                    .map_err(|_| AllocError)?;
-            }
-            // Tens of millions of slots take a while.
-            crate::dm::cond_resched();
-        }
+        // EMPTY is 0: a zeroed key is an empty slot.
+        const _: () = assert!(EMPTY == 0);
+        let keys = zeroed_atomics!(AtomicU64, u64, capacity)?;
+        let values = zeroed_atomics!(AtomicU32, u32, capacity)?;
         KBox::new(Self { keys, values }, GFP_KERNEL)
     }
 

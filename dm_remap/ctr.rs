@@ -183,26 +183,23 @@ fn load_state(
 /// The spare allocator that an image records, and the spare blocks in use.
 fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static CStr> {
     let nr_spare = image.format().nr_spare;
-    // Counted first, so that each list is allocated once.
-    let (mut nr_in_use, mut nr_retired) = (0, 0);
+    // One pass over the slots: the list of blocks in use gets room for
+    // every slot (freed once the table is filled), the rare retired ones
+    // grow their own.
+    let mut in_use =
+        KVVec::with_capacity(nr_spare as usize, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?;
+    let mut retired = KVVec::new();
     for spare in 0..nr_spare {
         match image.slot(spare) {
-            Some(Slot::InUse { .. }) => nr_in_use += 1,
-            Some(Slot::Retired) => nr_retired += 1,
+            // Within the capacity: at most one entry per slot.
+            Some(Slot::InUse { .. }) => in_use
+                .push_within_capacity(spare)
+                .map_err(|_| NO_TABLE_MEMORY)?,
+            Some(Slot::Retired) => retired
+                .push(spare, GFP_KERNEL)
+                .map_err(|_| NO_TABLE_MEMORY)?,
             _ => {}
         }
-    }
-    let mut in_use = KVVec::with_capacity(nr_in_use, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?;
-    let mut retired = KVVec::with_capacity(nr_retired, GFP_KERNEL).map_err(|_| NO_TABLE_MEMORY)?;
-    for spare in 0..nr_spare {
-        let list = match image.slot(spare) {
-            Some(Slot::InUse { .. }) => &mut in_use,
-            Some(Slot::Retired) => &mut retired,
-            _ => continue,
-        };
-        // Counted above: within the capacity.
-        list.push_within_capacity(spare)
-            .map_err(|_| NO_TABLE_MEMORY)?;
     }
     let fmt = image.format();
     let spares = SpareAllocator::rebuild(fmt.nr_spare, fmt.layout, &in_use, &retired)

@@ -33,14 +33,24 @@ pub(crate) struct MetaImage {
     unverified: [bool; METADATA_COPIES],
     /// Blocks `1..verify_below` are what is left to verify of them.
     verify_below: u32,
+    /// The generation each copy's blocks may have to count, as loaded
+    /// ([`Recovered::bound`]).
+    bound: [u64; METADATA_COPIES],
+}
+
+/// What a load left to verify ([`MetaImage::to_verify`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ToVerify<'a> {
+    pub(crate) copies: [bool; METADATA_COPIES],
+    pub(crate) below: u32,
+    pub(crate) block_gen: &'a [u64],
+    pub(crate) bound: [u64; METADATA_COPIES],
 }
 
 pub(super) fn filled<T: Copy>(n: usize, v: T) -> Result<KVVec<T>, AllocError> {
-    let mut vec = KVVec::with_capacity(n, GFP_KERNEL)?;
-    for _ in 0..n {
-        vec.push(v, GFP_KERNEL)?;
-    }
-    Ok(vec)
+    // One allocation and a fill the compiler can make a loop of stores
+    // (not a push, with its capacity check, per element).
+    KVVec::from_elem(v, n, GFP_KERNEL)
 }
 
 impl MetaImage {
@@ -70,6 +80,7 @@ impl MetaImage {
             next_gen: 1,
             unverified: [false; METADATA_COPIES],
             verify_below: 0,
+            bound: [0; METADATA_COPIES],
         })
     }
 
@@ -87,13 +98,20 @@ impl MetaImage {
         };
         self.unverified = rec.unverified;
         self.verify_below = rec.verify_below;
+        self.bound = rec.bound;
     }
 
-    /// The copies still to be verified, and the blocks of them
-    /// (`1..verify_below`) to check, with what each must hold: the
-    /// generation of every block as loaded.
-    pub(crate) fn to_verify(&self) -> ([bool; METADATA_COPIES], u32, &[u64]) {
-        (self.unverified, self.verify_below, &self.block_gen)
+    /// What is left to verify: the copies, the blocks of them
+    /// (`1..verify_below`), with what each must hold (the generation of
+    /// every block as loaded; no commit comes before the verification) and
+    /// the generation above which a block of each copy is unfinished.
+    pub(crate) fn to_verify(&self) -> ToVerify<'_> {
+        ToVerify {
+            copies: self.unverified,
+            below: self.verify_below,
+            block_gen: &self.block_gen,
+            bound: self.bound,
+        }
     }
 
     /// Whether some copy is still to be verified: no commit before it is.
@@ -229,7 +247,9 @@ impl MetaImage {
         }
     }
 
-    /// Copies holding the whole last commit.
+    /// Copies holding the whole last commit, as far as is known: a copy a
+    /// load left unverified counts until its verification finds it
+    /// otherwise ([`Self::unverified_copies`] says how many those are).
     pub(crate) fn intact_copies(&self) -> usize {
         self.stale.iter().filter(|&&s| !s).count()
     }

@@ -195,46 +195,36 @@ pub(crate) fn load_from(
     load(fmt, &mut LoadDev::new(client, fmt)?)
 }
 
-/// Verifies the copies `image` leaves unverified
-/// ([`crate::ondisk::verify_copy`]), through `client` as loading reads
+/// Verifies the copies a load left unverified (`what`, with a copy of the
+/// image's block generations, so that the image stays free meanwhile;
+/// [`crate::ondisk::verify_copy`]), through `client` as loading reads
 /// them: what each holds, by copy. Reads only; the caller takes the
-/// findings into the image ([`MetaImage::set_verified`]) once no commit
-/// can have come between. `block_gen` is the image's (a copy, so that the
-/// image stays free meanwhile).
+/// findings into the image ([`MetaImage::set_verified`]).
 pub(crate) fn verify(
     client: &BufioClient,
     fmt: &Format,
-    copies: [bool; METADATA_COPIES],
-    below: u32,
-    block_gen: &[u64],
+    what: ToVerify<'_>,
 ) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
-    verify_on(
-        &mut LoadDev::new(client, fmt)?,
-        fmt,
-        copies,
-        below,
-        block_gen,
-    )
+    verify_on(&mut LoadDev::new(client, fmt)?, fmt, what)
 }
 
 /// [`verify`] on any metadata device.
 pub(crate) fn verify_on(
     dev: &mut impl MetadataDev<Error = Error>,
     fmt: &Format,
-    copies: [bool; METADATA_COPIES],
-    below: u32,
-    block_gen: &[u64],
+    what: ToVerify<'_>,
 ) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
     let mut buf = filled(fmt.block_bytes(), 0u8)?;
     let mut found = [None; METADATA_COPIES];
     for (copy, slot) in found.iter_mut().enumerate() {
-        if copies[copy] {
+        if what.copies[copy] {
             *slot = Some(crate::ondisk::verify_copy::<Crc, _>(
                 fmt,
                 dev,
                 copy,
-                block_gen,
-                below,
+                what.block_gen,
+                what.bound[copy],
+                what.below,
                 &mut buf,
                 |_, _, _| {},
             ));

@@ -325,22 +325,31 @@ impl MetaWriter {
     fn verify(&self) {
         let started = Instant::<Monotonic>::now();
         let mut tries = 0;
-        let (loads, fmt, found) = loop {
+        let (loads, below, found) = loop {
             let st = self.state.lock();
             let loads = st.loads;
             let fmt = *st.image.format();
-            let (copies, below, gens) = st.image.to_verify();
+            let what = st.image.to_verify();
             // A copy of the block generations, so that the image stays
             // free (status, changes) while the copies are read.
-            let block_gen = KVVec::from_elem(0u64, gens.len(), GFP_KERNEL).map(|mut block_gen| {
-                block_gen.copy_from_slice(gens);
-                block_gen
-            });
+            let block_gen =
+                KVVec::from_elem(0u64, what.block_gen.len(), GFP_KERNEL).map(|mut block_gen| {
+                    block_gen.copy_from_slice(what.block_gen);
+                    block_gen
+                });
+            let (copies, below, bound) = (what.copies, what.below, what.bound);
             drop(st);
-            let found = block_gen
-                .map(|block_gen| load::verify(&self.client, &fmt, copies, below, &block_gen));
+            let found = block_gen.map(|block_gen| {
+                let what = ToVerify {
+                    copies,
+                    below,
+                    block_gen: &block_gen,
+                    bound,
+                };
+                load::verify(&self.client, &fmt, what)
+            });
             match found {
-                Ok(Ok(found)) => break (loads, fmt, found),
+                Ok(Ok(found)) => break (loads, below, found),
                 _ if tries < PREPARE_TRIES => {
                     tries += 1;
                     fsleep(Delta::from_millis(10));
@@ -382,16 +391,24 @@ impl MetaWriter {
                 );
             }
         }
-        let (intact, generation) = (st.image.intact_copies(), st.image.committed());
-        drop(st);
+        // Said under the lock, before anyone can see the copies verified.
         pr_info!(
-            "remap: metadata generation {}: {} copies verified after resume in {} us ({} MiB): {} of 5 copies intact\n",
-            generation,
+            "remap: metadata generation {}: {} copies verified in {} us ({} blocks each): {} of 5 copies intact\n",
+            st.image.committed(),
             verified,
             started.elapsed().as_micros_ceil(),
-            (verified * fmt.copy_blocks() as usize * fmt.block_bytes()) >> 20,
-            intact
+            below.saturating_sub(1),
+            st.image.intact_copies()
         );
+    }
+
+    /// Verifies the copies a load left unverified, now, in the caller: for
+    /// a read-only table, whose writer never runs (a copy found damaged is
+    /// counted, not rewritten).
+    pub(crate) fn verify_read_only(&self) {
+        if self.state.lock().image.has_unverified() {
+            self.verify();
+        }
     }
 
     /// Starts the verification of the copies a load left unverified, if

@@ -103,6 +103,25 @@ impl MetadataDev for MemDev {
     }
 }
 
+/// A device whose writes to the copies in the mask fail.
+struct Failing(MemDev, u32);
+
+impl MetadataDev for Failing {
+    type Error = i32;
+    fn read(&mut self, c: usize, i: u32, out: &mut [u8]) -> Result<(), i32> {
+        self.0.read(c, i, out)
+    }
+    fn write(&mut self, c: usize, i: u32, d: &[u8]) -> Result<(), i32> {
+        if self.1 & (1 << c) != 0 {
+            return Err(-5);
+        }
+        self.0.write(c, i, d)
+    }
+    fn flush(&mut self) -> Result<(), i32> {
+        self.0.flush()
+    }
+}
+
 #[derive(Debug, PartialEq)]
 struct Image {
     words: Vec<u64>,
@@ -121,6 +140,9 @@ fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
     lending.lend = true;
     let mut lending_once = lending.clone();
     lending_once.lend_once = true;
+    // Each way of loading the newest copy first gets a device of its own
+    // (lending once remembers what it lent).
+    let newest_devs = [dev.clone(), lending.clone(), lending_once.clone()];
     let read = load_once(f, dev);
     let lent = load_once(f, &mut lending);
     assert_eq!(read, lent, "loading with lent blocks found otherwise");
@@ -129,8 +151,8 @@ fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
         read, lent_once,
         "loading with blocks lent once found otherwise"
     );
-    for dev in [&mut dev.clone(), &mut lending, &mut lending_once] {
-        let newest = load_newest(f, dev);
+    for mut dev in newest_devs {
+        let newest = load_newest(f, &mut dev);
         let sorted = |r: &Result<(Image, Findings), LoadError>| {
             r.as_ref()
                 .map(|(img, findings)| {
@@ -184,9 +206,17 @@ fn load_by(f: &Format, dev: &mut MemDev, newest: bool) -> Result<(Image, Finding
                 continue;
             }
             let below = rec.verify_below;
-            let v = verify_copy::<C, _>(f, dev, copy, &block_gen, below, &mut buf, |c, i, x| {
-                note(&mut findings, c, i, x)
-            });
+            let bound = rec.bound[copy];
+            let v = verify_copy::<C, _>(
+                f,
+                dev,
+                copy,
+                &block_gen,
+                bound,
+                below,
+                &mut buf,
+                |c, i, x| note(&mut findings, c, i, x),
+            );
             assert_eq!(
                 v.newer_blocks, 0,
                 "a copy the writer's rule does not hold for"
@@ -517,22 +547,6 @@ fn every_crash_point_of_a_commit() {
 /// holding the previous commit.
 #[test]
 fn failing_writes_never_take_the_last_copy() {
-    struct Failing(MemDev, u32);
-    impl MetadataDev for Failing {
-        type Error = i32;
-        fn read(&mut self, c: usize, i: u32, out: &mut [u8]) -> Result<(), i32> {
-            self.0.read(c, i, out)
-        }
-        fn write(&mut self, c: usize, i: u32, d: &[u8]) -> Result<(), i32> {
-            if self.1 & (1 << c) != 0 {
-                return Err(-5);
-            }
-            self.0.write(c, i, d)
-        }
-        fn flush(&mut self) -> Result<(), i32> {
-            self.0.flush()
-        }
-    }
     let (f, base) = formatted();
     let b = words_b(&f);
     for failing in 0u32..32 {
@@ -630,6 +644,7 @@ fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
             &mut dev,
             copy,
             &block_gen,
+            rec.bound[copy],
             rec.verify_below,
             &mut buf,
             |_, _, _| {},
@@ -637,5 +652,50 @@ fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
         assert_eq!(v.newer_blocks, changed.len() as u32, "copy {copy}");
         assert_eq!(v.bad_blocks, changed.len() as u32, "copy {copy}");
         assert_eq!(v.highest_seen, 2);
+    }
+}
+
+/// A commit abandoned after it wrote a block to copies 3 and 4 (no
+/// superblock of it anywhere), then a commit that rewrites those two stale
+/// copies whole and fails on copy 3: copy 3 keeps the abandoned block, at
+/// a generation below the newest superblock but above its own. Neither
+/// way of loading takes it.
+#[test]
+fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
+    let (f, base) = formatted();
+    let (a, b) = (words_a(&f), words_b(&f));
+    let changed: Vec<u32> = (1..f.copy_blocks())
+        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
+        .collect();
+    let mut abandoned = base.clone();
+    commit(&f, &mut abandoned, 2, &b, Some(&changed), [false; 5]);
+    let mut dev = base.clone();
+    for &i in &changed {
+        for copy in [3, 4] {
+            dev.blocks[copy][i as usize] = abandoned.blocks[copy][i as usize].clone();
+        }
+    }
+    // Commit 3 changes nothing: the superblock for the copies that are
+    // whole, every block (each of its own generation, 1) for the stale.
+    let all: Vec<u32> = (1..f.copy_blocks()).collect();
+    let mut data = vec![0u8; (all.len() + 1) * f.block_bytes()];
+    encode_commit::<C>(&f, &UUID, 3, &a, &all, |_, _| 1, &mut data);
+    let dirty = vec![false; all.len()];
+    let c = CommitBlocks {
+        indices: &all,
+        dirty: &dirty,
+        data: &mut data,
+        stale: [false, false, false, true, true],
+    };
+    let mut failing = Failing(dev, 1 << 3);
+    let out = write_commit::<C, _>(&f, c, &mut failing, -5);
+    assert_eq!(out.written, [true, true, true, false, true]);
+    let mut dev = failing.0;
+    let (img, findings) = load(&f, &mut dev).unwrap();
+    assert_eq!(img.words, a, "the abandoned version was taken");
+    assert_eq!(img.rec.generation, 3);
+    assert!(img.rec.next_generation > 3);
+    for &i in &changed {
+        assert!(findings.contains(&(3, i, Finding::Unfinished { generation: 2 })));
     }
 }

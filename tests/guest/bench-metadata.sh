@@ -44,7 +44,7 @@ s=$(nullb_make bl2 64 512)
 meta_restore $s 0 131072 0 130000 512 100000 || echo "meta_restore failed"
 dmesg -c >/dev/null
 dmsetup create bl --table "0 131072 remap $d 0 $s 0 130000" || echo "create failed"
-line=$(dmesg | grep 'metadata generation' | tail -n 1)
+line=$(dmesg | grep 'metadata generation .* loaded' | tail -n 1)
 echo "BENCH load $(echo "$line" | sed -n 's/.*loaded: \([0-9]*\) remaps in \([0-9]*\) us.*/remaps=\1 us=\2/p')"
 dmsetup remove bl
 nullb_drop bl1

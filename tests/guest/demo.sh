@@ -112,7 +112,7 @@ run remapctl check $disk || die "check"
 echo "# remapctl dump $disk | head -n 8"
 remapctl dump $disk | head -n 8
 run remapctl open $disk demo || die "open again"
-dmesg | grep 'metadata generation' | tail -n 1 | sed 's/^\[[^]]*\] /# kernel: /'
+dmesg | grep 'metadata generation .* loaded' | tail -n 1 | sed 's/^\[[^]]*\] /# kernel: /'
 run dmsetup status demo
 [ "$(stat_of demo remapped_blocks)" = $((remapped + 1)) ] || die "the remaps did not come back"
 run mount -t ext4 -o ro /dev/mapper/demo /mnt/demo || die "mount again"

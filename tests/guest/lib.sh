@@ -45,7 +45,7 @@ wait_for() {
 # left unverified (all but the newest) are verified, which the target
 # starts on resume.
 verified() {
-	i=0
+	local i=0
 	until [ "$(stat_of "$1" metadata_copies_unverified)" = 0 ]; do
 		[ $i -ge 100 ] && return 1
 		sleep 0.1
@@ -57,7 +57,7 @@ verified() {
 # what the target does on its own after resume, such as the commit that
 # rewrites a damaged copy the verification found.
 eventually() {
-	i=0
+	local i=0
 	until "$@"; do
 		[ $i -ge 100 ] && return 1
 		sleep 0.1

@@ -171,6 +171,9 @@ dmsetup message scmd 0 remap 8 >/dev/null
 remapctl close scmd
 meta_geometry $a
 remapctl open $a scmd >/dev/null
+# The copies loading left unverified are read before the damage, which is
+# then the scrub's to find.
+verified scmd || fail "metadata: the copies verified after open" "not within 10 s"
 for k in 1 2 3 4; do
 	c=0
 	while [ $c -lt $k ]; do

@@ -79,6 +79,11 @@ pub struct Recovered {
     /// are left for [`verify_copy`]. Their `bad_blocks` count only the
     /// blocks that were read.
     pub unverified: [bool; METADATA_COPIES],
+    /// The highest generation a block of each copy may have to count:
+    /// its own superblock's, or the newest one's when its superblock is
+    /// not intact. A block above it was written by a commit that never
+    /// reached that copy's superblock.
+    pub bound: [u64; METADATA_COPIES],
     /// Blocks `1..verify_below` of the unverified copies were not read:
     /// from the first block the newest copy lacked on, recovery read every
     /// copy, as [`recover`] does.
@@ -183,7 +188,6 @@ pub fn read_all<C: Crc32c, D: MetadataDev>(
 fn note_findings(
     found: &[Result<u64, BadBlock>; METADATA_COPIES],
     taken: u64,
-    top: u64,
     index: u32,
     rec: &mut Recovered,
     report: &mut impl FnMut(usize, u32, Finding),
@@ -191,7 +195,7 @@ fn note_findings(
     for (copy, f) in found.iter().enumerate() {
         let finding = match *f {
             Ok(g) if g == taken => continue,
-            Ok(g) if g > top => Finding::Unfinished { generation: g },
+            Ok(g) if g > rec.bound[copy] => Finding::Unfinished { generation: g },
             Ok(g) => Finding::Stale { generation: g },
             Err(bad) => Finding::Bad(bad),
         };
@@ -202,8 +206,9 @@ fn note_findings(
 }
 
 /// Recovers the metadata of `fmt` from `dev` into `bufs`: from each block
-/// the intact version with the highest generation not above the newest
-/// intact superblock's. Every damaged, stale or unfinished block of a copy
+/// the intact version with the highest generation not above its own
+/// copy's superblock (the newest intact superblock's, where the copy's own
+/// is not intact). Every damaged, stale or unfinished block of a copy
 /// is passed to `report`. Nothing is written.
 pub fn recover<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
@@ -216,8 +221,8 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
 
 /// [`recover`] reading the blocks of one copy instead of five: every
 /// superblock, then each block of the copy with the newest intact
-/// superblock, and a block of every copy only where that copy's is not
-/// intact or is newer than its superblock. The result is [`recover`]'s
+/// superblock, until a block of it is not intact or is newer than its
+/// superblock: from that block on, every copy. The result is [`recover`]'s
 /// wherever the writer's rule holds: a copy's superblock is written only
 /// after every block of that copy is (`write_commit`), so an intact block
 /// of the copy holding the newest superblock is the newest version not
@@ -275,7 +280,10 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
     rec.generation = top;
     bufs.block_gen[0] = top;
     let mut highest_seen = top;
-    note_findings(&supers, top, top, 0, &mut rec, &mut report);
+    for (bound, found) in rec.bound.iter_mut().zip(supers) {
+        *bound = found.unwrap_or(top);
+    }
+    note_findings(&supers, top, 0, &mut rec, &mut report);
     for g in supers.iter().flatten() {
         highest_seen = highest_seen.max(*g);
     }
@@ -302,25 +310,39 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
         for g in found.iter().flatten() {
             highest_seen = highest_seen.max(*g);
         }
-        // Versions above `top` belong to a commit that never finished.
+        // A version above its copy's superblock belongs to a commit that
+        // never finished there (one above `top`, to one that finished
+        // nowhere; one at or below it, to one abandoned before a later
+        // commit failed to rewrite that copy).
         let (generation, copy) = (0..METADATA_COPIES)
             .filter_map(|c| match found[c] {
-                Ok(g) if g <= top => Some((g, c)),
+                Ok(g) if g <= rec.bound[c] => Some((g, c)),
                 _ => None,
             })
             .max()
             .ok_or(LoadError::BlockLost(index))?;
-        note_findings(&found, generation, top, index, &mut rec, &mut report);
+        note_findings(&found, generation, index, &mut rec, &mut report);
         let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
         let block = taken::<C, D>(fmt, dev, copy, index, lent[copy], buf, generation)?;
         decode_entries(fmt, index, block, bufs.words);
         bufs.block_gen[index as usize] = generation;
     }
-    for spare in 0..fmt.nr_spare {
-        match Slot::decode(bufs.words[spare as usize]) {
-            Some(Slot::Free) => {}
-            Some(_) if !fmt.layout.is_reserved(spare) => {}
-            _ => return Err(LoadError::BadSlot(spare)),
+    // Every slot a writer makes; the slots of the metadata copies' own
+    // blocks free. Two passes: the first over every slot tests each word
+    // alone, the second only the copies' few slots (a million slots cost
+    // a decode each, not five range tests more).
+    let slots = &bufs.words[..fmt.nr_spare as usize];
+    if let Some(spare) = slots.iter().position(|&w| Slot::decode(w).is_none()) {
+        return Err(LoadError::BadSlot(spare as u32));
+    }
+    for &start in &fmt.layout.starts {
+        let end = start
+            .saturating_add(fmt.layout.copy_blocks)
+            .min(fmt.nr_spare);
+        for spare in start.min(end)..end {
+            if Slot::decode(slots[spare as usize]) != Some(Slot::Free) {
+                return Err(LoadError::BadSlot(spare));
+            }
         }
     }
     let base = fmt.pending_base();
@@ -358,22 +380,24 @@ pub struct Verified {
 }
 
 /// Checks the blocks after the superblock of `copy` against what
-/// [`recover_newest`] took: `block_gen` (the generation of each block, the
-/// superblock's first) and `top` (the newest intact superblock's). A block
-/// is whole when it is intact and of exactly its generation; each other
-/// block is passed to `report`. The superblock was checked by recovery,
-/// and so were the blocks from `below` on ([`Recovered::verify_below`]).
-/// `buf` holds one block, for blocks the device does not lend.
+/// [`recover_newest`] took: `block_gen`, the generation of each block as
+/// loaded. A block is whole when it is intact and of exactly its
+/// generation; each other block is passed to `report`, as unfinished when
+/// above `bound` (the copy's [`Recovered::bound`]). The superblock was
+/// checked by recovery, and so were the blocks from `below` on
+/// ([`Recovered::verify_below`]). `buf` holds one block, for blocks the
+/// device does not lend.
+#[allow(clippy::too_many_arguments)]
 pub fn verify_copy<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     copy: usize,
     block_gen: &[u64],
+    bound: u64,
     below: u32,
     buf: &mut [u8],
     mut report: impl FnMut(usize, u32, Finding),
 ) -> Verified {
-    let top = block_gen.first().copied().unwrap_or(0);
     let mut v = Verified::default();
     for index in 1..below.min(fmt.copy_blocks()) {
         let want = block_gen.get(index as usize).copied().unwrap_or(0);
@@ -383,7 +407,7 @@ pub fn verify_copy<C: Crc32c, D: MetadataDev>(
         }
         let finding = match found {
             Ok(g) if g == want => continue,
-            Ok(g) if g > top => Finding::Unfinished { generation: g },
+            Ok(g) if g > bound => Finding::Unfinished { generation: g },
             Ok(g) => {
                 if g > want {
                     v.newer_blocks += 1;
