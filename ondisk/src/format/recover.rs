@@ -214,9 +214,10 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     bufs: LoadBuffers<'_>,
-    report: impl FnMut(usize, u32, Finding),
+    mut report: impl FnMut(usize, u32, Finding),
 ) -> Result<Recovered, LoadError> {
-    recover_from::<C, D>(fmt, dev, bufs, report, false)
+    let mut bufs = bufs;
+    recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, false)
 }
 
 /// [`recover`] reading the blocks of one copy instead of five: every
@@ -234,16 +235,27 @@ pub fn recover_newest<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     bufs: LoadBuffers<'_>,
-    report: impl FnMut(usize, u32, Finding),
+    mut report: impl FnMut(usize, u32, Finding),
 ) -> Result<Recovered, LoadError> {
-    recover_from::<C, D>(fmt, dev, bufs, report, true)
+    let mut bufs = bufs;
+    match recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, true) {
+        // The newest copy's slots hold a value no writer makes, where
+        // another copy may hold a version that [`recover`] would take (a
+        // disk the writer's rule does not hold for): every copy is read
+        // again, so that the two refuse the same areas. What the first
+        // pass found may then be reported twice.
+        Err(LoadError::BadSlot(_) | LoadError::BadPending(_)) => {
+            recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, false)
+        }
+        result => result,
+    }
 }
 
 fn recover_from<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
-    bufs: LoadBuffers<'_>,
-    mut report: impl FnMut(usize, u32, Finding),
+    bufs: &mut LoadBuffers<'_>,
+    report: &mut impl FnMut(usize, u32, Finding),
     mut newest_only: bool,
 ) -> Result<Recovered, LoadError> {
     let bs = fmt.block_bytes();
@@ -283,7 +295,7 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
     for (bound, found) in rec.bound.iter_mut().zip(supers) {
         *bound = found.unwrap_or(top);
     }
-    note_findings(&supers, top, 0, &mut rec, &mut report);
+    note_findings(&supers, top, 0, &mut rec, report);
     for g in supers.iter().flatten() {
         highest_seen = highest_seen.max(*g);
     }
@@ -314,14 +326,17 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
         // never finished there (one above `top`, to one that finished
         // nowhere; one at or below it, to one abandoned before a later
         // commit failed to rewrite that copy).
-        let (generation, copy) = (0..METADATA_COPIES)
+        // Among versions of one generation (which the writer makes the
+        // same in every copy) the newest copy's, then the highest copy's:
+        // the choice reading the newest copy first makes.
+        let (generation, _, copy) = (0..METADATA_COPIES)
             .filter_map(|c| match found[c] {
-                Ok(g) if g <= rec.bound[c] => Some((g, c)),
+                Ok(g) if g <= rec.bound[c] => Some((g, c == top_copy, c)),
                 _ => None,
             })
             .max()
             .ok_or(LoadError::BlockLost(index))?;
-        note_findings(&found, generation, index, &mut rec, &mut report);
+        note_findings(&found, generation, index, &mut rec, report);
         let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
         let block = taken::<C, D>(fmt, dev, copy, index, lent[copy], buf, generation)?;
         decode_entries(fmt, index, block, bufs.words);
