@@ -699,3 +699,27 @@ fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
         assert!(findings.contains(&(3, i, Finding::Unfinished { generation: 2 })));
     }
 }
+
+/// Two versions of a block with one generation but other contents (which
+/// no writer makes: a commit writes the same block to every copy): both
+/// ways of loading take the newest copy's. Copy 4's superblock is damaged,
+/// so copy 3 holds the newest one, and copy 4's block, of the same
+/// generation, differs.
+#[test]
+fn a_generation_tie_takes_the_newest_copys_version() {
+    let (f, base) = formatted();
+    let (a, b) = (words_a(&f), words_b(&f));
+    let changed: Vec<u32> = (1..f.copy_blocks())
+        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
+        .collect();
+    // Words `b` stamped with generation 1, as the formatted copies are.
+    let mut crafted = base.clone();
+    commit(&f, &mut crafted, 1, &b, Some(&changed), [false; 5]);
+    let mut dev = base.clone();
+    for &i in &changed {
+        dev.blocks[4][i as usize] = crafted.blocks[4][i as usize].clone();
+    }
+    dev.blocks[4][0][200] ^= 1;
+    let (img, _) = load(&f, &mut dev).unwrap();
+    assert_eq!(img.words, a, "copy 4's version of the tie was taken");
+}
