@@ -84,14 +84,8 @@ mod tests {
         dev: &mut impl MetadataDev<Error = Error>,
     ) -> Result<(MetaImage, LoadReport), LoadError> {
         let (mut image, mut report) = super::load(f, dev)?;
-        let what = image.to_verify();
-        let mut block_gen = KVVec::from_elem(0u64, what.block_gen.len(), GFP_KERNEL)?;
-        block_gen.copy_from_slice(what.block_gen);
-        let what = ToVerify {
-            block_gen: &block_gen,
-            ..what
-        };
-        let found = verify_on(dev, f, what)?;
+        let (loaded, block_gen) = image.to_verify()?;
+        let found = verify_on(dev, f, &loaded, &block_gen)?;
         for (copy, v) in found.iter().enumerate() {
             let Some(v) = v else { continue };
             image.set_verified(copy, v, true);

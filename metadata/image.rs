@@ -27,24 +27,11 @@ pub(crate) struct MetaImage {
     /// The generation the next commit gets; above any seen on disk (once
     /// no copy is unverified).
     pub(super) next_gen: u64,
-    /// Copies a load left unverified (it read the newest copy whole and
-    /// only the others' superblocks): checked before any commit, which
-    /// may not be made before their generations are known.
-    unverified: [bool; METADATA_COPIES],
-    /// Blocks `1..verify_below` are what is left to verify of them.
-    verify_below: u32,
-    /// The generation each copy's blocks may have to count, as loaded
-    /// ([`Recovered::bound`]).
-    bound: [u64; METADATA_COPIES],
-}
-
-/// What a load left to verify ([`MetaImage::to_verify`]).
-#[derive(Clone, Copy)]
-pub(crate) struct ToVerify<'a> {
-    pub(crate) copies: [bool; METADATA_COPIES],
-    pub(crate) below: u32,
-    pub(crate) block_gen: &'a [u64],
-    pub(crate) bound: [u64; METADATA_COPIES],
+    /// What the load found. Its `unverified` copies (it read the newest
+    /// copy whole and only the others' superblocks) are checked before any
+    /// commit, which may not be made before their generations are known,
+    /// and cleared as they are.
+    loaded: Recovered,
 }
 
 pub(super) fn filled<T: Copy>(n: usize, v: T) -> Result<KVVec<T>, AllocError> {
@@ -78,9 +65,7 @@ impl MetaImage {
             stale: [true; METADATA_COPIES],
             committed: 0,
             next_gen: 1,
-            unverified: [false; METADATA_COPIES],
-            verify_below: 0,
-            bound: [0; METADATA_COPIES],
+            loaded: Recovered::default(),
         })
     }
 
@@ -96,39 +81,35 @@ impl MetaImage {
         } else {
             [false; METADATA_COPIES]
         };
-        self.unverified = rec.unverified;
-        self.verify_below = rec.verify_below;
-        self.bound = rec.bound;
+        self.loaded = *rec;
     }
 
-    /// What is left to verify: the copies, the blocks of them
-    /// (`1..verify_below`), with what each must hold (the generation of
-    /// every block as loaded; no commit comes before the verification) and
-    /// the generation above which a block of each copy is unfinished.
-    pub(crate) fn to_verify(&self) -> ToVerify<'_> {
-        ToVerify {
-            copies: self.unverified,
-            below: self.verify_below,
-            block_gen: &self.block_gen,
-            bound: self.bound,
-        }
+    /// What is left to verify, copied so that the image stays free while
+    /// the copies are read: what the load found (the copies still
+    /// unverified, the blocks of them to check), and what each block must
+    /// hold, the generation it had when loaded (no commit comes before the
+    /// verification).
+    pub(crate) fn to_verify(&self) -> Result<(Recovered, KVVec<u64>), AllocError> {
+        let mut block_gen = filled(self.block_gen.len(), 0)?;
+        block_gen.copy_from_slice(&self.block_gen);
+        Ok((self.loaded, block_gen))
     }
 
     /// Whether some copy is still to be verified: no commit before it is.
     pub(crate) fn has_unverified(&self) -> bool {
-        self.unverified.iter().any(|&u| u)
+        self.loaded.unverified.iter().any(|&u| u)
     }
 
     /// Copies still to be verified.
     pub(crate) fn unverified_copies(&self) -> usize {
-        self.unverified.iter().filter(|&&u| u).count()
+        self.loaded.unverified.iter().filter(|&&u| u).count()
     }
 
     /// Takes what the verification of `copy` found: a copy with a block
     /// not as loaded is rewritten whole by the next commit (when
     /// `repair`), and the next generation passes every one it holds.
     pub(crate) fn set_verified(&mut self, copy: usize, found: &Verified, repair: bool) {
-        let Some(unverified) = self.unverified.get_mut(copy) else {
+        let Some(unverified) = self.loaded.unverified.get_mut(copy) else {
             return;
         };
         *unverified = false;

@@ -195,36 +195,37 @@ pub(crate) fn load_from(
     load(fmt, &mut LoadDev::new(client, fmt)?)
 }
 
-/// Verifies the copies a load left unverified (`what`, with a copy of the
-/// image's block generations, so that the image stays free meanwhile;
+/// Verifies the copies a load left unverified ([`MetaImage::to_verify`]:
+/// `loaded`, the load's report, and `block_gen`;
 /// [`crate::ondisk::verify_copy`]), through `client` as loading reads
 /// them: what each holds, by copy. Reads only; the caller takes the
 /// findings into the image ([`MetaImage::set_verified`]).
 pub(crate) fn verify(
     client: &BufioClient,
     fmt: &Format,
-    what: ToVerify<'_>,
+    loaded: &Recovered,
+    block_gen: &[u64],
 ) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
-    verify_on(&mut LoadDev::new(client, fmt)?, fmt, what)
+    verify_on(&mut LoadDev::new(client, fmt)?, fmt, loaded, block_gen)
 }
 
 /// [`verify`] on any metadata device.
 pub(crate) fn verify_on(
     dev: &mut impl MetadataDev<Error = Error>,
     fmt: &Format,
-    what: ToVerify<'_>,
+    loaded: &Recovered,
+    block_gen: &[u64],
 ) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
     let mut buf = filled(fmt.block_bytes(), 0u8)?;
     let mut found = [None; METADATA_COPIES];
     for (copy, slot) in found.iter_mut().enumerate() {
-        if what.copies[copy] {
+        if loaded.unverified[copy] {
             *slot = Some(crate::ondisk::verify_copy::<Crc, _>(
                 fmt,
                 dev,
                 copy,
-                what.block_gen,
-                what.bound[copy],
-                what.below,
+                loaded,
+                block_gen,
                 &mut buf,
                 |_, _, _| {},
             ));

@@ -329,27 +329,16 @@ impl MetaWriter {
             let st = self.state.lock();
             let loads = st.loads;
             let fmt = *st.image.format();
+            // A copy, so that the image stays free (status, changes) while
+            // the copies are read.
             let what = st.image.to_verify();
-            // A copy of the block generations, so that the image stays
-            // free (status, changes) while the copies are read.
-            let block_gen =
-                KVVec::from_elem(0u64, what.block_gen.len(), GFP_KERNEL).map(|mut block_gen| {
-                    block_gen.copy_from_slice(what.block_gen);
-                    block_gen
-                });
-            let (copies, below, bound) = (what.copies, what.below, what.bound);
             drop(st);
-            let found = block_gen.map(|block_gen| {
-                let what = ToVerify {
-                    copies,
-                    below,
-                    block_gen: &block_gen,
-                    bound,
-                };
-                load::verify(&self.client, &fmt, what)
+            let found = what.and_then(|(loaded, block_gen)| {
+                load::verify(&self.client, &fmt, &loaded, &block_gen)
+                    .map(|found| (loaded.verify_below, found))
             });
             match found {
-                Ok(Ok(found)) => break (loads, below, found),
+                Ok((below, found)) => break (loads, below, found),
                 _ if tries < PREPARE_TRIES => {
                     tries += 1;
                     fsleep(Delta::from_millis(10));

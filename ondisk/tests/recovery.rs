@@ -201,22 +201,14 @@ fn load_by(f: &Format, dev: &mut MemDev, newest: bool) -> Result<(Image, Finding
     };
     if newest {
         let mut buf = vec![0u8; f.block_bytes()];
+        let loaded = rec;
         for copy in 0..METADATA_COPIES {
-            if !rec.unverified[copy] {
+            if !loaded.unverified[copy] {
                 continue;
             }
-            let below = rec.verify_below;
-            let bound = rec.bound[copy];
-            let v = verify_copy::<C, _>(
-                f,
-                dev,
-                copy,
-                &block_gen,
-                bound,
-                below,
-                &mut buf,
-                |c, i, x| note(&mut findings, c, i, x),
-            );
+            let v = verify_copy::<C, _>(f, dev, copy, &loaded, &block_gen, &mut buf, |c, i, x| {
+                note(&mut findings, c, i, x)
+            });
             assert_eq!(
                 v.newer_blocks, 0,
                 "a copy the writer's rule does not hold for"
@@ -295,6 +287,13 @@ fn words_a(f: &Format) -> Vec<u64> {
     }
     .encode();
     w
+}
+
+/// The blocks whose words differ between `a` and `b`.
+fn changed_blocks(f: &Format, a: &[u64], b: &[u64]) -> Vec<u32> {
+    (1..f.copy_blocks())
+        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
+        .collect()
 }
 
 /// `words_a` with one more remap in the second slot block.
@@ -485,9 +484,7 @@ fn a_slot_no_writer_makes_is_refused() {
 fn every_crash_point_of_a_commit() {
     let (f, base) = formatted();
     let (a, b) = (words_a(&f), words_b(&f));
-    let changed: Vec<u32> = (1..f.copy_blocks())
-        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
-        .collect();
+    let changed = changed_blocks(&f, &a, &b);
     assert_eq!(changed.len(), 1);
     let mut run = base.clone();
     let out = commit(&f, &mut run, 2, &b, Some(&changed), [false; 5]);
@@ -613,9 +610,7 @@ fn a_generation_no_writer_reaches_is_refused() {
 fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
     let (f, base) = formatted();
     let (a, b) = (words_a(&f), words_b(&f));
-    let changed: Vec<u32> = (1..f.copy_blocks())
-        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
-        .collect();
+    let changed = changed_blocks(&f, &a, &b);
     let mut dev = base.clone();
     let out = commit(&f, &mut dev, 2, &b, Some(&changed), [false; 5]);
     assert_eq!(out.written, [true; 5]);
@@ -639,16 +634,7 @@ fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
     assert_eq!(words, a, "the newest copy's own version is taken");
     let mut buf = vec![0u8; f.block_bytes()];
     for copy in 0..4 {
-        let v = verify_copy::<C, _>(
-            &f,
-            &mut dev,
-            copy,
-            &block_gen,
-            rec.bound[copy],
-            rec.verify_below,
-            &mut buf,
-            |_, _, _| {},
-        );
+        let v = verify_copy::<C, _>(&f, &mut dev, copy, &rec, &block_gen, &mut buf, |_, _, _| {});
         assert_eq!(v.newer_blocks, changed.len() as u32, "copy {copy}");
         assert_eq!(v.bad_blocks, changed.len() as u32, "copy {copy}");
         assert_eq!(v.highest_seen, 2);
@@ -664,9 +650,7 @@ fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
 fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
     let (f, base) = formatted();
     let (a, b) = (words_a(&f), words_b(&f));
-    let changed: Vec<u32> = (1..f.copy_blocks())
-        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
-        .collect();
+    let changed = changed_blocks(&f, &a, &b);
     let mut abandoned = base.clone();
     commit(&f, &mut abandoned, 2, &b, Some(&changed), [false; 5]);
     let mut dev = base.clone();
@@ -709,9 +693,7 @@ fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
 fn a_generation_tie_takes_the_newest_copys_version() {
     let (f, base) = formatted();
     let (a, b) = (words_a(&f), words_b(&f));
-    let changed: Vec<u32> = (1..f.copy_blocks())
-        .filter(|&i| f.word_range(i).any(|w| a[w] != b[w]))
-        .collect();
+    let changed = changed_blocks(&f, &a, &b);
     // Words `b` stamped with generation 1, as the formatted copies are.
     let mut crafted = base.clone();
     commit(&f, &mut crafted, 1, &b, Some(&changed), [false; 5]);

@@ -76,9 +76,8 @@ fn load_newest(fmt: &Format, dev: &mut Bytes) -> Result<(Vec<u64>, Vec<u64>, boo
                 fmt,
                 dev,
                 copy,
+                &rec,
                 &block_gen,
-                rec.bound[copy],
-                rec.verify_below,
                 &mut buf,
                 |_, _, _| {},
             );

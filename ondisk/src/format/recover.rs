@@ -395,26 +395,25 @@ pub struct Verified {
 }
 
 /// Checks the blocks after the superblock of `copy` against what
-/// [`recover_newest`] took: `block_gen`, the generation of each block as
-/// loaded. A block is whole when it is intact and of exactly its
-/// generation; each other block is passed to `report`, as unfinished when
-/// above `bound` (the copy's [`Recovered::bound`]). The superblock was
-/// checked by recovery, and so were the blocks from `below` on
-/// ([`Recovered::verify_below`]). `buf` holds one block, for blocks the
+/// [`recover_newest`] took (`loaded`, its report, and `block_gen`, the
+/// generation of each block as loaded). A block is whole when it is intact
+/// and of exactly its generation; each other block is passed to `report`,
+/// as unfinished when above the copy's [`Recovered::bound`]. The
+/// superblock was checked by recovery, and so were the blocks from
+/// [`Recovered::verify_below`] on. `buf` holds one block, for blocks the
 /// device does not lend.
-#[allow(clippy::too_many_arguments)]
 pub fn verify_copy<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
     dev: &mut D,
     copy: usize,
+    loaded: &Recovered,
     block_gen: &[u64],
-    bound: u64,
-    below: u32,
     buf: &mut [u8],
     mut report: impl FnMut(usize, u32, Finding),
 ) -> Verified {
+    let bound = loaded.bound.get(copy).copied().unwrap_or(0);
     let mut v = Verified::default();
-    for index in 1..below.min(fmt.copy_blocks()) {
+    for index in 1..loaded.verify_below.min(fmt.copy_blocks()) {
         let want = block_gen.get(index as usize).copied().unwrap_or(0);
         let (found, _) = check_one::<C, D>(fmt, dev, copy, index, buf, true);
         if let Ok(g) = found {
