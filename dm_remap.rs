@@ -34,6 +34,8 @@ mod device_stats;
 mod dm;
 #[path = "dm_remap/entry.rs"]
 mod entry;
+#[path = "dm_remap/first_blocks.rs"]
+mod first_blocks;
 #[path = "dm_remap/io.rs"]
 mod io;
 mod klib;
@@ -78,6 +80,7 @@ use dm::{
     MapResult, NoIoScope, QueueLimits, StatusType, TargetInfo,
 };
 use entry::{Entry, Spare, MAX_SPARE_BLOCKS};
+use first_blocks::FirstBlocks;
 use io::per_bio;
 use kernel::{
     new_condvar, new_mutex,
@@ -295,15 +298,16 @@ impl RemapTarget {
     }
 
     /// Puts `block`, whose switch was written by a commit of unknown
-    /// outcome, in the fenced state: `old` is its entry before the switch.
-    fn fence(&self, admin: &mut Admin, block: u64, old: Option<Entry>) {
+    /// outcome, in the fenced state: `old` is its entry before the switch,
+    /// `lost` whether the commit made its data lost.
+    fn fence(&self, admin: &mut Admin, block: u64, old: Option<Entry>, lost: bool) {
         if matches!(old, Some(Entry::Pending { .. })) {
             admin.pending -= 1;
         }
         if !matches!(old, Some(Entry::Fenced { .. })) {
             admin.fenced += 1;
         }
-        self.set_entry(admin, block, Entry::fenced(old));
+        self.set_entry(admin, block, Entry::fenced(old, lost));
         pr_warn!(
             "remap: block {} is fenced: a metadata commit that may be on disk changed it; writes to it fail until the table is loaded again\n",
             block
@@ -544,14 +548,6 @@ impl dm::Target for RemapTarget {
 
     fn resume(&self, ti: &TargetInfo<'_>) {
         self.admin.lock().resumed = true;
-        // The copies other than the newest, which loading left unverified,
-        // are checked now: by the writer, before any commit; a read-only
-        // table, which never commits, checks them here.
-        if self.writable {
-            self.meta.verify_soon(self.queue.queue());
-        } else {
-            self.meta.verify_read_only();
-        }
         self.resume_scrub(ti);
     }
 

@@ -148,7 +148,7 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, us: L
         }
     }
     pr_info!(
-        "remap: metadata generation {} loaded: {} remaps in {} us ({} us reading and checking the newest copy, {} us the spare allocator, {} us the remap table), {} of 5 copies intact, {} to verify after resume, {} pending blocks\n",
+        "remap: metadata generation {} loaded: {} remaps in {} us ({} us reading and checking the 5 copies, {} us the spare allocator, {} us the remap table), {} of 5 copies intact, {} pending blocks\n",
         report.generation,
         remaps,
         us.total,
@@ -156,7 +156,6 @@ fn report_load(report: &metadata::LoadReport, remaps: usize, pending: u32, us: L
         us.spares - us.read,
         us.total - us.spares,
         intact,
-        report.unverified.iter().filter(|&&u| u).count(),
         pending
     );
 }

@@ -6,8 +6,9 @@
 
 use kernel::prelude::*;
 
-/// Bit 31: the data block could not be read when it was remapped (its
-/// spare was zero-filled).
+/// Bit 31: the block's data is lost (it could not be read when it was
+/// remapped, or its spare failed every read): reads fail until it is
+/// written.
 const LOST: u32 = 1 << 31;
 /// Bits 30 and 29: the kind of entry.
 const KIND_SHIFT: u32 = 29;
@@ -29,7 +30,7 @@ pub(crate) const MAX_SPARE_BLOCKS: u32 = AT_DATA - 1;
 pub(crate) struct Spare {
     pub(crate) block: u32,
     /// The data block could not be read when it was remapped: the spare
-    /// was zero-filled.
+    /// was zero-filled, and reads of the block fail until it is written.
     pub(crate) lost: bool,
 }
 
@@ -48,9 +49,11 @@ pub(crate) enum Entry {
     Switching { to: Spare },
     /// A metadata commit whose outcome is unknown touched the block: a
     /// later load may map it to either place, so no write is taken until
-    /// the table is loaded again. Reads go to `at` (a spare, or the data
-    /// block when `None`), which holds the same data as the other place.
-    Fenced { at: Option<Spare> },
+    /// the table is loaded again. Reads go to `at` (a spare block, or the
+    /// data block when `None`), which holds the same data as the other
+    /// place, or fail when `lost`: the data was lost before, and a load
+    /// may find it lost still.
+    Fenced { at: Option<u32>, lost: bool },
 }
 
 impl Entry {
@@ -69,8 +72,10 @@ impl Entry {
                 lost: v & LOST != 0,
             },
             KIND_SWITCHING => Entry::Switching { to: spare },
-            _ if low == AT_DATA => Entry::Fenced { at: None },
-            _ => Entry::Fenced { at: Some(spare) },
+            _ => Entry::Fenced {
+                at: (low != AT_DATA).then_some(low),
+                lost: spare.lost,
+            },
         }
     }
 
@@ -86,14 +91,26 @@ impl Entry {
                 (slot & LOW_MASK) | (KIND_PENDING << KIND_SHIFT) | if lost { LOST } else { 0 }
             }
             Entry::Switching { to } => spare(to, KIND_SWITCHING),
-            Entry::Fenced { at: Some(s) } => spare(s, KIND_FENCED),
-            Entry::Fenced { at: None } => AT_DATA | (KIND_FENCED << KIND_SHIFT),
+            Entry::Fenced { at, lost } => spare(
+                Spare {
+                    block: at.unwrap_or(AT_DATA),
+                    lost,
+                },
+                KIND_FENCED,
+            ),
         }
     }
 
-    /// Whether the entry is a pending block whose data is lost.
-    pub(crate) fn is_lost_pending(self) -> bool {
-        matches!(self, Entry::Pending { lost: true, .. })
+    /// Whether the block's data is lost: reads fail at once, on every
+    /// path, and only a write that relocates the block (or rewrites it
+    /// with a commit) makes it readable again. A zero-filled spare or a
+    /// stale data block is never served as its data.
+    pub(crate) fn data_lost(self) -> bool {
+        match self {
+            Entry::Remapped(s) => s.lost,
+            Entry::Pending { lost, .. } | Entry::Fenced { lost, .. } => lost,
+            Entry::Switching { .. } => false,
+        }
     }
 
     /// Whether the entry is a pending block.
@@ -108,13 +125,17 @@ impl Entry {
 
     /// The entry that stands for `old` (`None`: no entry) once a commit
     /// whose outcome is unknown tried to change it: reads go where they
-    /// went before.
-    pub(crate) fn fenced(old: Option<Entry>) -> Entry {
+    /// went before, and fail if the data was lost there or, by `lost`, in
+    /// the state the commit wrote (a load may find either).
+    pub(crate) fn fenced(old: Option<Entry>, lost: bool) -> Entry {
+        let lost = lost || old.is_some_and(Entry::data_lost);
         match old {
-            Some(Entry::Remapped(s)) | Some(Entry::Fenced { at: Some(s) }) => {
-                Entry::Fenced { at: Some(s) }
-            }
-            _ => Entry::Fenced { at: None },
+            Some(Entry::Remapped(s)) => Entry::Fenced {
+                at: Some(s.block),
+                lost,
+            },
+            Some(Entry::Fenced { at, .. }) => Entry::Fenced { at, lost },
+            _ => Entry::Fenced { at: None, lost },
         }
     }
 }
@@ -132,37 +153,93 @@ mod tests {
                 for e in [
                     Entry::Remapped(s),
                     Entry::Switching { to: s },
-                    Entry::Fenced { at: Some(s) },
+                    Entry::Fenced {
+                        at: Some(block),
+                        lost,
+                    },
+                    Entry::Fenced { at: None, lost },
+                    Entry::Pending { slot: block, lost },
                 ] {
                     assert_eq!(Entry::decode(e.encode()), e);
                 }
             }
-            for lost in [false, true] {
-                let p = Entry::Pending { slot: block, lost };
-                assert_eq!(Entry::decode(p.encode()), p);
-            }
         }
-        let f = Entry::Fenced { at: None };
-        assert_eq!(Entry::decode(f.encode()), f);
     }
 
     #[test]
-    fn fencing_keeps_where_reads_went() {
+    fn fencing_keeps_where_reads_went_and_what_was_lost() {
         let s = Spare {
+            block: 9,
+            lost: false,
+        };
+        let gone = Spare {
             block: 9,
             lost: true,
         };
-        assert_eq!(Entry::fenced(None), Entry::Fenced { at: None });
         assert_eq!(
-            Entry::fenced(Some(Entry::Pending {
-                slot: 3,
+            Entry::fenced(None, false),
+            Entry::Fenced {
+                at: None,
                 lost: false
-            })),
-            Entry::Fenced { at: None }
+            }
+        );
+        // A remap message of an unreadable block whose commit may be on
+        // disk: a load may find the block lost.
+        assert_eq!(
+            Entry::fenced(None, true),
+            Entry::Fenced {
+                at: None,
+                lost: true
+            }
+        );
+        for lost in [false, true] {
+            // A pending block's data block holds its data only when it
+            // was not lost.
+            assert_eq!(
+                Entry::fenced(Some(Entry::Pending { slot: 3, lost }), false),
+                Entry::Fenced { at: None, lost }
+            );
+        }
+        assert_eq!(
+            Entry::fenced(Some(Entry::Remapped(s)), false),
+            Entry::Fenced {
+                at: Some(9),
+                lost: false
+            }
         );
         assert_eq!(
-            Entry::fenced(Some(Entry::Remapped(s))),
-            Entry::Fenced { at: Some(s) }
+            Entry::fenced(Some(Entry::Remapped(gone)), false),
+            Entry::Fenced {
+                at: Some(9),
+                lost: true
+            }
         );
+        for e in [
+            Entry::Remapped(gone),
+            Entry::Pending {
+                slot: 1,
+                lost: true,
+            },
+            Entry::Fenced {
+                at: None,
+                lost: true,
+            },
+        ] {
+            assert!(e.data_lost());
+        }
+        for e in [
+            Entry::Remapped(s),
+            Entry::Pending {
+                slot: 1,
+                lost: false,
+            },
+            Entry::Switching { to: gone },
+            Entry::Fenced {
+                at: Some(9),
+                lost: false,
+            },
+        ] {
+            assert!(!e.data_lost());
+        }
     }
 }

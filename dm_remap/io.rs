@@ -24,7 +24,7 @@ pub(super) mod per_bio {
 
 impl RemapTarget {
     /// Sends a bio that starts at target offset `offset`, in remapped
-    /// `block`, to that block's spare.
+    /// `block`, to that block's spare block `to`.
     #[inline(always)]
     pub(super) fn send_to_spare(
         &self,
@@ -32,10 +32,10 @@ impl RemapTarget {
         op: BioOp,
         offset: u64,
         block: u64,
-        to: Spare,
+        to: u32,
     ) {
         let within = offset - (block << self.block_shift);
-        bio.remap(&self.spare, self.spare_sector(to.block) + within);
+        bio.remap(&self.spare, self.spare_sector(to) + within);
         self.stats.inc(match op {
             BioOp::Read => stat::REMAPPED_READS,
             BioOp::Write => stat::REMAPPED_WRITES,
@@ -153,21 +153,39 @@ impl RemapTarget {
                         self.cut(&mut bio, ((block + 1) << shift) - offset);
                     }
                     match Entry::decode(value) {
-                        Entry::Remapped(s) => self.send_to_spare(&mut bio, op, offset, block, s),
-                        Entry::Pending { lost: true, .. }
-                            if op == BioOp::Read || op == BioOp::Write && !self.auto_remap =>
+                        e if e.data_lost()
+                            && matches!(
+                                op,
+                                BioOp::Read | BioOp::WriteZeroes | BioOp::SecureErase
+                            ) =>
                         {
-                            // Its data is lost (its spare failed every
-                            // read); the data block holds older data.
-                            // Reads fail; a write that cannot relocate it
-                            // would be read back by no load.
+                            // Its data is lost (unreadable when it was
+                            // remapped, or its spare failed every read):
+                            // neither the zero-filled spare nor the data
+                            // block holds it. Reads fail. Zeroes written
+                            // where it maps would leave it lost for every
+                            // load, so they fail too: only a write, which
+                            // the worker relocates, makes it readable.
                             self.in_flight.up_read(idx);
                             self.stats.inc(stat::FAILED_BIOS);
                             bio.record(per_bio::ENDED, offset, 0);
                             return MapResult::Kill;
                         }
-                        Entry::Pending { .. } => {
-                            if op == BioOp::Write && self.auto_remap {
+                        Entry::Remapped(s) if s.lost && op == BioOp::Write => {
+                            // Relocated by the worker to a spare recorded
+                            // as holding data, as a pending block's write
+                            // (with `no_auto_remap` too: no other write
+                            // ever makes the block readable again).
+                            self.in_flight.up_read(idx);
+                            self.stats.inc(stat::WRITES);
+                            bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
+                            return self.kept.take_from_map(bio);
+                        }
+                        Entry::Remapped(s) => {
+                            self.send_to_spare(&mut bio, op, offset, block, s.block)
+                        }
+                        Entry::Pending { lost, .. } => {
+                            if op == BioOp::Write && (self.auto_remap || lost) {
                                 // Relocated by the worker, outside any read
                                 // section: it switches the block.
                                 self.in_flight.up_read(idx);
@@ -208,7 +226,7 @@ impl RemapTarget {
                                 }
                             }
                         }
-                        Entry::Fenced { at } => {
+                        Entry::Fenced { at, .. } => {
                             if op != BioOp::Read {
                                 // A later load may map the block elsewhere:
                                 // nothing is written to it.

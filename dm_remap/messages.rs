@@ -13,8 +13,9 @@ remap target messages (<sector> counts from the target's first sector):
   unremap <sector>            copy the block back and free its spare
   lookup <sector>             where the block holding <sector> goes
   list [<block> [<count>]]    remapped and pending blocks from <block> on,
-                              in order: '<block> <spare>[ lost]' or
-                              '<block> pending'
+                              in order: '<block> <spare>[ lost]',
+                              '<block> pending[ lost]' or '<block> fenced[ lost]'
+                              (lost: reads fail until the block is written)
   scrub start [<MiB/s>]       read every data block, used spare and metadata
                               block in the background (default 16 MiB/s)
   scrub stop                  stop the scrub
@@ -139,7 +140,7 @@ impl RemapTarget {
             spare,
             self.spare_sector(spare),
             if lost {
-                ", data unreadable: zero-filled"
+                ", data unreadable: lost, reads fail until the block is written"
             } else {
                 ""
             }
@@ -178,6 +179,17 @@ impl RemapTarget {
                         EIO,
                         format_args!("block {} is fenced: reload the table first", block),
                     )
+                }
+                Some(Entry::Remapped(old)) if old.lost => {
+                    // Copied back, its zero-filled spare would be read as
+                    // its data.
+                    return refuse(
+                        EIO,
+                        format_args!(
+                            "block {}'s data is lost (reads fail): write the block before unremapping it",
+                            block
+                        ),
+                    );
                 }
                 Some(Entry::Remapped(old)) => {
                     if let Err(e) = switch.mark(admin, block, None, false) {
@@ -236,7 +248,7 @@ impl RemapTarget {
                 "block {} pending: unreadable{}, its next write relocates it\n",
                 block,
                 if lost {
-                    " (its spare failed: data lost)"
+                    " (its spare failed: data lost, reads fail)"
                 } else {
                     ""
                 }
@@ -246,15 +258,19 @@ impl RemapTarget {
                 block,
                 s.block,
                 self.spare_sector(s.block),
-                if s.lost { ", data lost" } else { "" }
-            )),
-            Some(Entry::Fenced { at }) => out.emit(format_args!(
-                "block {} fenced: reads go to {}, writes fail until the table is loaded again\n",
-                block,
-                if at.is_some() {
-                    "its spare"
+                if s.lost {
+                    ", data lost: reads fail until the block is written"
                 } else {
-                    "the data block"
+                    ""
+                }
+            )),
+            Some(Entry::Fenced { at, lost }) => out.emit(format_args!(
+                "block {} fenced: {}, writes fail until the table is loaded again\n",
+                block,
+                match (lost, at.is_some()) {
+                    (true, _) => "data lost, reads fail",
+                    (false, true) => "reads go to its spare",
+                    (false, false) => "reads go to the data block",
                 }
             )),
             None => out.emit(format_args!("block {} not remapped\n", block)),
@@ -287,15 +303,24 @@ impl RemapTarget {
                 ),
             );
         }
-        let admin = self.admin.lock();
-        // Room for every entry first: `for_each` runs under the RCU read
-        // lock, where nothing may sleep. The admin lock keeps the count.
-        let mut entries = KVVec::with_capacity(self.table.len(&admin.writer), GFP_KERNEL)?;
+        // One page: room for the lines that fit in the answer (each at
+        // least 4 bytes) and one more, which says where the next page
+        // starts; the smallest blocks from `from` on, in one pass over the
+        // table (under the RCU read lock: no sleep, no lock that the worker
+        // needs). Bios may wait for the worker, whose commits may wait for
+        // reclaim: no allocation here waits for I/O through this device.
+        let cap = (out.remaining() / 4 + 1).min(usize::try_from(count).unwrap_or(usize::MAX)) + 1;
+        let mut page = {
+            let _noio = NoIoScope::enter();
+            FirstBlocks::new(cap)?
+        };
         self.table.for_each(|block, value| {
-            block < from || entries.push_within_capacity((block, value)).is_ok()
+            if block >= from {
+                page.offer(block, value);
+            }
+            true
         });
-        drop(admin);
-        heap_sort_by_block(&mut entries);
+        let entries = page.into_sorted();
         // One line per block; a last "more <block>" line says where to go
         // on when `count` is reached or the answer would not fit.
         for (n, &(block, value)) in entries.iter().enumerate() {
@@ -309,7 +334,11 @@ impl RemapTarget {
                     block,
                     if lost { " lost" } else { "" }
                 )),
-                Entry::Fenced { .. } => out.emit(format_args!("{} fenced\n", block)),
+                Entry::Fenced { lost, .. } => out.emit(format_args!(
+                    "{} fenced{}\n",
+                    block,
+                    if lost { " lost" } else { "" }
+                )),
                 Entry::Remapped(s) | Entry::Switching { to: s } => out.emit(format_args!(
                     "{} {}{}\n",
                     block,
@@ -329,7 +358,7 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} metadata_copies_unverified={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
@@ -339,7 +368,6 @@ impl RemapTarget {
             admin.spares.capacity(),
             meta.image().committed(),
             meta.image().intact_copies(),
-            meta.image().unverified_copies(),
             meta.commits().0,
             meta.commits().1,
             meta.commit_times().percentile(500),
@@ -357,36 +385,6 @@ impl RemapTarget {
         drop(admin);
         self.emit_scrub_stats(out);
         out.emit(format_args!("\n"));
-    }
-}
-
-/// Sorts table entries by block in place, in O(n log n) and without
-/// recursion or allocation (core's sort carries panic paths that objtool
-/// flags in a module).
-fn heap_sort_by_block(v: &mut [(u64, u32)]) {
-    fn sift_down(v: &mut [(u64, u32)], mut root: usize, end: usize) {
-        loop {
-            let mut child = 2 * root + 1;
-            if child >= end {
-                return;
-            }
-            if child + 1 < end && v[child + 1].0 > v[child].0 {
-                child += 1;
-            }
-            if v[root].0 >= v[child].0 {
-                return;
-            }
-            v.swap(root, child);
-            root = child;
-        }
-    }
-    let n = v.len();
-    for root in (0..n / 2).rev() {
-        sift_down(v, root, n);
-    }
-    for end in (1..n).rev() {
-        v.swap(0, end);
-        sift_down(v, 0, end);
     }
 }
 
@@ -443,33 +441,6 @@ impl RemapTarget {
                     rest.len()
                 ),
             ),
-        }
-    }
-}
-
-#[kunit_tests(dm_remap_target)]
-mod tests {
-    use super::*;
-
-    #[test]
-    pub(super) fn heap_sort_orders_blocks() {
-        let mut empty: [(u64, u32); 0] = [];
-        heap_sort_by_block(&mut empty);
-        let mut one = [(7u64, 1u32)];
-        heap_sort_by_block(&mut one);
-        assert_eq!(one, [(7, 1)]);
-        let mut v = [(5u64, 1u32), (1, 2), (9, 3), (3, 5), (0, 6), (8, 7)];
-        heap_sort_by_block(&mut v);
-        assert_eq!(v, [(0, 6), (1, 2), (3, 5), (5, 1), (8, 7), (9, 3)]);
-        // On the heap: kernel stacks are 16 KiB.
-        let mut many = KVec::with_capacity(1000, GFP_KERNEL).unwrap();
-        for i in 0..1000u64 {
-            many.push(((i * 7919) % 1000, i as u32), GFP_KERNEL)
-                .unwrap();
-        }
-        heap_sort_by_block(&mut many);
-        for (i, e) in many.iter().enumerate() {
-            assert_eq!(e.0, i as u64);
         }
     }
 }

@@ -242,7 +242,13 @@ impl<'a> Switch<'a> {
                     // which was not acknowledged): neither takes a write
                     // until the table is loaded again, and a spare
                     // allocated stays allocated.
-                    Err(CommitError::Indeterminate) => t.fence(admin, b.block, b.old),
+                    // A switch to a lost state (an unreadable block's
+                    // remap, a spare the scrub found unreadable) fences
+                    // the block lost: a load may find it so.
+                    Err(CommitError::Indeterminate) => {
+                        let lost = b.lost_in.is_some() || b.to.is_some_and(|s| s.lost);
+                        t.fence(admin, b.block, b.old, lost)
+                    }
                     Err(_) => rollback(t, admin, b),
                 }
             }

@@ -93,7 +93,9 @@ impl RemapTarget {
     /// Reads or writes `block` where it maps now, synchronously, waiting
     /// while a message switches it. Inside a read section: a switch that
     /// starts meanwhile copies the block after this write. Also returns the
-    /// entry the I/O went by.
+    /// entry the I/O went by. A block whose data is lost fails without
+    /// I/O: a read would return what is not its data, and a write in
+    /// place would leave it lost for every load (it must relocate).
     fn retry_io(&self, block: u64, buf: &mut KVec<u8>, write: bool) -> (Result, Option<Entry>) {
         loop {
             let idx = self.in_flight.down_read();
@@ -105,10 +107,12 @@ impl RemapTarget {
                     self.wait_switch(block);
                     continue;
                 }
+                Some(e) if e.data_lost() => Err(EIO),
                 Some(Entry::Fenced { .. }) if write => Err(EIO),
-                Some(Entry::Remapped(s) | Entry::Fenced { at: Some(s) }) => {
-                    self.spare.rw_sync(self.spare_sector(s.block), buf, write)
-                }
+                Some(Entry::Remapped(Spare { block: spare, .. }))
+                | Some(Entry::Fenced {
+                    at: Some(spare), ..
+                }) => self.spare.rw_sync(self.spare_sector(spare), buf, write),
                 _ => self.data.rw_sync(self.data_sector(block), buf, write),
             };
             self.in_flight.up_read(idx);
@@ -157,9 +161,10 @@ impl RemapTarget {
                 // relocated: the pending block is written in place, where
                 // every load maps it (a pending block is not remapped).
                 let meta_failed = self.meta.lock().failed();
-                if meta_failed && matches!(self.entry(block), Some(e) if e.is_lost_pending()) {
-                    // Written in place, a later load would still find the
-                    // block lost (reads failing): the write fails instead.
+                if meta_failed && self.entry(block).is_some_and(Entry::data_lost) {
+                    // Written without a commit, a later load would still
+                    // find the block lost (reads failing): the write fails
+                    // instead.
                     failed = true;
                     break;
                 }
@@ -193,7 +198,11 @@ impl RemapTarget {
             // memory to note it, it stays pending: a later read or write
             // clears it.
             for block in first..first + u64::from(count) {
-                if self.is_pending(block) && !group.readable.contains(&block) {
+                // Not a block made lost since the read was mapped (a
+                // scrub): the data block it read is not its data.
+                let readable =
+                    matches!(self.entry(block), Some(Entry::Pending { lost: false, .. }));
+                if readable && !group.readable.contains(&block) {
                     // Without the memory, the block stays pending (above).
                     let _ = group.readable.push(block, GFP_KERNEL);
                 }
@@ -461,7 +470,7 @@ impl RemapTarget {
             }
             // `readable` holds each block once.
             for &block in group.readable.iter() {
-                if let Some(Entry::Pending { slot, .. }) = self.entry(block) {
+                if let Some(Entry::Pending { slot, lost: false }) = self.entry(block) {
                     // Without the memory, the block stays pending.
                     let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
                 }
@@ -484,6 +493,8 @@ impl RemapTarget {
                     );
                     match b.old {
                         Some(Entry::Pending { slot, .. }) => image.set_pending(slot, None),
+                        // A lost block's spare held zeros, not a failure.
+                        Some(Entry::Remapped(s)) if s.lost => image.set_slot(s.block, Slot::Free),
                         Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
                         _ => {}
                     }
@@ -544,6 +555,13 @@ impl RemapTarget {
                 Some(Entry::Pending { .. }) => {
                     admin.pending -= 1;
                     self.stats.inc(stat::PENDING_CLEARED);
+                }
+                Some(Entry::Remapped(s)) if s.lost => {
+                    // The first write of a lost block: its zero-filled
+                    // spare is free again (in use until now, so the
+                    // release cannot fail).
+                    let _ = admin.spares.release(s.block);
+                    admin.exhaustion_reported = false;
                 }
                 Some(Entry::Remapped(s)) => {
                     self.stats.inc(stat::SPARE_WRITE_ERRORS);

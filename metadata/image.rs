@@ -24,14 +24,8 @@ pub(crate) struct MetaImage {
     pub(super) stale: [bool; METADATA_COPIES],
     /// The last generation known durable.
     pub(super) committed: u64,
-    /// The generation the next commit gets; above any seen on disk (once
-    /// no copy is unverified).
+    /// The generation the next commit gets; above any seen on disk.
     pub(super) next_gen: u64,
-    /// What the load found. Its `unverified` copies (it read the newest
-    /// copy whole and only the others' superblocks) are checked before any
-    /// commit, which may not be made before their generations are known,
-    /// and cleared as they are.
-    loaded: Recovered,
 }
 
 pub(super) fn filled<T: Copy>(n: usize, v: T) -> Result<KVVec<T>, AllocError> {
@@ -65,7 +59,6 @@ impl MetaImage {
             stale: [true; METADATA_COPIES],
             committed: 0,
             next_gen: 1,
-            loaded: Recovered::default(),
         })
     }
 
@@ -81,42 +74,6 @@ impl MetaImage {
         } else {
             [false; METADATA_COPIES]
         };
-        self.loaded = *rec;
-    }
-
-    /// What is left to verify, copied so that the image stays free while
-    /// the copies are read: what the load found (the copies still
-    /// unverified, the blocks of them to check), and what each block must
-    /// hold, the generation it had when loaded (no commit comes before the
-    /// verification).
-    pub(crate) fn to_verify(&self) -> Result<(Recovered, KVVec<u64>), AllocError> {
-        let mut block_gen = filled(self.block_gen.len(), 0)?;
-        block_gen.copy_from_slice(&self.block_gen);
-        Ok((self.loaded, block_gen))
-    }
-
-    /// Whether some copy is still to be verified: no commit before it is.
-    pub(crate) fn has_unverified(&self) -> bool {
-        self.loaded.unverified.iter().any(|&u| u)
-    }
-
-    /// Copies still to be verified.
-    pub(crate) fn unverified_copies(&self) -> usize {
-        self.loaded.unverified.iter().filter(|&&u| u).count()
-    }
-
-    /// Takes what the verification of `copy` found: a copy with a block
-    /// not as loaded is rewritten whole by the next commit (when
-    /// `repair`), and the next generation passes every one it holds.
-    pub(crate) fn set_verified(&mut self, copy: usize, found: &Verified, repair: bool) {
-        let Some(unverified) = self.loaded.unverified.get_mut(copy) else {
-            return;
-        };
-        *unverified = false;
-        if found.bad_blocks > 0 && repair {
-            self.stale[copy] = true;
-        }
-        self.next_gen = self.next_gen.max(found.highest_seen.saturating_add(1));
     }
 
     /// The format of this image.
@@ -228,9 +185,7 @@ impl MetaImage {
         }
     }
 
-    /// Copies holding the whole last commit, as far as is known: a copy a
-    /// load left unverified counts until its verification finds it
-    /// otherwise ([`Self::unverified_copies`] says how many those are).
+    /// Copies holding the whole last commit, as far as is known.
     pub(crate) fn intact_copies(&self) -> usize {
         self.stale.iter().filter(|&&s| !s).count()
     }

@@ -30,11 +30,13 @@ impl From<crate::ondisk::LoadError> for LoadError {
 /// What loading found, for the kernel log and status.
 pub(crate) type LoadReport = Recovered;
 
-/// Loads the metadata of `fmt` by the format's recovery rules, reading the
-/// copy with the newest superblock whole and the others' superblocks
-/// ([`crate::ondisk::recover_newest`]): the other copies are left
-/// unverified in the image, for [`verify`] before the first commit. A
-/// blank area (no superblock carries the magic) loads as a blank image, to
+/// Loads the metadata of `fmt` by the format's recovery rules, reading
+/// every block of every copy ([`crate::ondisk::recover`]): no table goes
+/// live with a version of a block older than one another copy holds at or
+/// below its own superblock's generation, as it could if the copy with the
+/// newest superblock were read alone (a disk may acknowledge a write it
+/// never made, leaving that copy an older version under a newer
+/// superblock). A blank area (no superblock carries the magic) loads as a blank image, to
 /// be formatted with a new UUID. Copies found lacking any block of the
 /// result are marked stale, so the first commit rewrites them. Nothing is
 /// written here.
@@ -51,7 +53,7 @@ pub(crate) fn load(
     };
     // The kernel log names what each copy lacked from the counts in the
     // report; the single findings are remapctl check's business.
-    let report = crate::ondisk::recover_newest::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
+    let report = crate::ondisk::recover::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
     if report.blank {
         return Ok((MetaImage::blank(fmt, crate::klib::random_uuid())?, report));
     }
@@ -193,45 +195,6 @@ pub(crate) fn load_from(
     fmt: &Format,
 ) -> Result<(MetaImage, LoadReport), LoadError> {
     load(fmt, &mut LoadDev::new(client, fmt)?)
-}
-
-/// Verifies the copies a load left unverified ([`MetaImage::to_verify`]:
-/// `loaded`, the load's report, and `block_gen`;
-/// [`crate::ondisk::verify_copy`]), through `client` as loading reads
-/// them: what each holds, by copy. Reads only; the caller takes the
-/// findings into the image ([`MetaImage::set_verified`]).
-pub(crate) fn verify(
-    client: &BufioClient,
-    fmt: &Format,
-    loaded: &Recovered,
-    block_gen: &[u64],
-) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
-    verify_on(&mut LoadDev::new(client, fmt)?, fmt, loaded, block_gen)
-}
-
-/// [`verify`] on any metadata device.
-pub(crate) fn verify_on(
-    dev: &mut impl MetadataDev<Error = Error>,
-    fmt: &Format,
-    loaded: &Recovered,
-    block_gen: &[u64],
-) -> Result<[Option<Verified>; METADATA_COPIES], AllocError> {
-    let mut buf = filled(fmt.block_bytes(), 0u8)?;
-    let mut found = [None; METADATA_COPIES];
-    for (copy, slot) in found.iter_mut().enumerate() {
-        if loaded.unverified[copy] {
-            *slot = Some(crate::ondisk::verify_copy::<Crc, _>(
-                fmt,
-                dev,
-                copy,
-                loaded,
-                block_gen,
-                &mut buf,
-                |_, _, _| {},
-            ));
-        }
-    }
-    Ok(found)
 }
 
 /// The identity recorded in the metadata of another block size, if the

@@ -76,9 +76,6 @@ pub(crate) struct WriterState {
     commit_ns: u64,
     /// The time each commit took.
     commit_times: LatencyHistogram,
-    /// Images taken ([`Self::reload`]): a verification applies to the
-    /// image it was made for only.
-    loads: u64,
 }
 
 impl WriterState {
@@ -120,7 +117,6 @@ impl WriterState {
     /// failed state. Only while no change is in progress (before resume).
     pub(crate) fn reload(&mut self, image: MetaImage) {
         self.image = image;
-        self.loads += 1;
         self.failed = false;
         self.failed_maybe_durable = false;
     }
@@ -184,7 +180,6 @@ impl MetaWriter {
                     commits: 0,
                     commit_ns: 0,
                     commit_times: LatencyHistogram::new(),
-                    loads: 0,
                 }),
                 done <- new_condvar!("MetaWriter::done"),
                 work <- new_work!("MetaWriter::work"),
@@ -215,13 +210,6 @@ impl MetaWriter {
             let mut st = self.state.lock();
             if st.failed {
                 return;
-            }
-            if st.image.has_unverified() {
-                // The generations the unverified copies hold bound the
-                // next commit's: they are known first.
-                drop(st);
-                self.verify();
-                continue;
             }
             if !st.image.needs_commit() || (missed_copies && !st.image.has_changes()) {
                 // Idle, the last commit in every copy (or in every copy
@@ -312,101 +300,6 @@ impl MetaWriter {
             }
             drop(st);
             self.done.notify_all();
-        }
-    }
-
-    /// Verifies the copies a load left unverified and takes what it found
-    /// into the image: a copy with a block not as loaded is rewritten
-    /// whole by the next commit. On the workqueue, before any commit (only
-    /// `commit_pending` commits, one run at a time): no commit writes
-    /// while the copies are read. Without the memory to read them it tries
-    /// again, and then fails the writer as a commit without memory does:
-    /// no commit may be made before the copies are known.
-    fn verify(&self) {
-        let started = Instant::<Monotonic>::now();
-        let mut tries = 0;
-        let (loads, below, found) = loop {
-            let st = self.state.lock();
-            let loads = st.loads;
-            let fmt = *st.image.format();
-            // A copy, so that the image stays free (status, changes) while
-            // the copies are read.
-            let what = st.image.to_verify();
-            drop(st);
-            let found = what.and_then(|(loaded, block_gen)| {
-                load::verify(&self.client, &fmt, &loaded, &block_gen)
-                    .map(|found| (loaded.verify_below, found))
-            });
-            match found {
-                Ok((below, found)) => break (loads, below, found),
-                _ if tries < PREPARE_TRIES => {
-                    tries += 1;
-                    fsleep(Delta::from_millis(10));
-                }
-                _ => {
-                    pr_err!("remap: no memory to verify the metadata copies\n");
-                    let mut st = self.state.lock();
-                    let seq = st.prepared;
-                    st.fail(seq, ENOMEM, false);
-                    drop(st);
-                    self.done.notify_all();
-                    return;
-                }
-            }
-        };
-        let mut st = self.state.lock();
-        if st.loads != loads {
-            // Loaded again meanwhile: that image is verified afresh.
-            return;
-        }
-        let repair = !crate::breakage::broken(crate::breakage::Breakage::NoRepair);
-        let mut verified = 0;
-        for (copy, found) in found.iter().enumerate() {
-            let Some(v) = found else { continue };
-            verified += 1;
-            st.image.set_verified(copy, v, repair);
-            if v.newer_blocks > 0 {
-                pr_err!(
-                    "remap: metadata copy {} holds {} blocks newer than the copy loaded, which the writer never leaves: the loaded ones are kept\n",
-                    copy,
-                    v.newer_blocks
-                );
-            }
-            if v.bad_blocks > 0 {
-                pr_warn!(
-                    "remap: metadata copy {} has {} damaged or stale blocks: rewritten\n",
-                    copy,
-                    v.bad_blocks
-                );
-            }
-        }
-        // Said under the lock, before anyone can see the copies verified.
-        pr_info!(
-            "remap: metadata generation {}: {} copies verified in {} us ({} blocks each): {} of 5 copies intact\n",
-            st.image.committed(),
-            verified,
-            started.elapsed().as_micros_ceil(),
-            below.saturating_sub(1),
-            st.image.intact_copies()
-        );
-    }
-
-    /// Verifies the copies a load left unverified, now, in the caller: for
-    /// a read-only table, whose writer never runs (a copy found damaged is
-    /// counted, not rewritten).
-    pub(crate) fn verify_read_only(&self) {
-        if self.state.lock().image.has_unverified() {
-            self.verify();
-        }
-    }
-
-    /// Starts the verification of the copies a load left unverified, if
-    /// any, on `queue`; a commit that wants them waits for it.
-    pub(crate) fn verify_soon(self: &Arc<Self>, queue: &Queue) {
-        if self.state.lock().image.has_unverified() {
-            // `false` means the work is queued already and not yet running:
-            // that run verifies.
-            let _ = queue.enqueue(self.clone());
         }
     }
 

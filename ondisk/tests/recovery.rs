@@ -140,9 +140,6 @@ fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
     lending.lend = true;
     let mut lending_once = lending.clone();
     lending_once.lend_once = true;
-    // Each way of loading the newest copy first gets a device of its own
-    // (lending once remembers what it lent).
-    let newest_devs = [dev.clone(), lending.clone(), lending_once.clone()];
     let read = load_once(f, dev);
     let lent = load_once(f, &mut lending);
     assert_eq!(read, lent, "loading with lent blocks found otherwise");
@@ -151,39 +148,11 @@ fn load(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
         read, lent_once,
         "loading with blocks lent once found otherwise"
     );
-    for mut dev in newest_devs {
-        let newest = load_newest(f, &mut dev);
-        let sorted = |r: &Result<(Image, Findings), LoadError>| {
-            r.as_ref()
-                .map(|(img, findings)| {
-                    let mut findings = findings.clone();
-                    findings.sort_by_key(|&(c, i, _)| (c, i));
-                    (img.words.clone(), img.block_gen.clone(), img.rec, findings)
-                })
-                .map_err(|e| *e)
-        };
-        assert_eq!(
-            sorted(&read),
-            sorted(&newest),
-            "the newest copy first, then the others verified, found otherwise"
-        );
-    }
     read
-}
-
-/// Loads `dev` as the kernel does: [`recover_newest`], then each
-/// unverified copy through [`verify_copy`], its findings merged into the
-/// report as the kernel merges them.
-fn load_newest(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
-    load_by(f, dev, true)
 }
 
 /// Loads `dev` once with [`recover`].
 fn load_once(f: &Format, dev: &mut MemDev) -> Result<(Image, Findings), LoadError> {
-    load_by(f, dev, false)
-}
-
-fn load_by(f: &Format, dev: &mut MemDev, newest: bool) -> Result<(Image, Findings), LoadError> {
     let mut blocks = vec![0u8; METADATA_COPIES * f.block_bytes()];
     let mut words = vec![0u64; f.words()];
     let mut block_gen = vec![0u64; f.copy_blocks() as usize];
@@ -193,34 +162,7 @@ fn load_by(f: &Format, dev: &mut MemDev, newest: bool) -> Result<(Image, Finding
         words: &mut words,
         block_gen: &mut block_gen,
     };
-    let note = |findings: &mut Findings, c, i, x| findings.push((c, i, x));
-    let mut rec = if newest {
-        recover_newest::<C, _>(f, dev, bufs, |c, i, x| note(&mut findings, c, i, x))?
-    } else {
-        recover::<C, _>(f, dev, bufs, |c, i, x| note(&mut findings, c, i, x))?
-    };
-    if newest {
-        let mut buf = vec![0u8; f.block_bytes()];
-        let loaded = rec;
-        for copy in 0..METADATA_COPIES {
-            if !loaded.unverified[copy] {
-                continue;
-            }
-            let v = verify_copy::<C, _>(f, dev, copy, &loaded, &block_gen, &mut buf, |c, i, x| {
-                note(&mut findings, c, i, x)
-            });
-            assert_eq!(
-                v.newer_blocks, 0,
-                "a copy the writer's rule does not hold for"
-            );
-            rec.unverified[copy] = false;
-            rec.bad_blocks[copy] += v.bad_blocks;
-            rec.stale[copy] |= v.bad_blocks > 0;
-            rec.next_generation = rec.next_generation.max(v.highest_seen + 1);
-        }
-        // Nothing is left to verify: as a load that read every copy.
-        rec.verify_below = 0;
-    }
+    let rec = recover::<C, _>(f, dev, bufs, |c, i, x| findings.push((c, i, x)))?;
     Ok((
         Image {
             words,
@@ -601,51 +543,75 @@ fn a_generation_no_writer_reaches_is_refused() {
     assert_eq!(img.rec.next_generation, 2);
 }
 
-/// A copy that breaks the writer's rule (its superblock is the newest, but
-/// one of its blocks is an older intact version) is the one case where
-/// reading the newest copy first takes another version than reading all
-/// five: the verification of the other copies names every block where
-/// they hold the newer one.
+/// A disk that acknowledged a write it never made: one copy's write of
+/// the changed blocks of commit 2 was lost, and the copy still holds
+/// commit 1's versions under a superblock of generation 2 (or a later
+/// one). Loading must take the newer version the other copies hold, and
+/// name the copy that lacks it, whichever copy lost the write, whether its
+/// superblock is the newest, and whether later commits changed other
+/// blocks meanwhile.
 #[test]
-fn verification_names_a_copy_the_writer_rule_does_not_hold_for() {
+fn a_lost_write_never_reverts_a_commit() {
     let (f, base) = formatted();
     let (a, b) = (words_a(&f), words_b(&f));
     let changed = changed_blocks(&f, &a, &b);
-    let mut dev = base.clone();
-    let out = commit(&f, &mut dev, 2, &b, Some(&changed), [false; 5]);
-    assert_eq!(out.written, [true; 5]);
-    // Copy 4, which holds the newest superblock and is read first (the
-    // highest copy of the newest generation), gets the old version back.
-    for &i in &changed {
-        dev.blocks[4][i as usize] = base.blocks[4][i as usize].clone();
+    assert!(!changed.is_empty());
+    for lost_copy in 0..METADATA_COPIES {
+        for later_commits in 0..3u64 {
+            let mut dev = base.clone();
+            let out = commit(&f, &mut dev, 2, &b, Some(&changed), [false; 5]);
+            assert_eq!(out.written, [true; 5]);
+            for &i in &changed {
+                dev.blocks[lost_copy][i as usize] = base.blocks[lost_copy][i as usize].clone();
+            }
+            // Later commits that change nothing but the superblock: the
+            // copy's stale blocks stay as they are.
+            for g in 0..later_commits {
+                let out = commit(&f, &mut dev, 3 + g, &b, Some(&[]), [false; 5]);
+                assert_eq!(out.written, [true; 5]);
+            }
+            let (img, findings) = load(&f, &mut dev).unwrap();
+            let shape = format!("copy {lost_copy}, {later_commits} later commits");
+            assert_eq!(img.words, b, "an older version was taken: {shape}");
+            assert_eq!(img.rec.generation, 2 + later_commits, "{shape}");
+            assert!(img.rec.stale[lost_copy], "{shape}");
+            for &i in &changed {
+                assert!(
+                    findings.contains(&(lost_copy, i, Finding::Stale { generation: 1 })),
+                    "{shape}: block {i} not named"
+                );
+            }
+        }
     }
-    let (all, _) = load_once(&f, &mut dev).unwrap();
-    assert_eq!(all.words, b, "reading all copies takes the newest version");
-    let mut blocks = vec![0u8; METADATA_COPIES * f.block_bytes()];
-    let mut words = vec![0u64; f.words()];
-    let mut block_gen = vec![0u64; f.copy_blocks() as usize];
-    let bufs = LoadBuffers {
-        blocks: &mut blocks,
-        words: &mut words,
-        block_gen: &mut block_gen,
-    };
-    let rec = recover_newest::<C, _>(&f, &mut dev, bufs, |_, _, _| {}).unwrap();
-    assert_eq!(rec.unverified, [true, true, true, true, false]);
-    assert_eq!(words, a, "the newest copy's own version is taken");
-    let mut buf = vec![0u8; f.block_bytes()];
-    for copy in 0..4 {
-        let v = verify_copy::<C, _>(&f, &mut dev, copy, &rec, &block_gen, &mut buf, |_, _, _| {});
-        assert_eq!(v.newer_blocks, changed.len() as u32, "copy {copy}");
-        assert_eq!(v.bad_blocks, changed.len() as u32, "copy {copy}");
-        assert_eq!(v.highest_seen, 2);
+}
+
+/// Lost writes of one block in four copies: the one copy that made the
+/// write holds the only newer version, and it is taken, whichever copy
+/// holds the newest superblock.
+#[test]
+fn a_newer_version_in_one_copy_alone_is_taken() {
+    let (f, base) = formatted();
+    let (a, b) = (words_a(&f), words_b(&f));
+    let changed = changed_blocks(&f, &a, &b);
+    for kept in 0..METADATA_COPIES {
+        let mut dev = base.clone();
+        commit(&f, &mut dev, 2, &b, Some(&changed), [false; 5]);
+        for copy in (0..METADATA_COPIES).filter(|&c| c != kept) {
+            for &i in &changed {
+                dev.blocks[copy][i as usize] = base.blocks[copy][i as usize].clone();
+            }
+        }
+        let (img, _) = load(&f, &mut dev).unwrap();
+        assert_eq!(img.words, b, "copy {kept}'s newer version was not taken");
+        assert_eq!(img.rec.intact_copies(), 1);
     }
 }
 
 /// A commit abandoned after it wrote a block to copies 3 and 4 (no
 /// superblock of it anywhere), then a commit that rewrites those two stale
 /// copies whole and fails on copy 3: copy 3 keeps the abandoned block, at
-/// a generation below the newest superblock but above its own. Neither
-/// way of loading takes it.
+/// a generation below the newest superblock but above its own. Loading
+/// does not take it.
 #[test]
 fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
     let (f, base) = formatted();
@@ -685,8 +651,8 @@ fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
 }
 
 /// Two versions of a block with one generation but other contents (which
-/// no writer makes: a commit writes the same block to every copy): both
-/// ways of loading take the newest copy's. Copy 4's superblock is damaged,
+/// no writer makes: a commit writes the same block to every copy):
+/// loading takes the newest copy's. Copy 4's superblock is damaged,
 /// so copy 3 holds the newest one, and copy 4's block, of the same
 /// generation, differs.
 #[test]

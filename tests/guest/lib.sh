@@ -41,18 +41,6 @@ wait_for() {
 	[ -e "$1" ]
 }
 
-# verified DEV: waits up to 10 s until the metadata copies that loading
-# left unverified (all but the newest) are verified, which the target
-# starts on resume.
-verified() {
-	local i=0
-	until [ "$(stat_of "$1" metadata_copies_unverified)" = 0 ]; do
-		[ $i -ge 100 ] && return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
 # eventually CMD...: CMD succeeds within 10 s (tried every 0.1 s), for
 # what the target does on its own after resume, such as the commit that
 # rewrites a damaged copy the verification found.

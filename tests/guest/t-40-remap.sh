@@ -159,24 +159,35 @@ check "small spare area: remove" dmsetup remove rx
 nullb_drop rm1
 nullb_drop rm2
 
-# A block that cannot be read is remapped zero-filled and flagged lost:
-# dm-dust fails reads of its bad blocks.
+# A block that cannot be read is remapped with its data lost: reads of it
+# fail, as drive firmware fails an unreadable sector, until it is written
+# (the spare was zero-filled: never served as data). dm-dust fails reads
+# of its bad blocks.
 modprobe dm-dust
 u=$(nullb_make rm4 16 512)
 check "unreadable block: dust device" dmsetup create dust4 --table "0 32768 dust $u 0 512"
 dd if=/dev/urandom of=/dev/mapper/dust4 bs=1M count=16 oflag=direct 2>/dev/null
 dmsetup message dust4 0 addbadblock 800 >/dev/null
 dmsetup message dust4 0 enable >/dev/null
-check "unreadable block: create remap over dust" dmsetup create ru --table "0 16384 remap /dev/mapper/dust4 0 /dev/mapper/dust4 16384 8192"
+rutable="0 16384 remap /dev/mapper/dust4 0 /dev/mapper/dust4 16384 8192"
+check "unreadable block: create remap over dust" dmsetup create ru --table "$rutable"
 out=$(dmsetup message ru 0 remap 800)
-check "remap of an unreadable block says it was zero-filled" sh -c "echo '$out' | grep -q 'data unreadable: zero-filled'"
-check "lookup flags its data as lost" sh -c "dmsetup message ru 0 lookup 800 | grep -q 'data lost'"
+check "remap of an unreadable block says its data is lost" sh -c "echo '$out' | grep -q 'data unreadable: lost, reads fail until the block is written'"
+check "lookup flags its data as lost" sh -c "dmsetup message ru 0 lookup 800 | grep -q 'data lost: reads fail until the block is written'"
 check "list flags it lost" sh -c "dmsetup message ru 0 list | grep -qx '800 [0-9]* lost'"
-head -c 512 /dev/zero >/tmp/zero512
-check "the block reads as zeroes through the target, not as stale spare content" sh -c "dd if=/dev/mapper/ru bs=512 skip=800 count=1 iflag=direct 2>/dev/null | cmp - /tmp/zero512"
-dd if=/dev/urandom of=/tmp/heal bs=512 count=1 2>/dev/null
-dd if=/tmp/heal of=/dev/mapper/ru bs=512 seek=800 oflag=direct conv=notrunc 2>/dev/null
-check "a write to it lands on the spare and reads back" sh -c "dd if=/dev/mapper/ru bs=512 skip=800 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
+check "a read of it fails: the zero-filled spare is not its data" sh -c "! dd if=/dev/mapper/ru of=/dev/null bs=512 skip=800 count=1 iflag=direct 2>/dev/null"
+check "the read was failed by the target" [ "$(stat_of ru failed_bios)" -ge 1 ]
+message_refused ru "unremap of a lost block refused" \
+	"block 800's data is lost (reads fail): write the block before unremapping it" unremap 800
+# A whole page (blocks 800-807): a write the kernel turns into a buffered
+# one (when it cannot drop cached pages for direct I/O) needs no read of
+# the page first, which the lost block would fail.
+dd if=/dev/urandom of=/tmp/heal bs=4096 count=1 2>/dev/null
+dd if=/tmp/heal of=/dev/mapper/ru bs=4096 seek=100 oflag=direct conv=notrunc 2>/dev/null
+check "a write to it is relocated and reads back" sh -c "dd if=/dev/mapper/ru bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
+check "written, it is no longer lost" sh -c "dmsetup message ru 0 lookup 800 | grep 'remapped to spare' | grep -vq lost"
+check "its zero-filled spare is free again, none retired" sh -c "dmsetup message ru 0 stats | grep -q 'spares_used=1 .*spares_retired=0 '"
+check "after re-create it reads back what was written" sh -c "dmsetup remove ru && dmsetup create ru --table '$rutable' && dd if=/dev/mapper/ru bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
 check "unreadable block: remove" dmsetup remove ru
 dmsetup remove dust4
 nullb_drop rm4

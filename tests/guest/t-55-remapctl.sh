@@ -73,8 +73,6 @@ for blk in 0 1; do
 			dmesg -c >/dev/null
 			# The kernel agrees: its load finds the same copies damaged.
 			remapctl open --no-check $a rc >/dev/null 2>&1
-			# Copies other than the newest are verified after resume.
-			verified rc || fail "block $blk damaged in $k copies: verified" "not within 10 s"
 			check "block $blk damaged in $k copies: the kernel's load names the same copies" sh -c "[ \"\$(dmesg | grep -c 'metadata copy [0-9] has 1 damaged or stale blocks')\" = $k ]"
 			remapctl close rc >/dev/null 2>&1
 			# The kernel repaired them on resume: damage again for repair.

@@ -229,7 +229,7 @@ dmsetup message fvdata 0 addbadblock 700 >/dev/null
 dmsetup create fvcount --table "0 32768 linear /dev/mapper/fvdata 0"
 dmsetup create fv --table "0 32768 remap /dev/mapper/fvcount 0 $r 0 8192 4 block_size 4096 read_retries 3"
 dmsetup message fvcount 0 @stats_create $((700 * 8))+8 /1 >/dev/null
-check "remap retries: remap of an unreadable block" sh -c "dmsetup message fv 0 remap $((700 * 8)) | grep -q 'zero-filled'"
+check "remap retries: remap of an unreadable block" sh -c "dmsetup message fv 0 remap $((700 * 8)) | grep -q 'data unreadable: lost'"
 dmsetup message fvcount 0 @stats_print 0 >/tmp/stats-p
 # The first read and 3 retries.
 check "remap retries: the data device saw 4 reads of it" sh -c \
@@ -411,3 +411,33 @@ else
 	fail "remap meets relocation: the failed write ends" "still waiting after 20 s: hung"
 fi
 rm -f /tmp/rc.fzw /tmp/fz.blk
+
+# --- lost data stays lost when fenced -------------------------------------
+# A `remap` of an unreadable block records its data lost; when that commit
+# may be on disk the block is fenced, and a load may find it lost: reads
+# must fail even once the data block reads again (it holds older data,
+# which is not the block's).
+e1=$(nullb_make fl1 16 512)
+e2=$(nullb_make fl2 4 512)
+dmsetup create fldata --table "0 32768 dust $e1 0 4096"
+dmsetup create fldust --table "0 8192 dust $e2 0 4096"
+check "fenced lost: create" dmsetup create fl --table "0 32768 remap /dev/mapper/fldata 0 /dev/mapper/fldust 0 8192 2 block_size 4096"
+dd if=/dev/urandom of=/dev/mapper/fl bs=1M count=16 oflag=direct 2>/dev/null
+dmsetup message fldata 0 addbadblock 300 >/dev/null
+dmsetup message fldata 0 enable >/dev/null
+dust_super fldust
+if bounded 20 "fenced lost: remap of the unreadable block" dmsetup message fl 0 remap $((300 * 8)); then
+	check "fenced lost: the remap is refused (its commit failed)" [ "$(rc_of 'fenced lost: remap of the unreadable block')" != 0 ]
+	check "fenced lost: lookup says fenced with its data lost" sh -c "dmsetup message fl 0 lookup $((300 * 8)) | grep -q 'fenced: data lost, reads fail'"
+	check "fenced lost: list says '300 fenced lost'" sh -c "dmsetup message fl 0 list | grep -qx '300 fenced lost'"
+	# The data block reads again, with its older content.
+	dmsetup message fldata 0 disable >/dev/null
+	check "fenced lost: the data block reads again underneath" dd if=/dev/mapper/fldata of=/dev/null bs=4096 skip=300 count=1 iflag=direct
+	check "fenced lost: a read of the block fails, not its older data" sh -c "! dd if=/dev/mapper/fl of=/dev/null bs=4096 skip=300 count=1 iflag=direct 2>/dev/null"
+	check "fenced lost: the read was failed by the target" [ "$(stat_of fl failed_bios)" -ge 1 ]
+	dmsetup remove fl
+	dmsetup remove fldust
+	dmsetup remove fldata
+	nullb_drop fl1
+	nullb_drop fl2
+fi

@@ -71,31 +71,20 @@ pub struct Recovered {
     /// Copies lacking some block of the recovered state: the next commit
     /// rewrites them whole.
     pub stale: [bool; METADATA_COPIES],
-    /// A generation above every one seen on disk: the next commit's. With
-    /// copies unverified, above every one seen so far only: the copies'
-    /// [`Verified::highest_seen`] raise it.
+    /// A generation above every one seen on disk: the next commit's.
     pub next_generation: u64,
-    /// Copies whose superblock alone was read ([`recover_newest`]): they
-    /// are left for [`verify_copy`]. Their `bad_blocks` count only the
-    /// blocks that were read.
-    pub unverified: [bool; METADATA_COPIES],
     /// The highest generation a block of each copy may have to count:
     /// its own superblock's, or the newest one's when its superblock is
     /// not intact. A block above it was written by a commit that never
     /// reached that copy's superblock.
     pub bound: [u64; METADATA_COPIES],
-    /// Blocks `1..verify_below` of the unverified copies were not read:
-    /// from the first block the newest copy lacked on, recovery read every
-    /// copy, as [`recover`] does.
-    pub verify_below: u32,
 }
 
 impl Recovered {
-    /// Copies that held every block of the recovered state, unverified
-    /// ones not counted.
+    /// Copies that held every block of the recovered state.
     pub fn intact_copies(&self) -> usize {
         (0..METADATA_COPIES)
-            .filter(|&c| self.bad_blocks[c] == 0 && !self.unverified[c])
+            .filter(|&c| self.bad_blocks[c] == 0)
             .count()
     }
 }
@@ -216,48 +205,6 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
     bufs: LoadBuffers<'_>,
     mut report: impl FnMut(usize, u32, Finding),
 ) -> Result<Recovered, LoadError> {
-    let mut bufs = bufs;
-    recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, false)
-}
-
-/// [`recover`] reading the blocks of one copy instead of five: every
-/// superblock, then each block of the copy with the newest intact
-/// superblock, until a block of it is not intact or is newer than its
-/// superblock: from that block on, every copy. The result is [`recover`]'s
-/// wherever the writer's rule holds: a copy's superblock is written only
-/// after every block of that copy is (`write_commit`), so an intact block
-/// of the copy holding the newest superblock is the newest version not
-/// above it. The other copies are left unverified
-/// ([`Recovered::unverified`]): [`verify_copy`] checks them, and their
-/// generations may raise [`Recovered::next_generation`], so nothing may be
-/// committed before they are verified.
-pub fn recover_newest<C: Crc32c, D: MetadataDev>(
-    fmt: &Format,
-    dev: &mut D,
-    bufs: LoadBuffers<'_>,
-    mut report: impl FnMut(usize, u32, Finding),
-) -> Result<Recovered, LoadError> {
-    let mut bufs = bufs;
-    match recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, true) {
-        // The newest copy's slots hold a value no writer makes, where
-        // another copy may hold a version that [`recover`] would take (a
-        // disk the writer's rule does not hold for): every copy is read
-        // again, so that the two refuse the same areas. What the first
-        // pass found may then be reported twice.
-        Err(LoadError::BadSlot(_) | LoadError::BadPending(_)) => {
-            recover_from::<C, D>(fmt, dev, &mut bufs, &mut report, false)
-        }
-        result => result,
-    }
-}
-
-fn recover_from<C: Crc32c, D: MetadataDev>(
-    fmt: &Format,
-    dev: &mut D,
-    bufs: &mut LoadBuffers<'_>,
-    report: &mut impl FnMut(usize, u32, Finding),
-    mut newest_only: bool,
-) -> Result<Recovered, LoadError> {
     let bs = fmt.block_bytes();
     if bufs.blocks.len() != METADATA_COPIES * bs
         || bufs.words.len() != fmt.words()
@@ -295,29 +242,11 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
     for (bound, found) in rec.bound.iter_mut().zip(supers) {
         *bound = found.unwrap_or(top);
     }
-    note_findings(&supers, top, 0, &mut rec, report);
+    note_findings(&supers, top, 0, &mut rec, &mut report);
     for g in supers.iter().flatten() {
         highest_seen = highest_seen.max(*g);
     }
-    let reading_newest = newest_only;
-    let bs_range = top_copy * bs..(top_copy + 1) * bs;
     for index in 1..fmt.copy_blocks() {
-        if newest_only {
-            // The newest copy's block alone, when it is intact and not newer
-            // than its superblock.
-            let buf = &mut bufs.blocks[bs_range.clone()];
-            let (found, lent) = check_one::<C, D>(fmt, dev, top_copy, index, buf, true);
-            if let Some(generation) = found.ok().filter(|&g| g <= top) {
-                let block = taken::<C, D>(fmt, dev, top_copy, index, lent, buf, generation)?;
-                decode_entries(fmt, index, block, bufs.words);
-                bufs.block_gen[index as usize] = generation;
-                continue;
-            }
-            // The newest copy lacks this block: from here on every copy is
-            // read, and only the blocks before it are left to verify.
-            newest_only = false;
-            rec.verify_below = index;
-        }
         let (found, lent) = check_all::<C, D>(fmt, dev, index, bufs.blocks, true);
         for g in found.iter().flatten() {
             highest_seen = highest_seen.max(*g);
@@ -326,9 +255,13 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
         // never finished there (one above `top`, to one that finished
         // nowhere; one at or below it, to one abandoned before a later
         // commit failed to rewrite that copy).
-        // Among versions of one generation (which the writer makes the
-        // same in every copy) the newest copy's, then the highest copy's:
-        // the choice reading the newest copy first makes.
+        // Every copy is compared, whatever its superblock says: a disk
+        // may acknowledge a write it never made, so the copy with the
+        // newest superblock can hold an older version of a block that
+        // another copy holds newer, at or below its own superblock's
+        // generation. Among versions of one generation (which the writer
+        // makes the same in every copy) the newest copy's, then the
+        // highest copy's.
         let (generation, _, copy) = (0..METADATA_COPIES)
             .filter_map(|c| match found[c] {
                 Ok(g) if g <= rec.bound[c] => Some((g, c == top_copy, c)),
@@ -336,7 +269,7 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
             })
             .max()
             .ok_or(LoadError::BlockLost(index))?;
-        note_findings(&found, generation, index, &mut rec, report);
+        note_findings(&found, generation, index, &mut rec, &mut report);
         let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
         let block = taken::<C, D>(fmt, dev, copy, index, lent[copy], buf, generation)?;
         decode_entries(fmt, index, block, bufs.words);
@@ -367,71 +300,5 @@ fn recover_from<C: Crc32c, D: MetadataDev>(
         }
     }
     rec.next_generation = highest_seen + 1;
-    if reading_newest {
-        if newest_only {
-            rec.verify_below = fmt.copy_blocks();
-        }
-        // Stale copies too: they may hold blocks of an unfinished commit,
-        // whose generation the next commit must pass.
-        for copy in 0..METADATA_COPIES {
-            rec.unverified[copy] = copy != top_copy;
-        }
-    }
     Ok(rec)
-}
-
-/// What [`verify_copy`] found in one copy.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct Verified {
-    /// Blocks not intact, or not of the generation recovery took.
-    pub bad_blocks: u32,
-    /// Of those, blocks intact with a generation above the one recovery
-    /// took and not above the newest superblock's: a copy the writer's
-    /// rule does not hold for, which [`recover`] would have taken.
-    pub newer_blocks: u32,
-    /// The highest generation of any intact block of the copy: the next
-    /// commit's generation must be above it.
-    pub highest_seen: u64,
-}
-
-/// Checks the blocks after the superblock of `copy` against what
-/// [`recover_newest`] took (`loaded`, its report, and `block_gen`, the
-/// generation of each block as loaded). A block is whole when it is intact
-/// and of exactly its generation; each other block is passed to `report`,
-/// as unfinished when above the copy's [`Recovered::bound`]. The
-/// superblock was checked by recovery, and so were the blocks from
-/// [`Recovered::verify_below`] on. `buf` holds one block, for blocks the
-/// device does not lend.
-pub fn verify_copy<C: Crc32c, D: MetadataDev>(
-    fmt: &Format,
-    dev: &mut D,
-    copy: usize,
-    loaded: &Recovered,
-    block_gen: &[u64],
-    buf: &mut [u8],
-    mut report: impl FnMut(usize, u32, Finding),
-) -> Verified {
-    let bound = loaded.bound.get(copy).copied().unwrap_or(0);
-    let mut v = Verified::default();
-    for index in 1..loaded.verify_below.min(fmt.copy_blocks()) {
-        let want = block_gen.get(index as usize).copied().unwrap_or(0);
-        let (found, _) = check_one::<C, D>(fmt, dev, copy, index, buf, true);
-        if let Ok(g) = found {
-            v.highest_seen = v.highest_seen.max(g);
-        }
-        let finding = match found {
-            Ok(g) if g == want => continue,
-            Ok(g) if g > bound => Finding::Unfinished { generation: g },
-            Ok(g) => {
-                if g > want {
-                    v.newer_blocks += 1;
-                }
-                Finding::Stale { generation: g }
-            }
-            Err(bad) => Finding::Bad(bad),
-        };
-        v.bad_blocks += 1;
-        report(copy, index, finding);
-    }
-    v
 }

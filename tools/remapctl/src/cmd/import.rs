@@ -53,6 +53,8 @@ pub fn remap_blocks(
 #[derive(Default)]
 struct Outcome {
     remapped: u64,
+    /// Remapped with their data lost: unreadable to the kernel's copy.
+    lost: u64,
     pending: u64,
     already: u64,
     failed: u64,
@@ -100,6 +102,14 @@ pub fn run(name: &str, file: &Path, list_bytes: u64) -> Result<u8> {
         }
         if dev.read_at(block * remap_bytes, &mut buf).is_ok() {
             match dm.message(name, &format!("remap {sector}")) {
+                // The block read here, but the kernel's own read of it may
+                // have failed since: its answer says whether it copied.
+                Ok(answer) if answer.contains("data unreadable") => {
+                    out.lost += 1;
+                    println!(
+                        "block {block}: remapped, but unreadable when the kernel copied it: its data is lost (reads fail until it is written)"
+                    );
+                }
                 Ok(_) => {
                     out.remapped += 1;
                     println!("block {block}: readable, remapped (data copied)");
@@ -125,10 +135,11 @@ pub fn run(name: &str, file: &Path, list_bytes: u64) -> Result<u8> {
         }
     }
     println!(
-        "{name}: {} listed blocks of {list_bytes} bytes cover {} blocks of {remap_bytes}: {} remapped, {} pending, {} already remapped or pending, {} failed",
+        "{name}: {} listed blocks of {list_bytes} bytes cover {} blocks of {remap_bytes}: {} remapped, {} remapped with their data lost, {} pending, {} already remapped or pending, {} failed",
         list.len(),
         blocks.len(),
         out.remapped,
+        out.lost,
         out.pending,
         out.already,
         out.failed
