@@ -111,7 +111,7 @@ boot_guest() {
 		-kernel /build/out-$flavor/arch/x86/boot/bzImage -initrd $initrd \
 		-serial file:$klog -serial stdio \
 		${disk:+-drive file=$disk,if=virtio,format=raw} \
-		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode${DM_REMAP_ONLY:+ dmr.only=$DM_REMAP_ONLY}${DM_REMAP_SEED:+ dmr.seed=$DM_REMAP_SEED}${extra:+ $extra}'"
+		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode${DM_REMAP_ONLY:+ dmr.only=$DM_REMAP_ONLY}${DM_REMAP_SEED:+ dmr.seed=$DM_REMAP_SEED}${DM_REMAP_ROUNDS:+ dmr.rounds=$DM_REMAP_ROUNDS}${extra:+ $extra}'"
 }
 
 # guest_image FLAVOR MODE: build the initramfs for a flavour; prints its
