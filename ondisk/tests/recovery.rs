@@ -671,3 +671,27 @@ fn a_generation_tie_takes_the_newest_copys_version() {
     let (img, _) = load(&f, &mut dev).unwrap();
     assert_eq!(img.words, a, "copy 4's version of the tie was taken");
 }
+
+/// A spare area whose metadata copy would pass [`MAX_COPY_BYTES`] is
+/// refused by the format itself, so that the kernel and remapctl format
+/// refuse the same areas, before anything is allocated.
+#[test]
+fn a_copy_above_the_memory_limit_is_refused() {
+    let area = |spare_len: u64, block_size: u32| Identity {
+        data_offset: 0,
+        data_len: 1 << 20,
+        spare_offset: 0,
+        spare_len,
+        block_size,
+    };
+    // 2^27 blocks of 512 bytes: copies of 1.2 GB.
+    assert_eq!(
+        Format::new(area(1 << 27, 512)).err(),
+        Some(FormatError::TooLarge)
+    );
+    // 2^26 blocks of 512 bytes: copies of 0.6 GB.
+    let f = Format::new(area(1 << 26, 512)).unwrap();
+    assert!(u64::from(f.copy_blocks()) * 512 <= MAX_COPY_BYTES);
+    // The same 64 GiB area in 4 KiB blocks: copies of 72 MB.
+    assert!(Format::new(area(1 << 27, 4096)).is_ok());
+}

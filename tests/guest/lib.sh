@@ -246,7 +246,8 @@ copy_layout() {
 # meta_restore SPARE-DEV DATA_OFFSET DATA_LEN SPARE_OFFSET SPARE_LEN BS COUNT [STRIDE]
 # Metadata remapping data blocks 0, STRIDE, 2*STRIDE... (STRIDE 1 by
 # default) to the first COUNT spare blocks outside the metadata copies
-# (copy_layout), written by `remapctl restore` from a dump made here.
+# (copy_layout), written by `remapctl restore --separate-devices` (the areas lie on two
+# devices, and overlap as numbers) from a dump made here.
 # STRIDE 0 lists block 0 COUNT times: metadata the kernel must refuse
 # (restore --unchecked writes it).
 meta_restore() {
@@ -267,7 +268,7 @@ meta_restore() {
 				for (i = 2; i <= 6; i++) if (sp >= l[i] && sp < l[i] + c) r = 1
 				if (!r) { print "remap", k * stride, sp; k++ }
 			}
-		}' | remapctl restore $unchecked "$dev" - >/dev/null
+		}' | remapctl restore --separate-devices $unchecked "$dev" - >/dev/null
 }
 
 # meta_geometry DEV: sets spare_off and bs (the spare area's first sector

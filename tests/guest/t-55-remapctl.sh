@@ -155,5 +155,38 @@ check "the filesystem is back" sh -c "mount -t ext4 /dev/mapper/rc /mnt/rc && [ 
 check "a remaptab with a bad line is refused" sh -c "printf 'rc\n' >/tmp/bad-tab && ! remapctl open --all --remaptab /tmp/bad-tab 2>/dev/null"
 remapctl close rc rb
 rm -f /etc/remaptab
+
+# A cloned disk: two devices carry one label UUID. open UUID= refuses and
+# names both, as LVM refuses duplicate PVs.
+f=$(nullb_make rcf 64 512)
+dd if=$b of=$f bs=1M iflag=direct oflag=direct 2>/dev/null
+check "a cloned disk: open UUID= refused, both devices named" sh -c "! remapctl open UUID=$buuid rb 2>/tmp/rc-err && grep -q '2 devices carry the remap label' /tmp/rc-err && grep -q '$b' /tmp/rc-err && grep -q '$f' /tmp/rc-err && ! dmsetup info rb >/dev/null 2>&1"
+nullb_drop rcf
+check "the clone gone: open UUID= opens the one left" sh -c "remapctl open UUID=$buuid rb && remapctl close rb"
+
+# Labels lost: format refuses what is not plainly blank; repair --geometry
+# writes the labels again from the metadata.
+geometry=$(remapctl dump $a | sed -n 's/^geometry //p' | tr ' ' ':')
+remapctl open $a rc && dmsetup message rc 0 remap 4000 >/dev/null
+dmsetup message rc 0 list >/tmp/rc-before-labels
+remapctl close rc
+size=$(blockdev --getsize64 $a)
+printf 'garbage!' | dd of=$a bs=1 seek=100 conv=notrunc 2>/dev/null
+printf 'garbage!' | dd of=$a bs=1 seek=$((size - 4096 + 100)) conv=notrunc 2>/dev/null
+sync
+check "both labels damaged: format refused without --force" sh -c "! remapctl format $a 2>/tmp/rc-err && grep -q 'damaged in both places' /tmp/rc-err"
+dd if=/dev/zero of=$a bs=4096 count=1 conv=notrunc 2>/dev/null
+dd if=/dev/zero of=$a bs=4096 seek=$((size / 4096 - 1)) count=1 conv=notrunc 2>/dev/null
+sync
+check "labels zeroed, metadata kept: format refused without --force" sh -c "! remapctl format $a 2>/tmp/rc-err && grep -q 'holds remap metadata' /tmp/rc-err"
+check "repair --geometry writes both labels again" sh -c "remapctl repair --geometry $geometry $a | grep -q 'wrote the remap labels'"
+check "open finds the device by its label again, the remaps kept" sh -c "remapctl open $a rc && dmsetup message rc 0 list | /sbin/cmp - /tmp/rc-before-labels && grep -q '^500 ' /tmp/rc-before-labels && remapctl close rc"
+
+# restore onto a device without a label that holds a filesystem: refused.
+g=$(nullb_make rcg 64 512)
+mkfs_ext4 -q -F $g
+gsum=$(md5sum <$g)
+check "restore onto an unlabelled filesystem refused, nothing written" sh -c "! remapctl restore $g /tmp/rc-dump 2>/tmp/rc-err && grep -q 'holds a signature' /tmp/rc-err && [ \"\$(md5sum <$g)\" = '$gsum' ]"
+nullb_drop rcg
 nullb_drop rca
 nullb_drop rcb

@@ -17,6 +17,13 @@ pub const HEADER_BYTES: usize = 32;
 pub const PENDING_SHARE: u32 = 16;
 /// The largest remap block size, in bytes.
 pub const MAX_BLOCK_SIZE: u32 = 65536;
+/// The most bytes one metadata copy may take. The kernel holds the image
+/// (about a copy's size) and, to rewrite a copy whole, a buffer of a copy,
+/// each in one allocation, which kvmalloc refuses (with a warning) from
+/// 2 GiB; 1 GiB keeps both well inside it. About 8 bytes per spare block
+/// (8.5 at 512-byte blocks): up to about 126M spare blocks at 512-byte
+/// blocks (a 63 GiB spare area), 133M at 4 KiB (508 GiB).
+pub const MAX_COPY_BYTES: u64 = 1 << 30;
 
 /// What a table line says about its areas; the superblock records it, and
 /// metadata recorded for another identity is refused.
@@ -43,6 +50,28 @@ pub enum FormatError {
     TooManyBlocks,
     /// The spare area cannot hold five copies and one spare block.
     TooSmall,
+    /// A metadata copy would take more than [`MAX_COPY_BYTES`].
+    TooLarge,
+}
+
+impl FormatError {
+    /// What is wrong, in words for the user.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FormatError::BadBlockSize => {
+                "the block size is not a power of two from 512 to 65536 bytes"
+            }
+            FormatError::TooManyBlocks => {
+                "the spare area has 2^31 blocks or more: use a larger block size"
+            }
+            FormatError::TooSmall => {
+                "the spare area is too small for five metadata copies and a spare block"
+            }
+            FormatError::TooLarge => {
+                "a metadata copy of this spare area would take more than 1 GiB of memory: use a larger block size or a smaller spare area"
+            }
+        }
+    }
 }
 
 /// Where the five copies lie in a spare area, in blocks of the area.
@@ -131,6 +160,9 @@ impl Format {
         // pending only until its next write.
         let pending_blocks = nr_spare.div_ceil(PENDING_SHARE).div_ceil(words_per_block);
         let copy_blocks = 1 + slot_blocks + pending_blocks;
+        if u64::from(copy_blocks) * u64::from(bs) > MAX_COPY_BYTES {
+            return Err(FormatError::TooLarge);
+        }
         let layout = MetadataLayout::new(nr_spare, copy_blocks)?;
         Ok(Self {
             identity,

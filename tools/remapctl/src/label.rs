@@ -78,6 +78,20 @@ pub enum Found {
     BackupOnly,
 }
 
+impl Found {
+    /// Which copy of the label was damaged, in words.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Found::Both => "both copies intact",
+            Found::PrimaryOnly => "the backup copy (last 4 KiB) is damaged or stale",
+            Found::BackupOnly => "the primary copy (first 4 KiB) is damaged",
+        }
+    }
+}
+
+/// The most read retries the kernel takes (`read_retries` feature).
+pub const MAX_READ_RETRIES: u32 = 16;
+
 impl Label {
     /// The label's bytes for place `backup`.
     pub fn encode(&self, backup: bool) -> Vec<u8> {
@@ -151,7 +165,12 @@ pub fn backup_offset(size: u64) -> u64 {
 
 /// Reads the label of `dev`: the primary, else the backup; `None` when
 /// neither place carries a label's magic (a device remapctl never
-/// formatted). A label whose areas do not fit the device is an error.
+/// formatted). A copy counts only when its checksum is right and what it
+/// records is usable on this device (areas between the labels, features
+/// the kernel takes): a primary that is intact but records areas the
+/// device cannot hold (a device shrunk, a label copied from another disk)
+/// leaves the backup to be tried. Neither usable is an error that says
+/// why.
 pub fn probe(dev: &BlockDev) -> Result<Option<(Label, Found)>> {
     if dev.size() < 2 * LABEL_BYTES as u64 {
         return Ok(None);
@@ -162,19 +181,21 @@ pub fn probe(dev: &BlockDev) -> Result<Option<(Label, Found)>> {
     let primary_magic = Label::has_magic(&b);
     dev.read_at(backup_offset(dev.size()), &mut b)?;
     let backup = Label::decode(&b, true);
-    let found = match (primary, backup) {
-        (Some(p), Some(b)) if p == b => (p, Found::Both),
+    let backup_magic = Label::has_magic(&b);
+    let usable = |l: Option<Label>| l.map(|l| (l, l.check_fits(dev)));
+    let found = match (usable(primary), usable(backup)) {
+        (Some((p, Ok(()))), Some((b, _))) if p == b => (p, Found::Both),
         // A format that was interrupted, or a device that was grown: the
         // primary is the one written last.
-        (Some(p), _) => (p, Found::PrimaryOnly),
-        (None, Some(b)) => (b, Found::BackupOnly),
-        (None, None) if primary_magic || Label::has_magic(&b) => bail!(
-            "{}: the remap label is damaged in both places (first and last 4 KiB)",
+        (Some((p, Ok(()))), _) => (p, Found::PrimaryOnly),
+        (_, Some((b, Ok(())))) => (b, Found::BackupOnly),
+        (Some((_, Err(e))), _) | (None, Some((_, Err(e)))) => return Err(e),
+        (None, None) if primary_magic || backup_magic => bail!(
+            "{}: the remap label is damaged in both places (first and last 4 KiB): if you know the device's geometry, `remapctl repair --geometry` writes it again",
             dev.path().display()
         ),
         (None, None) => return Ok(None),
     };
-    found.0.check_fits(dev)?;
     Ok(Some(found))
 }
 
@@ -192,7 +213,7 @@ impl Label {
     /// Whether the areas this label records lie on `dev` between its two
     /// labels (the data area on a data device, the spare area on a spare
     /// device, both apart on a whole one), without overflow.
-    fn check_fits(&self, dev: &BlockDev) -> Result<()> {
+    pub fn check_fits(&self, dev: &BlockDev) -> Result<()> {
         let id = &self.identity;
         let limit = backup_offset(dev.size()) / 512;
         let first = LABEL_BYTES as u64 / 512;
@@ -207,6 +228,20 @@ impl Label {
             Role::Data => data.is_some(),
             Role::Spare => spare.is_some(),
         };
+        if let Some(r) = self.read_retries.filter(|&r| r > MAX_READ_RETRIES) {
+            bail!(
+                "{}: the remap label records read_retries {r}, which the kernel does not take (0 to {MAX_READ_RETRIES}): rewrite it with `remapctl repair --geometry`",
+                dev.path().display()
+            );
+        }
+        if dm_remap_ondisk::Format::new(self.identity).is_err() {
+            bail!(
+                "{}: the remap label records a geometry that cannot hold metadata (block size {}, spare area {} sectors)",
+                dev.path().display(),
+                id.block_size,
+                id.spare_len
+            );
+        }
         if !ok {
             bail!(
                 "{}: the remap label records areas that do not fit the device ({} bytes) between its labels: data {}+{}, spare {}+{} sectors (was the device shrunk?)",
@@ -280,6 +315,58 @@ mod tests {
             .unwrap();
         assert!(probe(&dev).is_err());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A file of `size` bytes with labels `primary` and `backup`.
+    fn labelled(
+        tag: &str,
+        size: u64,
+        primary: &Label,
+        backup: &Label,
+    ) -> (std::path::PathBuf, BlockDev) {
+        use crate::device::Access;
+        let path = std::env::temp_dir().join(format!("remapctl-{tag}-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        dev.write_at(0, &primary.encode(false)).unwrap();
+        dev.write_at(backup_offset(size), &backup.encode(true))
+            .unwrap();
+        (path, dev)
+    }
+
+    fn whole(size: u64) -> Label {
+        let mut l = label();
+        l.role = Role::Whole;
+        l.read_retries = None;
+        l.identity.spare_offset = l.identity.data_offset + l.identity.data_len;
+        l.identity.spare_len = (size - LABEL_BYTES as u64) / 512 - l.identity.spare_offset;
+        l
+    }
+
+    #[test]
+    fn an_intact_primary_that_does_not_fit_leaves_the_backup() {
+        let size: u64 = 64 << 20;
+        let good = whole(size);
+        let mut wrong = good;
+        wrong.identity.spare_len *= 4;
+        let (path, dev) = labelled("fit", size, &wrong, &good);
+        assert_eq!(probe(&dev).unwrap(), Some((good, Found::BackupOnly)));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn features_the_kernel_refuses_are_named() {
+        let size: u64 = 64 << 20;
+        let mut l = whole(size);
+        l.read_retries = Some(99);
+        let (path, dev) = labelled("retries", size, &l, &l);
+        let e = format!("{:#}", probe(&dev).unwrap_err());
+        assert!(e.contains("read_retries 99"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            Found::PrimaryOnly.describe(),
+            "the backup copy (last 4 KiB) is damaged or stale"
+        );
     }
 
     #[test]

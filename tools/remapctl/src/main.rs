@@ -146,6 +146,15 @@ enum Command {
         /// block listed twice): for testing the kernel's checks.
         #[arg(long)]
         unchecked: bool,
+        /// Write to a device without a remap label although it holds a
+        /// filesystem or another signature (at its start or in the spare
+        /// area).
+        #[arg(long)]
+        force: bool,
+        /// The dump's data and spare areas lie on two devices, this one
+        /// holding the spare area: their ranges may overlap as numbers.
+        #[arg(long)]
+        separate_devices: bool,
     },
     /// Read all five metadata copies and report every damaged or stale
     /// block.
@@ -218,7 +227,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             dev,
             file,
             unchecked,
-        } => cmd::restore::run(&dev, &file, unchecked),
+            force,
+            separate_devices,
+        } => cmd::restore::run(&dev, &file, unchecked, force, separate_devices),
         Command::Check {
             dev,
             quiet,

@@ -86,7 +86,7 @@ pub struct Offline {
 pub fn load(dev: &BlockDev, identity: Identity) -> Result<Result<Offline, LoadError>> {
     let fmt = match Format::new(identity) {
         Ok(f) => f,
-        Err(e) => bail!("the geometry cannot hold metadata: {e:?}"),
+        Err(e) => bail!("the geometry cannot hold metadata: {}", e.reason()),
     };
     let mut area = SpareArea::new(dev, fmt)?;
     let mut blocks = vec![0u8; METADATA_COPIES * fmt.block_bytes()];

@@ -44,67 +44,92 @@ pub struct Entry {
     pub nofail: bool,
 }
 
-/// Parses a remaptab.
+/// The longest unit name systemd takes (`UNIT_NAME_MAX` less its NUL).
+const UNIT_NAME_MAX: usize = 255;
+
+/// Parses a remaptab; the first bad line is an error.
 pub fn parse(text: &str) -> Result<Vec<Entry>> {
-    let mut out: Vec<Entry> = Vec::new();
+    parse_each(text).into_iter().collect()
+}
+
+/// Parses a remaptab line by line: each line's entry, or why that line is
+/// refused (with its number), so that a generator can make the units of
+/// the good lines and report the bad ones.
+pub fn parse_each(text: &str) -> Vec<Result<Entry>> {
+    let mut out: Vec<Result<Entry>> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let w: Vec<&str> = line.split_whitespace().collect();
-        if !(2..=3).contains(&w.len()) {
-            bail!(
-                "remaptab line {}: expected <name> <device> [<options>]",
-                n + 1
-            );
-        }
-        let name = w[0];
-        let name_char = |c: char| c.is_ascii_alphanumeric() || "_.+:-".contains(c);
-        if !name.chars().all(name_char)
-            || name.len() > 127
-            || name.starts_with('-')
-            || matches!(name, "." | ".." | "control")
-        {
-            bail!(
-                "remaptab line {}: {name:?} is not a valid device name (letters, digits and _.+:- only)",
-                n + 1
-            );
-        }
-        if out.iter().any(|e| e.name == name) {
-            bail!("remaptab line {}: {name} is listed twice", n + 1);
-        }
-        let source = match w[1].strip_prefix("UUID=") {
-            Some(u) => {
-                crate::dump::parse_uuid(u).with_context(|| format!("remaptab line {}", n + 1))?;
-                Source::Uuid(u.to_owned())
-            }
-            None if w[1].starts_with('/') => Source::Path(w[1].to_owned()),
-            None => bail!(
-                "remaptab line {}: the device must be a path or UUID=<uuid>, not {:?}",
-                n + 1,
-                w[1]
-            ),
-        };
-        let mut e = Entry {
-            name: name.to_owned(),
-            source,
-            no_check: false,
-            readonly: false,
-            nofail: false,
-        };
-        for opt in w.get(2).map_or("-", |o| o).split(',') {
-            match opt {
-                "-" | "" | "defaults" => {}
-                "no-check" => e.no_check = true,
-                "readonly" | "read-only" => e.readonly = true,
-                "nofail" => e.nofail = true,
-                _ => bail!("remaptab line {}: unknown option {opt:?}", n + 1),
-            }
-        }
-        out.push(e);
+        let taken = |name: &str| out.iter().flatten().any(|e: &Entry| e.name == name);
+        let entry = parse_line(line, &taken).with_context(|| format!("remaptab line {}", n + 1));
+        out.push(entry);
     }
-    Ok(out)
+    out
+}
+
+/// One non-empty line, without its comment; `taken` says whether a name
+/// is used by an earlier line.
+fn parse_line(line: &str, taken: &dyn Fn(&str) -> bool) -> Result<Entry> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    if !(2..=3).contains(&w.len()) {
+        bail!("expected <name> <device> [<options>]");
+    }
+    let name = w[0];
+    let name_char = |c: char| c.is_ascii_alphanumeric() || "_.+:-".contains(c);
+    if !name.chars().all(name_char)
+        || name.len() > 127
+        || name.starts_with('-')
+        || matches!(name, "." | ".." | "control")
+    {
+        bail!("{name:?} is not a valid device name (letters, digits and _.+:- only, at most 127)");
+    }
+    if taken(name) {
+        bail!("{name} is listed twice");
+    }
+    let source = match w[1].strip_prefix("UUID=") {
+        Some(u) => {
+            crate::dump::parse_uuid(u)?;
+            Source::Uuid(u.to_owned())
+        }
+        None if w[1].starts_with('/') => {
+            let unit = format!("{}.device", escape_path(w[1]));
+            if unit.len() > UNIT_NAME_MAX {
+                bail!(
+                    "the device path makes a systemd unit name of {} bytes ({unit}), above systemd's {UNIT_NAME_MAX}: use a shorter path (a /dev/disk/by-id name, or UUID=)",
+                    unit.len()
+                );
+            }
+            Source::Path(w[1].to_owned())
+        }
+        None => bail!("the device must be a path or UUID=<uuid>, not {:?}", w[1]),
+    };
+    // The longest unit name a line makes: the target its device waits for.
+    let unit = format!("blockdev@dev-mapper-{}.target", escape_path(name));
+    if unit.len() > UNIT_NAME_MAX || unit_name(name).len() > UNIT_NAME_MAX {
+        bail!(
+            "the name makes a systemd unit name of {} bytes, above systemd's {UNIT_NAME_MAX}: use a shorter name",
+            unit.len()
+        );
+    }
+    let mut e = Entry {
+        name: name.to_owned(),
+        source,
+        no_check: false,
+        readonly: false,
+        nofail: false,
+    };
+    for opt in w.get(2).map_or("-", |o| o).split(',') {
+        match opt {
+            "-" | "" | "defaults" => {}
+            "no-check" => e.no_check = true,
+            "readonly" | "read-only" => e.readonly = true,
+            "nofail" => e.nofail = true,
+            _ => bail!("unknown option {opt:?}"),
+        }
+    }
+    Ok(e)
 }
 
 /// Reads and parses the remaptab at `path`.
@@ -262,6 +287,52 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_line_is_named_and_the_others_are_kept() {
+        let long_name = "n".repeat(127);
+        let long_path = format!("/dev/{}", "d".repeat(300));
+        let text = format!(
+            "a /dev/sda -\n{long_name}x /dev/sdb\nb {long_path}\nc /dev/sdc bogus\nd /dev/sdd -\n"
+        );
+        let each = parse_each(&text);
+        assert_eq!(each.len(), 5);
+        let good: Vec<&str> = each.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(good, ["a", "d"]);
+        let errors: Vec<String> = each
+            .iter()
+            .filter_map(|e| e.as_ref().err())
+            .map(|e| format!("{e:#}"))
+            .collect();
+        assert!(errors[0].starts_with("remaptab line 2: "), "{}", errors[0]);
+        assert!(errors[1].starts_with("remaptab line 3: "), "{}", errors[1]);
+        assert!(errors[1].contains("above systemd's 255"), "{}", errors[1]);
+        assert!(
+            errors[2].starts_with("remaptab line 4: unknown option"),
+            "{}",
+            errors[2]
+        );
+        // A name within the device name limit whose unit name is not.
+        let dashes = format!("a{}", "-".repeat(80));
+        let err = parse(&format!("{dashes} /dev/sda")).unwrap_err();
+        assert!(format!("{err:#}").contains("unit name"), "{err:#}");
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn the_generator_makes_the_good_lines_units_and_exits_0() {
+        let dir = std::env::temp_dir().join(format!("remapctl-gen-{}", std::process::id()));
+        let tab = dir.join("remaptab");
+        std::fs::create_dir_all(&dir).unwrap();
+        let long_path = format!("/dev/{}", "d".repeat(300));
+        std::fs::write(&tab, format!("a {long_path}\nb /dev/sdb -\n")).unwrap();
+        let out = dir.join("units");
+        let code = crate::cmd::generate::run(&out, &tab, "/usr/sbin/remapctl").unwrap();
+        assert_eq!(code, crate::exit::OK);
+        assert!(out.join(unit_name("b")).exists());
+        assert!(!out.join(unit_name("a")).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

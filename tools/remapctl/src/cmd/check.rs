@@ -70,7 +70,8 @@ pub fn run(path: &Path, quiet: bool, geometry: Option<&str>) -> Result<u8> {
     if let Some((_, found)) = &loc.label {
         if *found != Found::Both {
             say(format!(
-                "label: one of the two copies is damaged ({found:?})"
+                "label: {}: run remapctl repair to rewrite it",
+                found.describe()
             ));
             code = exit::DEGRADED;
         }

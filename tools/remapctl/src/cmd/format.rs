@@ -11,7 +11,7 @@ use crate::device::{Access, BlockDev};
 use crate::label::{self, Label, Role, LABEL_BYTES};
 use crate::{exit, meta};
 use anyhow::{bail, Context, Result};
-use dm_remap_ondisk::{Format, Identity, UuidText, MAX_BLOCK_SIZE, METADATA_COPIES};
+use dm_remap_ondisk::{Format, Identity, UuidText, MAGIC, MAX_BLOCK_SIZE, METADATA_COPIES};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -112,9 +112,15 @@ pub fn spare_device_layout(size: u64, spare_bytes: Option<u64>, bs: u32) -> Resu
 }
 
 /// What `blkid -p` finds on the device, if anything.
-fn signatures(dev: &BlockDev) -> Result<Option<String>> {
+pub fn signatures(dev: &BlockDev) -> Result<Option<String>> {
+    signatures_at(dev, 0)
+}
+
+/// What `blkid -p` finds on the device from byte `offset` on (a
+/// filesystem inside an area), if anything.
+pub fn signatures_at(dev: &BlockDev, offset: u64) -> Result<Option<String>> {
     let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
+        .args(["-p", "-o", "export", "-O", &offset.to_string()])
         .arg(dev.path())
         .output()
         .context("cannot run blkid to look for signatures (install util-linux, or use --force)")?;
@@ -139,6 +145,43 @@ fn signatures(dev: &BlockDev) -> Result<Option<String>> {
             String::from_utf8_lossy(&out.stderr).trim()
         ),
     }
+}
+
+/// The first metadata copy of `fmt` on `dev` whose superblock carries the
+/// metadata's magic, intact or not.
+fn metadata_left(dev: &BlockDev, fmt: &Format) -> Result<Option<usize>> {
+    let bs = fmt.block_bytes();
+    let mut b = vec![0u8; bs];
+    for (copy, &start) in fmt.layout.starts.iter().enumerate() {
+        let at = fmt.identity.spare_offset * 512 + u64::from(start) * bs as u64;
+        dev.read_at(at, &mut b)?;
+        if b[..MAGIC.len()] == MAGIC {
+            return Ok(Some(copy));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes `path` a file of 64 MiB formatted with the defaults (4 KiB
+/// blocks, a 1% spare area); returns the options used.
+#[cfg(test)]
+pub fn format_file(path: &std::path::Path) -> Options {
+    std::fs::File::create(path)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let o = Options {
+        dev: path.to_path_buf(),
+        spare_size: None,
+        spare_percent: None,
+        block_size: 4096,
+        no_auto_remap: false,
+        read_retries: None,
+        force: false,
+        spare_dev: None,
+    };
+    assert_eq!(run(&o).unwrap(), exit::OK);
+    o
 }
 
 /// Formats the device.
@@ -169,13 +212,25 @@ pub fn run(o: &Options) -> Result<u8> {
         if o.force {
             continue;
         }
-        if let Ok((l, _)) = label::read(d) {
-            eprintln!(
-                "remapctl: {} is already formatted (metadata UUID {}): use --force to format it again, losing its remaps",
-                d.path().display(),
-                UuidText(&l.uuid)
-            );
-            return Ok(exit::FAILED);
+        // Only a device plainly blank (or another signature's, below) is
+        // formatted without --force: a damaged label, or one that no
+        // longer fits (a shrunk device), may still front remaps.
+        match label::probe(d) {
+            Ok(Some((l, _))) => {
+                eprintln!(
+                    "remapctl: {} is already formatted (metadata UUID {}): use --force to format it again, losing its remaps",
+                    d.path().display(),
+                    UuidText(&l.uuid)
+                );
+                return Ok(exit::FAILED);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!(
+                    "remapctl: {e:#}; its remaps may still be there (remapctl repair --geometry rewrites the label): use --force to format it anyway, losing them"
+                );
+                return Ok(exit::FAILED);
+            }
         }
         if let Some(sig) = signatures(d)? {
             eprintln!(
@@ -219,10 +274,33 @@ pub fn run(o: &Options) -> Result<u8> {
     let fmt = match Format::new(identity) {
         Ok(f) => f,
         Err(e) => bail!(
-            "a spare area of {} blocks of {bs} bytes cannot hold the metadata ({e:?}): make it larger",
-            identity.spare_len * 512 / u64::from(bs)
+            "a spare area of {} blocks of {bs} bytes cannot hold the metadata: {}",
+            identity.spare_len * 512 / u64::from(bs),
+            e.reason()
         ),
     };
+    let meta_dev = spare_dev.as_ref().unwrap_or(&dev);
+    if !o.force {
+        // Labels zeroed, metadata kept: the superblocks of this very
+        // layout still carry the metadata's magic.
+        if let Some(copy) = metadata_left(meta_dev, &fmt)? {
+            eprintln!(
+                "remapctl: {} has no remap label, but its spare area holds remap metadata (copy {copy} of this layout): remapctl repair --geometry rewrites the label; use --force to format it anyway, losing its remaps",
+                meta_dev.path().display()
+            );
+            return Ok(exit::FAILED);
+        }
+        // A filesystem inside the data area of an earlier format (from
+        // 1 MiB) has no signature at the device's start.
+        if let Some(sig) = signatures_at(&dev, identity.data_offset * 512)? {
+            eprintln!(
+                "remapctl: {} holds a signature at {} MiB ({sig}), where the data area starts: use --force to format it anyway, destroying it",
+                dev.path().display(),
+                (identity.data_offset * 512) >> 20
+            );
+            return Ok(exit::FAILED);
+        }
+    }
     let uuid = *uuid::Uuid::new_v4().as_bytes();
     // Wipe the label areas and the signatures that live at the ends of a
     // device (filesystems, GPT's backup header, md 1.0), then write the
@@ -236,7 +314,6 @@ pub fn run(o: &Options) -> Result<u8> {
         d.flush()?;
     }
     let words = vec![0u64; fmt.words()];
-    let meta_dev = spare_dev.as_ref().unwrap_or(&dev);
     meta::write(
         meta_dev,
         &fmt,
@@ -285,6 +362,40 @@ pub fn run(o: &Options) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of 64 MiB, formatted without --force.
+    fn formatted(tag: &str) -> (PathBuf, Options) {
+        let path = std::env::temp_dir().join(format!("remapctl-fmt-{tag}-{}", std::process::id()));
+        let o = format_file(&path);
+        (path, o)
+    }
+
+    #[test]
+    fn a_device_that_is_not_plainly_blank_is_refused_without_force() {
+        // Formatted: refused.
+        let (path, mut o) = formatted("again");
+        assert_eq!(run(&o).unwrap(), exit::FAILED);
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        let size = dev.size();
+        // Both labels damaged (a byte each): refused, not taken for blank.
+        for at in [100, size - 4096 + 100] {
+            let mut b = [0u8; 1];
+            dev.read_at(at, &mut b).unwrap();
+            b[0] ^= 0xff;
+            dev.write_at(at, &b).unwrap();
+        }
+        drop(dev);
+        assert_eq!(run(&o).unwrap(), exit::FAILED);
+        // Both labels zeroed, the metadata left: refused.
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        dev.write_at(0, &[0u8; 4096]).unwrap();
+        dev.write_at(size - 4096, &[0u8; 4096]).unwrap();
+        drop(dev);
+        assert_eq!(run(&o).unwrap(), exit::FAILED);
+        o.force = true;
+        assert_eq!(run(&o).unwrap(), exit::OK);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn sizes() {

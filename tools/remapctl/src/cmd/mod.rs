@@ -105,7 +105,12 @@ pub fn locate(dev: &BlockDev, geometry: Option<&str>, access: Access) -> Result<
 }
 
 /// The block device whose remap label has metadata UUID `uuid` and, if
-/// given, role `role` (else any role but [`Role::Spare`]).
+/// given, role `role` (else any role but [`Role::Spare`]). A device stacked
+/// on another that matches (dm-dust or a linear map over the disk) shows
+/// the same label: the topmost is taken. Two unrelated devices with the
+/// label (a cloned disk, `dd` to a new disk) are refused, both named, as
+/// LVM refuses duplicate PVs: using either silently could open the stale
+/// one.
 pub fn find_label(uuid: &[u8; UUID_BYTES], role: Role) -> Result<Option<PathBuf>> {
     let mut names: Vec<_> = std::fs::read_dir("/sys/class/block")
         .context("cannot list /sys/class/block")?
@@ -113,22 +118,48 @@ pub fn find_label(uuid: &[u8; UUID_BYTES], role: Role) -> Result<Option<PathBuf>
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    let mut found = Vec::new();
     for name in names {
         let path = Path::new("/dev").join(&name);
         let Ok(dev) = BlockDev::open(&path, Access::Read) else {
             continue;
         };
-        match label::read(&dev) {
-            Ok((l, _))
+        match label::probe(&dev) {
+            Ok(Some((l, _)))
                 if l.uuid == *uuid
                     && (l.role == role || (role != Role::Spare && l.role != Role::Spare)) =>
             {
-                return Ok(Some(path))
+                found.push(name)
             }
             _ => {}
         }
     }
-    Ok(None)
+    let holders = |name: &str| -> Vec<String> {
+        std::fs::read_dir(Path::new("/sys/class/block").join(name).join("holders"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let top: Vec<&String> = found
+        .iter()
+        .filter(|n| !holders(n).iter().any(|h| found.contains(h)))
+        .collect();
+    match top.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(Path::new("/dev").join(one))),
+        many => bail!(
+            "{} devices carry the remap label with UUID {}: {} (a cloned disk?); refusing to pick one: name the device to use by its path (in /etc/remaptab too), or detach the other",
+            many.len(),
+            UuidText(uuid),
+            many.iter()
+                .map(|n| format!("/dev/{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// The DM UUID of metadata `uuid`.

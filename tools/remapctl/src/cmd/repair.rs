@@ -7,10 +7,28 @@
 
 use super::{locate, usable};
 use crate::device::{Access, BlockDev};
-use crate::label::{self, Found};
+use crate::label::{self, Found, Label, Role};
 use crate::{exit, meta};
-use anyhow::Result;
+use anyhow::{bail, Result};
+use dm_remap_ondisk::UuidText;
 use std::path::Path;
+
+/// Whether both label places of `dev` (its first and last 4 KiB) are all
+/// zeros or start with a label's magic: places a label may be written to.
+fn label_places_free(dev: &BlockDev) -> Result<bool> {
+    let mut b = vec![0u8; label::LABEL_BYTES];
+    for at in [0, label::backup_offset(dev.size())] {
+        dev.read_at(at, &mut b)?;
+        if !(Label::has_magic(&b) || b.iter().all(|&x| x == 0)) {
+            println!(
+                "not writing remap labels: {} holds other data at byte {at} (a device set up without remapctl format?)",
+                dev.path().display()
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 /// Repairs the device; exits 0 when it is whole afterwards.
 pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
@@ -31,6 +49,35 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
         if *found != Found::Both {
             label::write(&dev, l)?;
             println!("rewrote the damaged remap label");
+        }
+    } else if geometry.is_some()
+        && !matches!(label::probe(&dev), Ok(Some(_)))
+        && label_places_free(&dev)?
+    {
+        // Both labels lost (or unusable), their places blank or holding
+        // a damaged label: the geometry given and the metadata found
+        // there make them again, so that open finds the device by itself
+        // once more. Places holding anything else (a device set up with
+        // dmsetup alone, whose data area starts at sector 0) are left.
+        let l = Label {
+            uuid: m.rec.uuid,
+            identity: loc.identity,
+            no_auto_remap: false,
+            read_retries: None,
+            device_size: dev.size(),
+            role: Role::Whole,
+        };
+        if let Err(e) = l.check_fits(&dev) {
+            bail!("not writing remap labels: {e:#}");
+        }
+        label::write(&dev, &l)?;
+        match label::probe(&dev) {
+            Ok(Some((back, Found::Both))) if back == l => println!(
+                "wrote the remap labels from --geometry and the metadata (UUID {}); no_auto_remap and read_retries are the defaults: remapctl format records them, open takes them from the label",
+                UuidText(&l.uuid)
+            ),
+            Ok(_) => bail!("the remap labels written do not read back"),
+            Err(e) => return Err(e),
         }
     }
     if m.findings.is_empty() {
@@ -66,4 +113,31 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
     } else {
         exit::FAILED
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::format;
+
+    #[test]
+    fn both_labels_lost_are_written_again_from_the_geometry() {
+        let path = std::env::temp_dir().join(format!("remapctl-repair-{}", std::process::id()));
+        format::format_file(&path);
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        let (l, _) = label::read(&dev).unwrap();
+        let size = dev.size();
+        dev.write_at(0, &[0u8; 4096]).unwrap();
+        dev.write_at(size - 4096, &[0u8; 4096]).unwrap();
+        drop(dev);
+        let id = &l.identity;
+        let g = format!(
+            "{}:{}:{}:{}:{}",
+            id.data_offset, id.data_len, id.spare_offset, id.spare_len, id.block_size
+        );
+        assert_eq!(run(&path, Some(&g)).unwrap(), exit::OK);
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        assert_eq!(label::probe(&dev).unwrap(), Some((l, Found::Both)));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -31,7 +31,13 @@ fn next_generation(dev: &BlockDev, fmt: &Format) -> Result<u64> {
 }
 
 /// Writes the dump in `file` to `path`.
-pub fn run(path: &Path, file: &Path, unchecked: bool) -> Result<u8> {
+pub fn run(
+    path: &Path,
+    file: &Path,
+    unchecked: bool,
+    force: bool,
+    separate_devices: bool,
+) -> Result<u8> {
     let mut text = String::new();
     if file == Path::new("-") {
         std::io::stdin().read_to_string(&mut text)?;
@@ -58,10 +64,39 @@ pub fn run(path: &Path, file: &Path, unchecked: bool) -> Result<u8> {
             return Ok(exit::FAILED);
         }
     }
+    // No label: nothing says this device is the dump's. What it holds is
+    // destroyed only when asked.
+    if loc.is_none() && !force {
+        for at in [0, identity.spare_offset * 512] {
+            if let Some(sig) = super::format::signatures_at(&dev, at)? {
+                eprintln!(
+                    "remapctl: {} has no remap label and holds a signature at byte {at} ({sig}): use --force to write the metadata anyway, destroying it",
+                    path.display()
+                );
+                return Ok(exit::FAILED);
+            }
+        }
+    }
+    if loc.is_none() && !separate_devices {
+        let (d0, d1) = (
+            identity.data_offset,
+            identity.data_offset.saturating_add(identity.data_len),
+        );
+        let (s0, s1) = (
+            identity.spare_offset,
+            identity.spare_offset.saturating_add(identity.spare_len),
+        );
+        if d0 < s1 && s0 < d1 {
+            eprintln!(
+                "remapctl: the dump's data area (sectors {d0}-{d1}) and spare area (sectors {s0}-{s1}) overlap: that is right only when they lie on two devices; use --separate-devices if they do"
+            );
+            return Ok(exit::FAILED);
+        }
+    }
     let target = loc.as_ref().map_or(&dev, |l| l.spare_dev(&dev));
     let fmt = match Format::new(identity) {
         Ok(f) => f,
-        Err(e) => bail!("the dump's geometry cannot hold metadata: {e:?}"),
+        Err(e) => bail!("the dump's geometry cannot hold metadata: {}", e.reason()),
     };
     let words = d.table().to_words(&fmt, !unchecked)?;
     let generation = next_generation(target, &fmt)?.max(d.generation);
@@ -82,4 +117,31 @@ pub fn run(path: &Path, file: &Path, unchecked: bool) -> Result<u8> {
         path.display()
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_areas_on_a_device_without_a_label_need_force() {
+        let dir = std::env::temp_dir();
+        let dev = dir.join(format!("remapctl-restore-{}", std::process::id()));
+        let dump = dir.join(format!("remapctl-restore-{}.dump", std::process::id()));
+        std::fs::File::create(&dev)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        // Data and spare areas both from sector 0: two devices' geometry.
+        std::fs::write(
+            &dump,
+            "uuid 6d6b6d65-7461-4000-8000-746573747330\ngeneration 1\ngeometry 0 131072 0 32768 4096\nremap 0 11\n",
+        )
+        .unwrap();
+        assert_eq!(run(&dev, &dump, false, false, false).unwrap(), exit::FAILED);
+        assert_eq!(run(&dev, &dump, false, true, false).unwrap(), exit::FAILED);
+        assert_eq!(run(&dev, &dump, false, false, true).unwrap(), exit::OK);
+        std::fs::remove_file(&dev).unwrap();
+        std::fs::remove_file(&dump).unwrap();
+    }
 }
