@@ -1294,6 +1294,13 @@ impl fmt::Write for Emitter<'_> {
 /// The queue limits of the mapped device, in `io_hints`.
 pub(crate) struct QueueLimits<'a>(&'a mut queue_limits);
 
+/// The largest logical block size the block layer accepts: the page size,
+/// or 64 KiB with large folios (`BLK_MAX_BLOCK_SIZE`).
+pub(crate) fn max_logical_block_size() -> u32 {
+    // SAFETY: a plain function returning a constant.
+    unsafe { b::dmr_max_logical_block_size() }
+}
+
 impl QueueLimits<'_> {
     /// Logical block size in bytes.
     pub(crate) fn logical_block_size(&self) -> u32 {
@@ -1306,8 +1313,7 @@ impl QueueLimits<'_> {
     /// (the page size without large folios); above it, only the physical
     /// block size and minimum I/O size say `bytes`.
     pub(crate) fn raise_block_size(&mut self, bytes: u32) {
-        // SAFETY: a plain function returning a constant.
-        let max_logical = unsafe { b::dmr_max_logical_block_size() };
+        let max_logical = max_logical_block_size();
         let l = &mut *self.0;
         l.logical_block_size = l.logical_block_size.max(bytes.min(max_logical));
         l.physical_block_size = l.physical_block_size.max(bytes);

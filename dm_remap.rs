@@ -143,6 +143,7 @@ impl kernel::InPlaceModule for RemapModule {
         unsafe { claim::SPARE_OWNERS.init() };
         // SAFETY: as above.
         unsafe { device_stats::DEVICE_STATS.init() };
+        breakage::announce();
         try_pin_init!(Self {
             registration <- dm::Registration::new(module),
         })

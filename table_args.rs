@@ -80,6 +80,8 @@ pub(crate) struct Geometry {
     pub(crate) spare_lbs: u32,
     /// Whether data and spare are the same block device.
     pub(crate) same_device: bool,
+    /// The largest logical block size the block layer accepts.
+    pub(crate) max_lbs: u32,
 }
 
 /// Parses an unsigned decimal number: digits only, no sign, no overflow.
@@ -228,6 +230,14 @@ pub(crate) fn validate(args: &TableArgs<'_>, g: &Geometry) -> Result<u32, ArgErr
                 c"block_size is smaller than the logical block size of a device",
             ))
         }
+        // Above it, the device's logical block size cannot say the block
+        // size: bios may cover part of a block, and the worker could not
+        // retry or relocate those.
+        Some(bs) if bs > g.max_lbs => {
+            return Err(ArgError(
+                c"block_size is above the largest logical block size this kernel takes (the page size without transparent huge pages)",
+            ))
+        }
         Some(bs) => bs,
         None => device_lbs,
     };
@@ -299,6 +309,7 @@ mod tests {
             spare_dev_sectors: 16384,
             spare_lbs: 512,
             same_device: false,
+            max_lbs: 65536,
         }
     }
 
@@ -515,6 +526,12 @@ mod tests {
             c"65536",
         ];
         assert_eq!(validate(&parse(&line).unwrap(), &g), Ok(65536));
+        // Without large folios the block layer stops at the page size.
+        let small = Geometry { max_lbs: 4096, ..g };
+        assert_eq!(
+            verr(&line, &small),
+            c"block_size is above the largest logical block size this kernel takes (the page size without transparent huge pages)"
+        );
     }
 
     #[test]

@@ -23,6 +23,34 @@ pub(crate) enum Breakage {
     NoHold = 5,
     /// Loading does not mark damaged or stale copies for rewriting.
     NoRepair = 6,
+    /// A commit of unknown outcome rolls its blocks back instead of
+    /// fencing them.
+    NoFence = 7,
+    /// A relocated write is acknowledged whatever its commit's outcome.
+    AckBeforeCommit = 8,
+    /// The dead-device probe always finds the data device alive.
+    ProbeSaysAlive = 9,
+    /// The scrub skips the rest of a step after a run of failed reads.
+    ScrubSkipsAfterFailures = 10,
+    /// A load offers retired spares again.
+    RetiredFreeAfterLoad = 11,
+    /// Loading takes the newest copy's version of each block without
+    /// comparing the others (their blocks after the superblock read as
+    /// failed), so an older version there goes live.
+    OlderVersionLoaded = 12,
+}
+
+/// Says in the kernel log which behaviour this test build breaks, if
+/// any, so that the broken-behaviour mode can tell the parameter took
+/// effect.
+pub(crate) fn announce() {
+    #[cfg(dmr_breakable)]
+    {
+        let n = *crate::module_parameters::break_behaviour.value();
+        if n != 0 {
+            kernel::pr_warn!("remap: test build: behaviour {} broken on purpose\n", n);
+        }
+    }
 }
 
 /// Whether `b` is the behaviour broken in this test build.

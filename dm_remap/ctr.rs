@@ -194,7 +194,7 @@ fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static
             Some(Slot::InUse { .. }) => in_use
                 .push_within_capacity(spare)
                 .map_err(|_| NO_TABLE_MEMORY)?,
-            Some(Slot::Retired) => retired
+            Some(Slot::Retired) if !broken(Breakage::RetiredFreeAfterLoad) => retired
                 .push(spare, GFP_KERNEL)
                 .map_err(|_| NO_TABLE_MEMORY)?,
             _ => {}
@@ -288,6 +288,7 @@ impl RemapTarget {
             spare_dev_sectors: spare.nr_sectors(),
             spare_lbs: spare.logical_block_size(),
             same_device: data.same_device(&spare),
+            max_lbs: crate::dm::max_logical_block_size(),
         };
         let block_size =
             table_args::validate(&parsed, &geometry).map_err(|e| ctx.fail(e.0, EINVAL))?;
@@ -312,6 +313,12 @@ impl RemapTarget {
                 ))
             }
             Err(FormatError::BadBlockSize) => return Err(ctx.fail(c"Invalid block size", EINVAL)),
+            Err(FormatError::TooLarge) => {
+                return Err(ctx.fail(
+                    c"Spare area too large: a metadata copy must fit in 1 GiB of memory (about 8 bytes per spare block): use a larger block_size or a smaller spare area",
+                    EINVAL,
+                ))
+            }
             _ => return Err(ctx.fail(
                 c"Spare area has more than 536870910 blocks (2^29 - 2): use a larger block_size",
                 EINVAL,

@@ -335,6 +335,14 @@ impl RemapTarget {
         ));
     }
 
+    /// Whether the scrub was stopped or paused since its step began: the
+    /// step ends before its next block, so that `scrub stop`, a suspend
+    /// and a remove wait for one block's reads at most, not a step's.
+    fn scrub_halted(&self) -> bool {
+        let scrub = self.scrub.lock();
+        scrub.state != ScrubState::Running || scrub.paused
+    }
+
     /// Spare slots of the area: every block of it (the metadata copies'
     /// places among them, which hold no spare).
     fn spare_slots(&self) -> u32 {
@@ -467,11 +475,18 @@ impl RemapTarget {
         set_len(buf, self.block_size as usize);
         let mut unreadable = KVec::new();
         for block in next..end {
+            if self.scrub_halted() {
+                r.units = block - next;
+                r.next = Some(Phase::Data { next: block });
+                break;
+            }
             if unreadable.len() == FAILED_PER_STEP {
                 // A failing disk answers slowly: the worker, which shares
                 // the workqueue, gets its turn before the rest.
-                r.units = block - next;
-                r.next = Some(Phase::Data { next: block });
+                if !broken(Breakage::ScrubSkipsAfterFailures) {
+                    r.units = block - next;
+                    r.next = Some(Phase::Data { next: block });
+                }
                 break;
             }
             if self.table.get(block).is_some() {
@@ -505,6 +520,10 @@ impl RemapTarget {
         set_len(buf, self.block_size as usize);
         let mut reads = 0;
         for spare in next..end {
+            if self.scrub_halted() {
+                r.next = Some(Phase::Spares { next: spare });
+                break;
+            }
             r.units += 1;
             let Some(Slot::InUse { block, .. }) = self.meta.lock().image().slot(spare) else {
                 continue;
@@ -629,6 +648,10 @@ impl RemapTarget {
         let mut r = StepResult::at(Phase::Metadata { copy, index: end });
         set_len(buf, fmt.block_bytes());
         for i in index..end {
+            if self.scrub_halted() {
+                r.next = Some(Phase::Metadata { copy, index: i });
+                break;
+            }
             let before = self.meta.lock().quiet_commit();
             if before.is_none() {
                 // A commit is being written: this block again next step.

@@ -245,6 +245,9 @@ impl<'a> Switch<'a> {
                     // A switch to a lost state (an unreadable block's
                     // remap, a spare the scrub found unreadable) fences
                     // the block lost: a load may find it so.
+                    Err(CommitError::Indeterminate) if broken(Breakage::NoFence) => {
+                        rollback(t, admin, b)
+                    }
                     Err(CommitError::Indeterminate) => {
                         let lost = b.lost_in.is_some() || b.to.is_some_and(|s| s.lost);
                         t.fence(admin, b.block, b.old, lost)

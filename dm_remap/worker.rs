@@ -271,6 +271,9 @@ impl RemapTarget {
         let Ok(mut buf) = self.block_buffer() else {
             return false;
         };
+        if broken(Breakage::ProbeSaysAlive) {
+            return false;
+        }
         let mut tried = 0;
         let mut answered = false;
         // Spread over 8 times as many places as probes, so that blocks in
@@ -544,8 +547,9 @@ impl RemapTarget {
             }
         }
         for r in group.relocations.iter_mut().filter(|r| r.owner) {
+            let commit_ok = committed.is_ok() || broken(Breakage::AckBeforeCommit);
             r.done = r.rewritten
-                || committed.is_ok() && r.switched.is_some_and(|i| switch.blocks()[i].switches());
+                || commit_ok && r.switched.is_some_and(|i| switch.blocks()[i].switches());
         }
         // The switch, or back to the old mapping; fenced if the commit may
         // be on disk. Then the held bios go on.

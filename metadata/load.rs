@@ -61,6 +61,13 @@ pub(crate) fn load(
     Ok((image, report))
 }
 
+/// The breakage [`Breakage::OlderVersionLoaded`]: only the last copy's
+/// blocks after the superblock read, so that its version of each is taken,
+/// as a load that trusted the copy with the newest superblock did.
+fn older_version_broken(copy: usize, index: u32) -> bool {
+    broken(Breakage::OlderVersionLoaded) && index > 0 && copy + 1 < METADATA_COPIES
+}
+
 /// Bytes of each copy that loading reads with one I/O.
 pub(super) const LOAD_WINDOW: usize = 128 * 1024;
 
@@ -125,6 +132,9 @@ impl MetadataDev for LoadDev<'_> {
     type Error = Error;
 
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result {
+        if older_version_broken(copy, index) {
+            return Err(EIO);
+        }
         if let Some(block) = self.window(copy, index) {
             if let Some(out) = out.get_mut(..block.len()) {
                 out.copy_from_slice(block);
@@ -135,6 +145,9 @@ impl MetadataDev for LoadDev<'_> {
     }
 
     fn peek(&mut self, copy: usize, index: u32) -> Option<&[u8]> {
+        if older_version_broken(copy, index) {
+            return None;
+        }
         // The window's bytes are what `read` copies out.
         self.window(copy, index)
     }

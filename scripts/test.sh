@@ -48,6 +48,7 @@ boot_guest $FLAVOR "$img" test "$klog" "" "dmr.slow=$slow" | tee "$glog" | while
 	DMR-END*) printf '        (%s s)\n' "${line##* }" ;;
 	"DMR-RESULT ok "*) printf '  ok    %s\n' "${line#DMR-RESULT ok }" ;;
 	"DMR-RESULT not ok "*) printf '  FAIL  %s\n' "${line#DMR-RESULT not ok }" ;;
+	"DMR-RESULT skip "*) printf '  skip  %s\n' "${line#DMR-RESULT skip }" ;;
 	*) printf '        | %s\n' "$line" ;;
 	esac
 done || true
@@ -55,6 +56,7 @@ sed -i 's/\r$//' "$glog" "$klog" 2>/dev/null || true
 
 passed=$(grep -c '^DMR-RESULT ok ' "$glog" || true)
 failed=$(grep -c '^DMR-RESULT not ok ' "$glog" || true)
+skipped=$(grep -c '^DMR-RESULT skip ' "$glog" || true)
 problems=()
 [ "$passed" -gt 0 ] || problems+=("no test ran")
 # Every file ran to its end ("DMR-END <name> <seconds>") and reported the
@@ -127,13 +129,16 @@ if [ "$FLAVOR" = kasan ]; then
 			next
 		}
 		inrep { buf = buf "\n" $0; next }
-		{ print }' "$klog" >"$checked"
+		{ print }
+		# A report whose closing line never came (the guest died in it)
+		# stays in the log that is checked.
+		END { if (inrep) print buf }' "$klog" >"$checked"
 	while IFS= read -r r; do core+=("$r"); done < <(grep -h 'BUG: KASAN' "$PROJ/results/kernel-kasan.core-reports.log" 2>/dev/null || true)
 fi
 # Anything the kernel's own checks reported fails the run.
 while IFS= read -r hit; do
 	problems+=("kernel log: $hit")
-done < <(grep -E '\] +(# )?not ok [0-9]+ |Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall' "$checked" 2>/dev/null | head -n 20 || true)
+done < <(grep -E '\] +(# )?not ok [0-9]+ |Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall|detected stalls|rcu_sched self-detected|soft lockup|hard LOCKUP|workqueue lockup|printk messages dropped' "$checked" 2>/dev/null | head -n 20 || true)
 
 echo
 echo "== summary ($(($(date +%s) - start)) s; logs: $glog, $klog)"
@@ -142,5 +147,6 @@ for r in "${core[@]}"; do echo "  note  KASAN report outside the module (not fai
 grep '^DMR-RESULT not ok ' "$glog" | sed 's/^DMR-RESULT not ok /  FAIL  /' || true
 for p in "${problems[@]}"; do echo "  FAIL  $p"; done
 failed=$((failed + ${#problems[@]}))
-echo "$passed passed, $failed failed"
+[ -n "${DM_REMAP_ONLY:-}" ] && echo "  note  a partial run: only the guest tests whose name holds '$DM_REMAP_ONLY' ran (DM_REMAP_ONLY)"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

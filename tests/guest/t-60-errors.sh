@@ -168,6 +168,15 @@ dmsetup message erds 0 addbadblock 6 9 >/dev/null
 check "failing spare in use: the write succeeds" dd if=/tmp/t3 of=/dev/mapper/erf bs=4096 seek=5 count=1 oflag=direct conv=notrunc
 check "failing spare in use: block moved on" sh -c "dmsetup message erf 0 lookup 40 | grep -q 'to spare block 7 '"
 check "failing spare in use: 2 spares retired" sh -c "dmsetup message erf 0 stats | grep -q 'spares_used=1 spares_free=[0-9]* spares_retired=2'"
+# A read error on the spare that holds a block: the read fails (its data
+# is nowhere else), the block keeps its spare and is not made pending;
+# once the spare reads again, so does the block.
+dmsetup message erds 0 addbadblock 7 >/dev/null
+check "spare read fails: the read of the block fails" sh -c "! dd if=/dev/mapper/erf of=/dev/null bs=4096 skip=5 count=1 iflag=direct 2>/dev/null"
+check "spare read fails: counted as a read error, the block keeps its spare, not pending" sh -c \
+	"[ \$(dmsetup message erf 0 stats | tr ' ' '\n' | sed -n 's/^read_errors=//p') -ge 1 ] && dmsetup message erf 0 lookup 40 | grep -q 'to spare block 7 ' && [ \$(dmsetup status erf | cut -d' ' -f12) = 0 ]"
+dmsetup message erds 0 removebadblock 7 >/dev/null
+check "spare read fails: the spare reads again, and so does the block" sh -c "dd if=/dev/mapper/erf bs=4096 skip=5 count=1 iflag=direct 2>/dev/null | cmp - /tmp/t3"
 check "spare failure: remove at the end" dmsetup remove erf
 dmsetup remove erdd
 dmsetup remove erds
@@ -205,9 +214,9 @@ while kill -0 $waiter 2>/dev/null && [ $i -lt 50 ]; do
 done
 if kill -0 $waiter 2>/dev/null; then
 	kill $waiter
-	fail "exhaustion: dmsetup wait returns" "no table event"
+	fail "exhaustion: dmsetup wait returns (every relocation raises a table event)" "no table event"
 else
-	pass "exhaustion: dmsetup wait returns"
+	pass "exhaustion: dmsetup wait returns (every relocation raises a table event)"
 fi
 # Every relocation raises an event too (for monitors): the kernel log
 # says how often exhaustion was reported.
