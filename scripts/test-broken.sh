@@ -55,7 +55,7 @@ while read -r n files what; do
 	pattern="^DMR-RESULT not ok ($(echo "$files" | tr ',' '|'))-"
 	caught=$(grep -cE "$pattern" "$glog" || true)
 	ran=$(grep -cE "^DMR-RESULT (not )?ok ($(echo "$files" | tr ',' '|'))-" "$glog" || true)
-	first=$(grep -m 3 -E "$pattern" "$glog" | sed 's/^DMR-RESULT not ok //; s/ # .*//' | paste -sd ';' -)
+	first=$(grep -m 3 -E "$pattern" "$glog" | sed 's/^DMR-RESULT not ok //; s/ # .*//' | paste -sd ';' - || true)
 	if [ "$n" = 0 ]; then
 		if [ "$caught" = 0 ] && [ "$ran" -gt 0 ]; then
 			line="clean   0  baseline: $ran checks of tests $files pass with nothing broken"

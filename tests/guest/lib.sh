@@ -214,16 +214,25 @@ ends_within() {
 }
 
 # within SECS CMD...: runs CMD in the background for at most SECS seconds.
-# Returns CMD's exit code when it ended (its output goes to /tmp/within.out),
-# 255 when it was still running (hung: it is left running).
+# Returns CMD's exit code when it ended (its output goes to /tmp/within.out
+# and the code to /tmp/within.rc), 255 when it was still running (hung: it
+# is left running). Each call has files of its own, copied to those only
+# when it ended: a call left hung earlier, ending later, cannot make a
+# later one look finished.
+within_n=0
 within() {
 	wsecs=$1
 	shift
-	rm -f /tmp/within.rc
-	("$@" >/tmp/within.out 2>&1; echo $? >/tmp/within.rc) &
+	within_n=$((within_n + 1))
+	wfile=/tmp/within.$$.$within_n
+	rm -f /tmp/within.rc /tmp/within.out
+	("$@" >$wfile.out 2>&1; echo $? >$wfile.rc) &
 	wpid=$!
 	ends_within "$wsecs" $wpid || return 255
 	wait $wpid
+	cp $wfile.out /tmp/within.out
+	cp $wfile.rc /tmp/within.rc
+	rm -f $wfile.out $wfile.rc
 	return "$(cat /tmp/within.rc)"
 }
 

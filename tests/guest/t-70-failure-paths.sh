@@ -315,6 +315,7 @@ dmsetup message fxdust 0 @stats_create - /1 >/dev/null
 fx_writes() { dmsetup message fxdust 0 @stats_print 0 | cut -d' ' -f6; }
 base=$(fx_writes)
 # One remap: its commit rewrites the stale copies and leaves nothing dirty.
+rm -f /tmp/rc.sx1
 (dmsetup message fx 0 remap 1600 >/dev/null 2>&1; echo $? >/tmp/rc.sx1) &
 # Once the spare's data and a first block of the commit are written, the
 # commit is in flight (it writes at least 6 batches, 100 ms each).
@@ -323,7 +324,10 @@ while [ $i -lt 200 ] && [ "$(fx_writes)" -lt $((base + 2)) ]; do
 	sleep 0.02
 	i=$((i + 1))
 done
-echo "stale copy: the spare device completed $base writes before the remap, $(fx_writes) when it is suspended"
+inflight=$(fx_writes)
+echo "stale copy: the spare device completed $base writes before the remap, $inflight when it is suspended"
+check "stale copy: the commit was in flight when the spare device was suspended (writes began, the remap not answered)" \
+	sh -c "[ $inflight -ge $((base + 2)) ] && [ ! -e /tmp/rc.sx1 ]"
 dmsetup suspend fxdust
 (dmsetup suspend fx >/dev/null 2>&1; echo $? >/tmp/rc.sxs) &
 sleep 1

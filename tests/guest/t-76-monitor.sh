@@ -109,8 +109,8 @@ check "import: 2 remapped, 2 pending" grep -q ': 6 listed blocks of 1024 bytes c
 check "import: the readable blocks are remapped" sh -c "dmsetup message mi 0 lookup 800 | grep -q 'remapped to spare' && dmsetup message mi 0 lookup 8000 | grep -q 'remapped to spare'"
 check "import: the unreadable ones are pending" sh -c "dmsetup message mi 0 lookup 16000 | grep -q pending && dmsetup message mi 0 lookup 16008 | grep -q pending"
 check "import: a remapped block kept its data" sh -c "dd if=/dev/mapper/mi bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/mi-100"
-check "import: again: nothing new" sh -c "remapctl import mi /tmp/mi-list | grep -q ': 0 remapped, 0 remapped with their data lost, 0 pending, 4 already'"
-check "import: a line that is no number is refused" sh -c "printf '12\nx\n' | remapctl import mi - 2>&1 | grep -q 'line 2'"
+check "import: again: nothing new (exit 0)" sh -c "remapctl import mi /tmp/mi-list >/tmp/mi-again && grep -q ': 0 remapped, 0 remapped with their data lost, 0 pending, 4 already' /tmp/mi-again"
+check "import: a line that is no number is refused (exit 4, the line named)" sh -c "printf '12\nx\n' >/tmp/mi-bad && remapctl import mi /tmp/mi-bad >/tmp/mi-bad.out 2>&1; [ \$? = 4 ] && grep -q 'line 2' /tmp/mi-bad.out"
 check "import: a block beyond the device is refused" sh -c "echo 99999999 | remapctl import mi - 2>/dev/null; [ \$? = 4 ]"
 check "import: a block size that is no multiple of 512 is refused" sh -c "echo 1 | remapctl import -b 1000 mi - 2>/dev/null; [ \$? = 4 ]"
 dmsetup remove mi
