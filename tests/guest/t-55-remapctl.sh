@@ -158,6 +158,8 @@ check "both are back, healthy" sh -c "[ \"\$(remapctl status --json | jq -r 'map
 check "the filesystem is back" sh -c "mount -t ext4 /dev/mapper/rc /mnt/rc && [ \"\$(md5sum </mnt/rc/file)\" = '$sum' ] && umount /mnt/rc"
 check "a remaptab with a bad line is refused" sh -c "printf 'rc\n' >/tmp/bad-tab && ! remapctl open --all --remaptab /tmp/bad-tab 2>/dev/null"
 remapctl close rc rb
+printf 'rc\nrb UUID=%s -\n' $buuid >/tmp/half-tab
+check "a remaptab with a bad line: the bad line named and refused (exit 3), the good one opened" sh -c "remapctl open --all --remaptab /tmp/half-tab 2>/tmp/half.err; [ \$? = 3 ] && grep -q 'remaptab line 1' /tmp/half.err && dmsetup info rb >/dev/null 2>&1 && remapctl close rb"
 rm -f /etc/remaptab
 
 # A cloned disk: two devices carry one label UUID. open UUID= refuses and

@@ -47,11 +47,6 @@ pub struct Entry {
 /// The longest unit name systemd takes (`UNIT_NAME_MAX` less its NUL).
 const UNIT_NAME_MAX: usize = 255;
 
-/// Parses a remaptab; the first bad line is an error.
-pub fn parse(text: &str) -> Result<Vec<Entry>> {
-    parse_each(text).into_iter().collect()
-}
-
 /// Parses a remaptab line by line: each line's entry, or why that line is
 /// refused (with its number), so that a generator can make the units of
 /// the good lines and report the bad ones.
@@ -130,13 +125,6 @@ fn parse_line(line: &str, taken: &dyn Fn(&str) -> bool) -> Result<Entry> {
         }
     }
     Ok(e)
-}
-
-/// Reads and parses the remaptab at `path`.
-pub fn read(path: &Path) -> Result<Vec<Entry>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&text).with_context(|| path.display().to_string())
 }
 
 /// One word of an `ExecStart=` line, quoted: systemd expands `%` and `$`,
@@ -265,6 +253,11 @@ pub fn generate(entries: &[Entry], dir: &Path, remapctl: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses a remaptab; the first bad line is an error.
+    fn parse(text: &str) -> Result<Vec<Entry>> {
+        parse_each(text).into_iter().collect()
+    }
 
     #[test]
     fn parses_lines_and_refuses_bad_ones() {

@@ -10,7 +10,7 @@ use crate::dmdev::Dm;
 use crate::exit;
 use crate::label;
 use crate::remaptab::{self, Source};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use dm_remap_ondisk::UuidText;
 use std::path::Path;
 
@@ -69,11 +69,25 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
     Ok(exit::OK)
 }
 
-/// Opens every remaptab entry that is not open yet.
+/// Opens every remaptab entry that is not open yet. A bad line is
+/// reported with its number and opens nothing, as the generator does; the
+/// other lines are opened, and the exit status counts the bad line as a
+/// refusal.
 pub fn all(remaptab: &Path) -> Result<u8> {
-    let entries = remaptab::read(remaptab)?;
+    let text = std::fs::read_to_string(remaptab)
+        .with_context(|| format!("cannot read {}", remaptab.display()))?;
     let dm = Dm::new()?;
     let mut code = exit::OK;
+    let mut entries = Vec::new();
+    for e in remaptab::parse_each(&text) {
+        match e {
+            Ok(e) => entries.push(e),
+            Err(err) => {
+                eprintln!("remapctl: {}: {err:#}: not opened", remaptab.display());
+                code = code.max(exit::FAILED);
+            }
+        }
+    }
     for e in &entries {
         if dm.get(&e.name).is_ok() {
             println!("{} is open already", e.name);
