@@ -285,7 +285,10 @@ while [ $round -le $rounds ] && [ $hung = 0 ]; do
 			# The data device fails everything for a second; a write of
 			# the injectors meets it (and must fail).
 			dmsetup suspend fcdata && dmsetup reload fcdata --table "0 65536 error" && dmsetup resume fcdata
+			# A block not in the table: a remapped one lives on the
+			# spare device, where its write is rightly acknowledged.
 			upper
+			while ! dmsetup message fc 0 lookup $((U * 8)) | grep -q 'not remapped'; do upper; done
 			op "write while the data device is down" 60 dd if=/tmp/fc-pat of=$dev bs=4096 seek=$U count=1 oflag=direct conv=notrunc &&
 				bad_upper="$bad_upper $round:down-write-acknowledged"
 			sleep 1
