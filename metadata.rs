@@ -11,7 +11,7 @@
 //! whole blocks). Every block starts with a 32-byte header carrying
 //! the magic, a CRC32C, the format version, the block's kind, index and
 //! copy number, and the generation of the commit that last wrote it. The
-//! byte-by-byte layout is in `README.md`, section "On-disk format".
+//! byte-by-byte layout is in `docs/format.md`.
 //!
 //! A commit of generation `G` writes, copy after copy, the blocks that
 //! changed (every block of a copy that missed a write), flushes, and only
@@ -557,6 +557,55 @@ mod tests {
         // That copy holds the last commit, which loads.
         let (loaded, _) = load(&f, &mut dev).unwrap();
         assert!(same_words(&loaded, &before));
+    }
+
+    /// A commit that failed on every superblock leaves its block in the
+    /// copies it reached, above their superblocks (the load ignores it).
+    /// The first commit after a load rewrites that block; when its write
+    /// is lost on one copy and a later commit changes another block, that
+    /// copy's superblock rises over the abandoned version. Loading must
+    /// still not take it: the first commit writes the block at a
+    /// generation above the abandoned one in every copy.
+    #[test]
+    fn an_abandoned_block_whose_rewrite_is_lost_is_not_taken() {
+        let f = fmt();
+        let pending_block = f.block_of_word(f.pending_base());
+        for lost_copy in 0..METADATA_COPIES {
+            let (mut dev, _, before) = two_commits();
+            let (mut image, _) = load(&f, &mut dev).unwrap();
+            image.set_pending(
+                0,
+                Some(Pending {
+                    block: 999,
+                    lost: false,
+                }),
+            );
+            dev.fail_super = true;
+            assert!(!commit(&mut image, &mut dev).succeeded());
+            dev.fail_super = false;
+            // The reload: four copies hold the abandoned version.
+            let (mut image, _) = load(&f, &mut dev).unwrap();
+            assert!(same_words(&image, &before));
+            let mut abandoned = KVVec::new();
+            abandoned
+                .extend_from_slice(dev.block_mut(lost_copy, pending_block), GFP_KERNEL)
+                .unwrap();
+            assert!(commit(&mut image, &mut dev).succeeded());
+            // That commit's write of the block to `lost_copy` is lost.
+            dev.block_mut(lost_copy, pending_block)
+                .copy_from_slice(&abandoned);
+            image.set_slot(free_spares(&f, 10)[9], Slot::Retired);
+            assert!(commit(&mut image, &mut dev).succeeded());
+            let (loaded, _) = load(&f, &mut dev).unwrap();
+            let taken_right = same_words(&loaded, &image);
+            if !taken_right {
+                pr_err!(
+                    "copy {} lost the rewrite: the abandoned version was taken\n",
+                    lost_copy
+                );
+            }
+            assert!(taken_right);
+        }
     }
 
     #[test]

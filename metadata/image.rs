@@ -99,12 +99,19 @@ impl MetaImage {
     /// Sets image word `i`; the next commit writes its block.
     pub(crate) fn set_word(&mut self, i: usize, value: u64) {
         self.words[i] = value;
-        let index = self.fmt.block_of_word(i);
-        if !self.is_dirty[index as usize] {
-            self.is_dirty[index as usize] = true;
-            // Room for every block was reserved at creation.
-            let _ = self.dirty.push_within_capacity(index);
+        self.mark_dirty(self.fmt.block_of_word(i));
+    }
+
+    /// Has the next commit write block `index` (not the superblock) at its
+    /// generation, unchanged.
+    pub(super) fn mark_dirty(&mut self, index: u32) {
+        let i = index as usize;
+        if index == 0 || i >= self.is_dirty.len() || self.is_dirty[i] {
+            return;
         }
+        self.is_dirty[i] = true;
+        // Room for every block was reserved at creation.
+        let _ = self.dirty.push_within_capacity(index);
     }
 
     /// Sets spare slot `spare`.

@@ -52,12 +52,32 @@ pub(crate) fn load(
         block_gen: &mut image.block_gen,
     };
     // The kernel log names what each copy lacked from the counts in the
-    // report; the single findings are remapctl check's business.
-    let report = crate::ondisk::recover::<Crc, _>(fmt, dev, load_bufs, |_, _, _| {})?;
+    // report; of the single findings (remapctl check's business) the
+    // blocks with an unfinished version are kept.
+    let mut unfinished = filled(fmt.copy_blocks() as usize, false)?;
+    let report = crate::ondisk::recover::<Crc, _>(fmt, dev, load_bufs, |_, index, finding| {
+        if let (crate::ondisk::Finding::Unfinished { .. }, Some(u)) =
+            (finding, unfinished.get_mut(index as usize))
+        {
+            *u = true;
+        }
+    })?;
     if report.blank {
         return Ok((MetaImage::blank(fmt, crate::klib::random_uuid())?, report));
     }
-    image.set_loaded(&report, !broken(Breakage::NoRepair));
+    let repair = !broken(Breakage::NoRepair);
+    image.set_loaded(&report, repair);
+    if repair {
+        // A version a commit abandoned stays on disk, above its copy's
+        // superblock, until something overwrites it. Rewritten at its own
+        // generation, a lost write of the rewrite would leave it, and the
+        // next commit would raise that copy's superblock over it: the
+        // first commit writes those blocks at its new generation instead,
+        // above the abandoned one, in every copy.
+        for (index, _) in unfinished.iter().enumerate().filter(|(_, &u)| u) {
+            image.mark_dirty(index as u32);
+        }
+    }
     Ok((image, report))
 }
 

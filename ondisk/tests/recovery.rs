@@ -609,44 +609,57 @@ fn a_newer_version_in_one_copy_alone_is_taken() {
 
 /// A commit abandoned after it wrote a block to copies 3 and 4 (no
 /// superblock of it anywhere), then a commit that rewrites those two stale
-/// copies whole and fails on copy 3: copy 3 keeps the abandoned block, at
-/// a generation below the newest superblock but above its own. Loading
-/// does not take it.
+/// copies whole and fails on one of them: that copy keeps the abandoned
+/// block, at a generation below the newest superblock but above its own.
+/// Loading does not take it, also when that copy's superblock is damaged
+/// since (its bound is then unknown: a copy with an intact superblock
+/// decides).
 #[test]
 fn an_abandoned_block_left_by_a_failed_rewrite_is_not_taken() {
-    let (f, base) = formatted();
-    let (a, b) = (words_a(&f), words_b(&f));
-    let changed = changed_blocks(&f, &a, &b);
-    let mut abandoned = base.clone();
-    commit(&f, &mut abandoned, 2, &b, Some(&changed), [false; 5]);
-    let mut dev = base.clone();
-    for &i in &changed {
-        for copy in [3, 4] {
-            dev.blocks[copy][i as usize] = abandoned.blocks[copy][i as usize].clone();
+    for (failed, damaged_super) in [(3, false), (3, true), (4, true)] {
+        let shape = format!("copy {failed} kept it, superblock damaged: {damaged_super}");
+        let (f, base) = formatted();
+        let (a, b) = (words_a(&f), words_b(&f));
+        let changed = changed_blocks(&f, &a, &b);
+        let mut abandoned = base.clone();
+        commit(&f, &mut abandoned, 2, &b, Some(&changed), [false; 5]);
+        let mut dev = base.clone();
+        for &i in &changed {
+            for copy in [3, 4] {
+                dev.blocks[copy][i as usize] = abandoned.blocks[copy][i as usize].clone();
+            }
         }
-    }
-    // Commit 3 changes nothing: the superblock for the copies that are
-    // whole, every block (each of its own generation, 1) for the stale.
-    let all: Vec<u32> = (1..f.copy_blocks()).collect();
-    let mut data = vec![0u8; (all.len() + 1) * f.block_bytes()];
-    encode_commit::<C>(&f, &UUID, 3, &a, &all, |_, _| 1, &mut data);
-    let dirty = vec![false; all.len()];
-    let c = CommitBlocks {
-        indices: &all,
-        dirty: &dirty,
-        data: &mut data,
-        stale: [false, false, false, true, true],
-    };
-    let mut failing = Failing(dev, 1 << 3);
-    let out = write_commit::<C, _>(&f, c, &mut failing, -5);
-    assert_eq!(out.written, [true, true, true, false, true]);
-    let mut dev = failing.0;
-    let (img, findings) = load(&f, &mut dev).unwrap();
-    assert_eq!(img.words, a, "the abandoned version was taken");
-    assert_eq!(img.rec.generation, 3);
-    assert!(img.rec.next_generation > 3);
-    for &i in &changed {
-        assert!(findings.contains(&(3, i, Finding::Unfinished { generation: 2 })));
+        // Commit 3 changes nothing: the superblock for the copies that are
+        // whole, every block (each of its own generation, 1) for the stale.
+        let all: Vec<u32> = (1..f.copy_blocks()).collect();
+        let mut data = vec![0u8; (all.len() + 1) * f.block_bytes()];
+        encode_commit::<C>(&f, &UUID, 3, &a, &all, |_, _| 1, &mut data);
+        let dirty = vec![false; all.len()];
+        let c = CommitBlocks {
+            indices: &all,
+            dirty: &dirty,
+            data: &mut data,
+            stale: [false, false, false, true, true],
+        };
+        let mut failing = Failing(dev, 1 << failed);
+        let out = write_commit::<C, _>(&f, c, &mut failing, -5);
+        let mut written = [true; 5];
+        written[failed] = false;
+        assert_eq!(out.written, written, "{shape}");
+        let mut dev = failing.0;
+        if damaged_super {
+            dev.blocks[failed][0][200] ^= 1;
+        }
+        let (img, findings) = load(&f, &mut dev).unwrap();
+        assert_eq!(img.words, a, "the abandoned version was taken: {shape}");
+        assert_eq!(img.rec.generation, 3, "{shape}");
+        assert!(img.rec.next_generation > 3, "{shape}");
+        for &i in &changed {
+            assert!(
+                findings.contains(&(failed, i, Finding::Unfinished { generation: 2 })),
+                "{shape}: block {i} not named unfinished"
+            );
+        }
     }
 }
 

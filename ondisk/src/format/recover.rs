@@ -36,8 +36,11 @@ pub enum Finding {
         /// The generation the copy holds.
         generation: u64,
     },
-    /// Intact, but newer than the newest intact superblock: written by a
-    /// commit that never finished, and ignored.
+    /// Intact, but newer than the version taken: written by a commit that
+    /// never reached the copy's superblock (or not known to have: the
+    /// copy's superblock is damaged), and ignored. The next commit writes
+    /// the block at a generation above it in every copy, so that a lost
+    /// write of that rewrite cannot make it count later.
     Unfinished {
         /// The generation the copy holds.
         generation: u64,
@@ -184,7 +187,7 @@ fn note_findings(
     for (copy, f) in found.iter().enumerate() {
         let finding = match *f {
             Ok(g) if g == taken => continue,
-            Ok(g) if g > rec.bound[copy] => Finding::Unfinished { generation: g },
+            Ok(g) if g > taken => Finding::Unfinished { generation: g },
             Ok(g) => Finding::Stale { generation: g },
             Err(bad) => Finding::Bad(bad),
         };
@@ -196,8 +199,9 @@ fn note_findings(
 
 /// Recovers the metadata of `fmt` from `dev` into `bufs`: from each block
 /// the intact version with the highest generation not above its own
-/// copy's superblock (the newest intact superblock's, where the copy's own
-/// is not intact). Every damaged, stale or unfinished block of a copy
+/// copy's superblock, among the copies whose superblock is intact; only
+/// where none of those holds one, among the others (bounded by the newest
+/// intact superblock). Every damaged, stale or unfinished block of a copy
 /// is passed to `report`. Nothing is written.
 pub fn recover<C: Crc32c, D: MetadataDev>(
     fmt: &Format,
@@ -262,12 +266,23 @@ pub fn recover<C: Crc32c, D: MetadataDev>(
         // generation. Among versions of one generation (which the writer
         // makes the same in every copy) the newest copy's, then the
         // highest copy's.
-        let (generation, _, copy) = (0..METADATA_COPIES)
-            .filter_map(|c| match found[c] {
-                Ok(g) if g <= rec.bound[c] => Some((g, c == top_copy, c)),
-                _ => None,
-            })
-            .max()
+        // A copy whose superblock is damaged has no bound of its own: a
+        // block a commit abandoned there (one that never finished, left
+        // by a rewrite that failed) may lie at or below the newest
+        // superblock. Its versions count only where no copy with an
+        // intact superblock holds one.
+        let eligible = |intact_super: bool| {
+            (0..METADATA_COPIES)
+                .filter_map(|c| match found[c] {
+                    Ok(g) if supers[c].is_ok() == intact_super && g <= rec.bound[c] => {
+                        Some((g, c == top_copy, c))
+                    }
+                    _ => None,
+                })
+                .max()
+        };
+        let (generation, _, copy) = eligible(true)
+            .or_else(|| eligible(false))
             .ok_or(LoadError::BlockLost(index))?;
         note_findings(&found, generation, index, &mut rec, &mut report);
         let buf = &mut bufs.blocks[copy * bs..(copy + 1) * bs];
