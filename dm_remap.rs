@@ -2,7 +2,7 @@
 
 //! dm-remap: a device-mapper target that remaps failing blocks to spares.
 //!
-//! Table line (see `README.md` and `table_args.rs`):
+//! Table line (see `docs/target.md` and `table_args.rs`):
 //!
 //! ```text
 //! <start> <len> remap <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len>
@@ -162,6 +162,12 @@ struct Admin {
     pending: u32,
     /// The number of fenced blocks (see [`Entry::Fenced`]).
     fenced: u32,
+    /// The number of blocks whose data is lost ([`Entry::data_lost`]):
+    /// kept by `set_entry` and `remove_entry`, through which every entry
+    /// that may be lost changes (inserted entries are never lost but
+    /// those of a load, which counts them). A switching block counts as
+    /// its entry before the switch until the switch ends (`switch.rs`).
+    lost: u32,
     /// The table has been resumed: before, another table of the device
     /// may still be live, and the allocator and table are those of the
     /// constructor, which `preresume` may load again.
@@ -176,6 +182,18 @@ struct Admin {
     /// `low_water.rs`): set by a load without an event, so that the event
     /// marks a crossing.
     low_water_reported: bool,
+}
+
+impl Admin {
+    /// Counts an entry's change from lost or not to lost or not.
+    fn count_lost(&mut self, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => self.lost += 1,
+            // Saturating: a load that failed halfway counts none.
+            (true, false) => self.lost = self.lost.saturating_sub(1),
+            _ => {}
+        }
+    }
 }
 
 /// One `remap` target: a data area and a spare area, on one device or two.
@@ -285,17 +303,21 @@ impl RemapTarget {
 
     /// Sets the entry of `block`, which has one. Under the admin lock.
     fn set_entry(&self, admin: &mut Admin, block: u64, entry: Entry) {
+        let was_lost = self.entry(block).is_some_and(Entry::data_lost);
         // Only the admin lock's holder adds or removes entries, and the
         // caller saw this one under it: the update finds it.
         let found = self.table.update(&mut admin.writer, block, entry.encode());
         debug_assert!(found.is_ok());
+        admin.count_lost(was_lost, entry.data_lost());
     }
 
     /// Removes the entry of `block`, which has one. Under the admin lock.
     fn remove_entry(&self, admin: &mut Admin, block: u64) {
         // As in `set_entry`: the entry is there.
-        let found = self.table.remove(&mut admin.writer, block);
-        debug_assert!(found.is_ok());
+        match self.table.remove(&mut admin.writer, block) {
+            Ok(value) => admin.count_lost(Entry::decode(value).data_lost(), false),
+            Err(_) => debug_assert!(false),
+        }
     }
 
     /// Puts `block`, whose switch was written by a commit of unknown

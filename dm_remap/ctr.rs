@@ -27,20 +27,27 @@ impl RemapTarget {
         let (spares, in_use) = spares_of(&image).map_err(fail)?;
         let spares_us = started.elapsed().as_micros_ceil();
         self.table.clear(&mut admin.writer).map_err(table_errno)?;
-        let pending = match fill_table(&image, &self.table, &mut admin.writer, &in_use) {
-            Ok(pending) => pending,
+        let counts = match fill_table(&image, &self.table, &mut admin.writer, &in_use) {
+            Ok(counts) => counts,
             Err(reason) => {
-                // The table holds part of the image: count none of it as
-                // pending or fenced, so that the counts never exceed the
-                // table. The device stays suspended (`reload_pending`
-                // stays set, messages are refused until a resume works).
+                // The table holds part of the image: empty it, so that
+                // status shows nothing of it, and count none of it as
+                // pending, fenced or lost (where the memory for an empty
+                // table is not there, the counts stay below the table's).
+                // The device stays suspended (`reload_pending` stays set,
+                // messages are refused until a resume works).
+                if self.table.clear(&mut admin.writer).is_err() {
+                    pr_warn!("remap: no memory to empty the table of a failed load\n");
+                }
                 admin.pending = 0;
                 admin.fenced = 0;
+                admin.lost = 0;
                 return Err(fail(reason));
             }
         };
         admin.spares = spares;
-        admin.pending = pending;
+        admin.pending = counts.pending;
+        admin.lost = counts.lost;
         admin.fenced = 0;
         admin.exhaustion_reported = false;
         admin.low_water_reported = self.below_low_water(admin);
@@ -170,13 +177,13 @@ fn load_state(
     image: &MetaImage,
     nr_blocks: u64,
     started: Instant<Monotonic>,
-) -> Result<(SpareAllocator, RemapTable, Writer, u32, i64), &'static CStr> {
+) -> Result<(SpareAllocator, RemapTable, Writer, TableCounts, i64), &'static CStr> {
     let (spares, in_use) = spares_of(image)?;
     let spares_us = started.elapsed().as_micros_ceil();
     let entries = spares.capacity() as usize + image.format().pending_slots() as usize;
     let (table, mut writer) = RemapTable::new(nr_blocks, entries).map_err(|_| NO_TABLE_MEMORY)?;
-    let pending = fill_table(image, &table, &mut writer, &in_use)?;
-    Ok((spares, table, writer, pending, spares_us))
+    let counts = fill_table(image, &table, &mut writer, &in_use)?;
+    Ok((spares, table, writer, counts, spares_us))
 }
 
 /// The spare allocator that an image records, and the spare blocks in use.
@@ -206,14 +213,23 @@ fn spares_of(image: &MetaImage) -> Result<(SpareAllocator, KVVec<u32>), &'static
     Ok((spares, in_use))
 }
 
+/// What a load counts while it fills the table.
+struct TableCounts {
+    /// Pending blocks.
+    pending: u32,
+    /// Blocks whose data is lost ([`Entry::data_lost`]).
+    lost: u32,
+}
+
 /// Enters the remaps of `in_use` spare blocks and the pending blocks into
-/// an empty table; returns the number of pending blocks.
+/// an empty table, and counts them.
 fn fill_table(
     image: &MetaImage,
     table: &RemapTable,
     writer: &mut Writer,
     in_use: &[u32],
-) -> Result<u32, &'static CStr> {
+) -> Result<TableCounts, &'static CStr> {
+    let mut lost_blocks = 0;
     table
         .reserve(writer, in_use.len())
         .map_err(|_| NO_TABLE_MEMORY)?;
@@ -224,6 +240,7 @@ fn fill_table(
             let Some(Slot::InUse { block, lost }) = image.slot(spare) else {
                 continue;
             };
+            lost_blocks += u32::from(lost);
             let value = Entry::Remapped(Spare { block: spare, lost }).encode();
             table
                 .insert_reserved(writer, &guard, block, value)
@@ -256,10 +273,14 @@ fn fill_table(
                         _ => NO_TABLE_MEMORY,
                     })?;
                 pending += 1;
+                lost_blocks += u32::from(p.lost);
             }
         }
     }
-    Ok(pending)
+    Ok(TableCounts {
+        pending,
+        lost: lost_blocks,
+    })
 }
 
 pub(super) fn table_errno(e: TableError) -> Error {
@@ -370,14 +391,14 @@ impl RemapTarget {
             ));
         }
         let read_us = started.elapsed().as_micros_ceil();
-        let (spares, table, writer, pending, spares_us) =
+        let (spares, table, writer, counts, spares_us) =
             load_state(&image, geometry.target_len >> block_shift, started)
                 .map_err(|reason| ctx.fail(reason, EINVAL))?;
         if !reloading {
             report_load(
                 &report,
-                table.len(&writer) - pending as usize,
-                pending,
+                table.len(&writer) - counts.pending as usize,
+                counts.pending,
                 LoadTimes {
                     read: read_us,
                     spares: spares_us,
@@ -438,8 +459,9 @@ impl RemapTarget {
                 admin <- new_mutex!(Admin {
                     writer,
                     spares,
-                    pending,
+                    pending: counts.pending,
                     fenced: 0,
+                    lost: counts.lost,
                     resumed: false,
                     reload_pending: reloading,
                     exhaustion_reported: false,

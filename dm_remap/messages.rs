@@ -358,10 +358,11 @@ impl RemapTarget {
         let admin = self.admin.lock();
         let meta = self.meta.lock();
         out.emit(format_args!(
-            "remapped_blocks={} pending_blocks={} fenced_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
+            "remapped_blocks={} pending_blocks={} fenced_blocks={} lost_blocks={} spares_used={} spares_free={} spares_retired={} spares_total={} metadata_generation={} metadata_copies_intact={} commits={} commit_ns_total={} commit_p50_us={} commit_p99_us={} commit_max_us={} memory_bytes={} metadata_uuid={} low_water={} block_size={}",
             self.remapped(&admin),
             admin.pending,
             admin.fenced,
+            admin.lost,
             admin.spares.in_use(),
             admin.spares.free(),
             admin.spares.retired(),

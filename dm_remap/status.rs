@@ -38,10 +38,13 @@ impl RemapTarget {
                         "-"
                     }
                 ));
+                let lost = admin.lost;
                 drop(meta);
                 drop(admin);
                 out.emit(format_args!(" "));
                 self.emit_scrub_status(out);
+                // Last, after the fields of earlier versions.
+                out.emit(format_args!(" {}", lost));
             }
             StatusType::Table => {
                 out.emit(format_args!(

@@ -101,6 +101,9 @@ impl<'a> Switch<'a> {
                 .target
                 .table
                 .insert(&mut admin.writer, block, switching),
+            // Not through `set_entry`: a lost block stays counted lost
+            // while it switches (status never dips), `finish` counts the
+            // change.
             Some(_) => self
                 .target
                 .table
@@ -224,6 +227,9 @@ impl<'a> Switch<'a> {
             let mut admin = t.admin.lock();
             let admin = &mut *admin;
             for b in self.blocks.iter() {
+                // Its entry from before the switch was counted lost or
+                // not until now; the entry set below counts itself.
+                admin.count_lost(b.old.is_some_and(Entry::data_lost), false);
                 match self.committed {
                     _ if b.abandoned => rollback(t, admin, b),
                     Ok(()) => {

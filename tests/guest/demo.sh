@@ -24,7 +24,8 @@ show_stats() {
 }
 explain_status() {
 	echo "  (fields after 'remap': remapped blocks, spares used/total, read errors, write errors,"
-	echo "   state, metadata generation, intact metadata copies/5, last metadata error, pending blocks)"
+	echo "   state, metadata generation, intact metadata copies/5, last metadata error, pending blocks,"
+	echo "   low-water flag, scrub progress, blocks whose data is lost)"
 }
 
 step "load the module: the remap target type registers with device-mapper"

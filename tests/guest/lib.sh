@@ -96,6 +96,20 @@ scsi_debug_drop() { rmmod scsi_debug; }
 # stat_of DEV NAME: one counter of "dmsetup message DEV 0 stats".
 stat_of() { dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
+# read_failed_by_target DEV BLOCK: a read of 4 KiB block BLOCK of DEV
+# fails, and the target failed it itself, without trying the device below
+# (its read_errors stay, its failed_bios grow).
+read_failed_by_target() {
+	local re fb
+	re=$(stat_of "$1" read_errors) fb=$(stat_of "$1" failed_bios)
+	! dd if="/dev/mapper/$1" of=/dev/null bs=4096 skip="$2" count=1 iflag=direct 2>/dev/null &&
+		[ "$(stat_of "$1" read_errors)" = "$re" ] && [ "$(stat_of "$1" failed_bios)" -gt "$fb" ]
+}
+
+# lost_of DEV: the status line's last field, the blocks whose data is lost,
+# and the `stats` count with it ("<status> <stats>").
+lost_of() { echo "$(dmsetup status "$1" | awk '{ print $NF }') $(stat_of "$1" lost_blocks)"; }
+
 # sectors DEV: size in 512-byte sectors.
 sectors() { blockdev --getsz "$1"; }
 

@@ -178,10 +178,11 @@ list_checks() {
 	nrem=$(grep -v -e pending -e fenced -e more "$2" | grep -c .)
 	npend=$(grep -c pending "$2")
 	nfenced=$(grep -c fenced "$2")
+	nlost=$(grep -c ' lost$' "$2")
 	set -- "$1" $(cat "$3")
 	# A fenced block keeps the spare its switch took (the load decides):
 	# spares in use count it, remapped blocks do not.
-	[ "$5 ${13}" = "$nrem $npend" ] && [ ${6%%/*} -ge $nrem ] &&
+	[ "$5 ${13} ${16}" = "$nrem $npend $nlost" ] && [ ${6%%/*} -ge $nrem ] &&
 		[ ${6%%/*} -le $((nrem + nfenced)) ] || bad_status="$bad_status $1"
 }
 

@@ -66,6 +66,14 @@ impl Figures {
                 h.pending_blocks
             ));
         }
+        let (lost, lost_before) = (h.lost_blocks.unwrap_or(0), b.lost_blocks.unwrap_or(0));
+        if lost > lost_before {
+            out.push(format!(
+                "{} more blocks with their data lost ({} lost: reads fail until they are written; restore those files)",
+                lost - lost_before,
+                lost
+            ));
+        }
         if h.low_water && !b.low_water {
             out.push(format!(
                 "free spares fell below the low-water mark: {} of {} free",
@@ -147,17 +155,18 @@ mod tests {
     #[test]
     fn each_kind_of_change_has_a_line() {
         let a = figures(
-            "3 3/100 0 0 ok 4 5/5 0 0 - -",
+            "3 3/100 0 0 ok 4 5/5 0 0 - - 0",
             "spares_free=97 scrub_passes=0",
         );
         let b = figures(
-            "5 95/100 1 2 spares_exhausted 9 4/5 -5 2 low_water done:10/10",
+            "5 95/100 1 2 spares_exhausted 9 4/5 -5 2 low_water done:10/10 1",
             "spares_free=0 scrub_passes=1 scrub_bad_data_blocks=2",
         );
         let lines = b.changes(&a);
         for want in [
             "2 new remapped blocks",
             "2 new pending",
+            "1 more blocks with their data lost (1 lost",
             "low-water mark",
             "no free spare left",
             "4 of 5 intact",
@@ -165,7 +174,7 @@ mod tests {
         ] {
             assert!(lines.iter().any(|l| l.contains(want)), "{want}: {lines:?}");
         }
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), 7);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit codes, as in README.md "Exit codes".
+/// Exit codes, as in the "exit status" column of README.md.
 pub mod exit {
     /// Done; the device or metadata is healthy.
     pub const OK: u8 = 0;

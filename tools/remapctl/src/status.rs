@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A live device's health, from the target's status line (README.md,
+//! A live device's health, from the target's status line (docs/target.md,
 //! "Status").
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +25,10 @@ pub struct Health {
     pub remapped_blocks: u64,
     /// Unreadable data blocks not yet rewritten.
     pub pending_blocks: u64,
+    /// Blocks whose data is lost (pending, remapped or fenced): their
+    /// reads fail until they are written. `None` from a module older than
+    /// the twelfth status field.
+    pub lost_blocks: Option<u64>,
     /// Spare blocks in use.
     pub spares_used: u64,
     /// Spare blocks usable for data.
@@ -96,7 +100,7 @@ impl ScrubProgress {
 pub enum Verdict {
     /// Everything as it should be (remaps are what the device is for).
     Ok,
-    /// Works, but needs attention: pending blocks, a damaged metadata
+    /// Works, but needs attention: pending or lost blocks, a damaged metadata
     /// copy, a failed commit, spares over 90% used.
     Degraded,
     /// Cannot protect the data any more: spares exhausted, data device
@@ -137,7 +141,8 @@ fn pair(s: &str, what: &str) -> Result<(u64, u64)> {
 }
 
 impl Health {
-    /// Reads the eleven fields of a `remap` status line.
+    /// Reads the twelve fields of a `remap` status line (eleven from a
+    /// module before the lost blocks' count).
     pub fn parse(
         name: &str,
         uuid: Option<String>,
@@ -145,8 +150,8 @@ impl Health {
         status: &str,
     ) -> Result<Self> {
         let f: Vec<&str> = status.split_whitespace().collect();
-        if f.len() != 11 {
-            bail!("{name}: status has {} fields, not 11: {status:?}", f.len());
+        if !(11..=12).contains(&f.len()) {
+            bail!("{name}: status has {} fields, not 12: {status:?}", f.len());
         }
         let low_water = match f[9] {
             "low_water" => true,
@@ -170,6 +175,7 @@ impl Health {
             state: f[4].to_owned(),
             remapped_blocks: num(f[0], "remapped")?,
             pending_blocks: num(f[8], "pending")?,
+            lost_blocks: f.get(11).map(|l| num(l, "lost")).transpose()?,
             spares_used,
             spares_total,
             spares_used_percent: pct(spares_used),
@@ -192,6 +198,7 @@ impl Health {
         if self.state != "ok" {
             Verdict::Failing
         } else if self.pending_blocks > 0
+            || self.lost_blocks.is_some_and(|n| n > 0)
             || self.copies_intact < self.copies_total
             || self.last_error != 0
             || self.spares_used_percent >= 90.0
@@ -215,14 +222,19 @@ impl Health {
                 s.percent()
             ),
         };
+        let lost = match self.lost_blocks {
+            Some(n) if n > 0 => format!(", {n} lost (reads fail until written)"),
+            _ => String::new(),
+        };
         format!(
-            "{}: {} ({}{}), {} remapped, {} pending, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors{}",
+            "{}: {} ({}{}), {} remapped, {} pending{}, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors{}",
             self.name,
             self.health,
             self.state,
             if self.low_water { ", below the spare low-water mark" } else { "" },
             self.remapped_blocks,
             self.pending_blocks,
+            lost,
             self.spares_used,
             self.spares_total,
             self.spares_left_percent,
@@ -259,6 +271,7 @@ mod tests {
         .unwrap();
         assert_eq!(h.verdict(), Verdict::Failing);
         assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok").is_err());
+        assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - - 0 0").is_err());
         assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0").is_err());
         assert!(Health::parse("r", None, "dm-0", "x 9/4041 0 0 ok 10 5/5 0 0 - -").is_err());
     }
@@ -280,8 +293,23 @@ mod tests {
         for bad in [
             "9 9/10 0 0 ok 10 5/5 0 0 low 0",
             "9 9/10 0 0 ok 10 5/5 0 0 - walking:1/2",
+            "9 9/10 0 0 ok 10 5/5 0 0 - - many",
         ] {
             assert!(Health::parse("r", None, "dm-0", bad).is_err());
         }
+    }
+
+    #[test]
+    fn reads_lost_blocks() {
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - - 0").unwrap();
+        assert_eq!(h.lost_blocks, Some(0));
+        assert_eq!(h.verdict(), Verdict::Ok);
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - - 2").unwrap();
+        assert_eq!(h.lost_blocks, Some(2));
+        assert_eq!(h.verdict(), Verdict::Degraded);
+        assert!(h.line().contains(", 2 lost (reads fail until written)"));
+        // An older module's eleven fields: unknown, not none.
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - -").unwrap();
+        assert_eq!(h.lost_blocks, None);
     }
 }

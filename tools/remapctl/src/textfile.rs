@@ -33,6 +33,12 @@ const SERIES: &[Series] = &[
         value: |f| f.health.pending_blocks,
     },
     Series {
+        name: "dm_remap_lost_blocks",
+        help: "Blocks whose data is lost: reads fail until they are written.",
+        kind: "gauge",
+        value: |f| f.health.lost_blocks.unwrap_or(0),
+    },
+    Series {
         name: "dm_remap_spares_free",
         help: "Spare blocks free.",
         kind: "gauge",
