@@ -154,10 +154,10 @@ impl RemapTarget {
                     }
                     match Entry::decode(value) {
                         e if e.data_lost()
-                            && matches!(
+                            && (matches!(
                                 op,
                                 BioOp::Read | BioOp::WriteZeroes | BioOp::SecureErase
-                            ) =>
+                            ) || (op == BioOp::Write && !self.writable)) =>
                         {
                             // Its data is lost (unreadable when it was
                             // remapped, or its spare failed every read):
@@ -165,7 +165,9 @@ impl RemapTarget {
                             // block holds it. Reads fail. Zeroes written
                             // where it maps would leave it lost for every
                             // load, so they fail too: only a write, which
-                            // the worker relocates, makes it readable.
+                            // the worker relocates, makes it readable, and
+                            // a read-only table (which the block layer
+                            // lets writes reach) never relocates.
                             self.in_flight.up_read(idx);
                             self.stats.inc(stat::FAILED_BIOS);
                             bio.record(per_bio::ENDED, offset, 0);

@@ -501,7 +501,11 @@ impl RemapTarget {
                 let _ = unreadable.push(block, GFP_KERNEL);
             }
         }
-        if !unreadable.is_empty() {
+        // Halted (stop, suspend, remove), the step ends now: marking would
+        // probe the failing data device and commit first. The blocks found
+        // stay unmarked; the next scrub, or a foreground read that fails,
+        // finds them again.
+        if !unreadable.is_empty() && !self.scrub_halted() {
             self.mark_unreadable(ti, unreadable);
             r.device_down = self.data_down.load(Relaxed);
         }
@@ -554,8 +558,21 @@ impl RemapTarget {
     /// relocates it) and the spare is retired, by a switch: bios that
     /// start in the block wait, those mapped before are waited for, and
     /// the spare is read once more, since a write may have reached it
-    /// meanwhile. Returns whether the block was marked.
+    /// meanwhile. Not when the spare device fails every read (see
+    /// [`Self::spare_device_reads`]). Returns whether the block was marked.
     fn spare_unreadable(&self, ti: &TargetInfo<'_>, block: u64, spare: u32) -> bool {
+        let Ok(mut buf) = self.block_buffer() else {
+            pr_warn!("remap: no memory: block {} keeps its remap\n", block);
+            return false;
+        };
+        if !self.spare_device_reads(&mut buf) {
+            pr_warn!(
+                "remap: scrub: the spare device fails every read: spare block {} of data block {} is left as it is (the device is down, the data is not known lost)\n",
+                spare,
+                block
+            );
+            return false;
+        }
         pr_err!(
             "remap: scrub: spare block {} of data block {} cannot be read: the data of block {} is lost\n",
             spare,
@@ -591,10 +608,6 @@ impl RemapTarget {
             slot
         };
         switch.wait_mapped();
-        let Ok(mut buf) = self.block_buffer() else {
-            pr_warn!("remap: no memory: block {} keeps its remap\n", block);
-            return false;
-        };
         if self.read_spare(spare, &mut buf).is_ok() {
             // Rolled back: the spare reads after all.
             pr_info!(
@@ -616,6 +629,21 @@ impl RemapTarget {
             let _ = admin.spares.retire(spare);
         });
         committed.is_ok()
+    }
+
+    /// Whether the spare device answers reads: the superblock of some
+    /// metadata copy reads (on the device, not from dm-bufio's cache). A
+    /// spare that fails its reads on a device that answers none is not
+    /// known lost: the device is down (a cable, a controller reset), as
+    /// the data device's probe tells for the data area, and its blocks
+    /// may read again.
+    fn spare_device_reads(&self, buf: &mut KVec<u8>) -> bool {
+        let starts = self.meta.lock().image().format().layout.starts;
+        starts.iter().any(|&start| {
+            self.spare
+                .rw_sync(self.spare_sector(start), buf, false)
+                .is_ok()
+        })
     }
 
     /// Checks block `index` of metadata copy `copy` on disk against the

@@ -48,10 +48,10 @@ check "list from a block with a count, then where to go on" sh -c "[ \"\$(dmsetu
 # Status: <remapped> <used>/<total> <read_errors> <write_errors> <state>
 # <metadata generation> <intact copies>/5 <last commit error>
 st=$(dmsetup status rm | cut -d' ' -f4-)
-check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok 10 5/5 0 0 - -$'"
+check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok 10 5/5 0 0 - - 0$'"
 stats=$(dmsetup message rm 0 stats)
 check "stats count remapped writes and reads" sh -c "echo '$stats' | grep -q 'remapped_writes=[1-9]' && echo '$stats' | grep -q 'remapped_reads=[1-9]'"
-check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 pending_blocks=0 fenced_blocks=0 spares_used=9'"
+check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 pending_blocks=0 fenced_blocks=0 lost_blocks=0 spares_used=9'"
 check "clear_stats" sh -c "dmsetup message rm 0 clear_stats >/dev/null && dmsetup message rm 0 stats | grep -q 'reads=0 writes=0'"
 
 # Bios that straddle remapped blocks, odd sizes and offsets (direct I/O).
@@ -176,10 +176,29 @@ out=$(dmsetup message ru 0 remap 800)
 check "remap of an unreadable block says its data is lost" sh -c "echo '$out' | grep -q 'data unreadable: lost, reads fail until the block is written'"
 check "lookup flags its data as lost" sh -c "dmsetup message ru 0 lookup 800 | grep -q 'data lost: reads fail until the block is written'"
 check "list flags it lost" sh -c "dmsetup message ru 0 list | grep -qx '800 [0-9]* lost'"
+check "status and stats count 1 lost block" [ "$(lost_of ru)" = "1 1" ]
+remapctl status ru >/tmp/ru-status
+check "remapctl status: degraded (exit 1), 1 lost" sh -c "[ $? = 1 ] && grep -q ', 1 lost (reads fail until written)' /tmp/ru-status && remapctl status ru --json | jq -e '.[0].lost_blocks == 1 and .[0].health == \"degraded\"' >/dev/null"
 check "a read of it fails: the zero-filled spare is not its data" sh -c "! dd if=/dev/mapper/ru of=/dev/null bs=512 skip=800 count=1 iflag=direct 2>/dev/null"
 check "the read was failed by the target" [ "$(stat_of ru failed_bios)" -ge 1 ]
 message_refused ru "unremap of a lost block refused" \
 	"block 800's data is lost (reads fail): write the block before unremapping it" unremap 800
+# A read-only table never relocates: a write that reaches it (a page
+# dirtied in the cache before the reload, written back after it: the block
+# layer only warns) fails, and nothing is committed. Descriptor 3 keeps
+# the device open, so that closing dd's does not write the page back.
+gen=$(stat_of ru metadata_generation)
+exec 3</dev/mapper/ru
+dd if=/dev/urandom of=/dev/mapper/ru bs=4096 count=1 seek=100 conv=notrunc 2>/dev/null
+dmsetup suspend --nolockfs ru
+dmsetup reload ru --readonly --table "$rutable" && dmsetup resume ru
+dmesg -c >/dev/null
+blockdev --flushbufs /dev/mapper/ru 2>/dev/null
+exec 3<&-
+check "read-only table: the dirty page was written back to it" sh -c "dmesg | grep -q 'Trying to write to read-only block-device'"
+check "read-only table: a write to the lost block commits nothing, the block stays lost" \
+	sh -c "[ $(stat_of ru metadata_generation) = $gen ] && dmsetup message ru 0 lookup 800 | grep -q 'data lost'"
+dmsetup reload ru --table "$rutable" && dmsetup resume ru
 # A whole page (blocks 800-807): a write the kernel turns into a buffered
 # one (when it cannot drop cached pages for direct I/O) needs no read of
 # the page first, which the lost block would fail.
@@ -187,6 +206,7 @@ dd if=/dev/urandom of=/tmp/heal bs=4096 count=1 2>/dev/null
 dd if=/tmp/heal of=/dev/mapper/ru bs=4096 seek=100 oflag=direct conv=notrunc 2>/dev/null
 check "a write to it is relocated and reads back" sh -c "dd if=/dev/mapper/ru bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
 check "written, it is no longer lost" sh -c "dmsetup message ru 0 lookup 800 | grep 'remapped to spare' | grep -vq lost"
+check "written: status and stats count 0 lost" [ "$(lost_of ru)" = "0 0" ]
 check "its zero-filled spare is free again, none retired" sh -c "dmsetup message ru 0 stats | grep -q 'spares_used=1 .*spares_retired=0 '"
 check "after re-create it reads back what was written" sh -c "dmsetup remove ru && dmsetup create ru --table '$rutable' && dd if=/dev/mapper/ru bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/heal"
 check "unreadable block: remove" dmsetup remove ru
@@ -271,7 +291,7 @@ head -c $((k * 4096)) /tmp/during >/tmp/during.sent
 check "switch under I/O: the single writes sent during remaps of their blocks read back" \
 	sh -c "dd if=/dev/mapper/rs bs=4096 skip=20 count=$k iflag=direct 2>/dev/null | cmp - /tmp/during.sent"
 check "switch under I/O: the blocks are on spares" [ "$(dmsetup status rs | cut -d' ' -f4)" -ge $((k + 1)) ]
-check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok [0-9]+ 5/5 0 0 - -$'"
+check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok [0-9]+ 5/5 0 0 - - 0$'"
 check "switch under I/O: remove" dmsetup remove rs
 nullb_drop rm7
 nullb_drop rm8

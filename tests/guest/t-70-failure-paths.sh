@@ -280,7 +280,7 @@ for i in $(seq 1 16); do
 done
 check "dead device: the 64 writes and 16 reads fail" [ "$nw/$nr" = 64/16 ]
 check "dead device: no spare used, no block pending" sh -c \
-	"dmsetup message fw 0 stats | grep -q 'pending_blocks=0 fenced_blocks=0 spares_used=0 '"
+	"dmsetup message fw 0 stats | grep -q 'pending_blocks=0 fenced_blocks=0 lost_blocks=0 spares_used=0 '"
 check "dead device: nothing listed" sh -c "[ -z \"\$(dmsetup message fw 0 list)\" ]"
 check "dead device: status says data_device_down" sh -c "dmsetup status fw | grep -q ' data_device_down '"
 dmsetup suspend fwdata
@@ -444,6 +444,7 @@ if bounded 20 "fenced lost: remap of the unreadable block" dmsetup message fl 0 
 	check "fenced lost: the remap is refused because its commit failed" sh -c "[ \"\$(rc_of 'fenced lost: remap of the unreadable block')\" != 0 ] && dmesg | grep -q 'remap of block 300 failed: the metadata commit failed'"
 	check "fenced lost: lookup says fenced with its data lost" sh -c "dmsetup message fl 0 lookup $((300 * 8)) | grep -q 'fenced: data lost, reads fail'"
 	check "fenced lost: list says '300 fenced lost'" sh -c "dmsetup message fl 0 list | grep -qx '300 fenced lost'"
+	check "fenced lost: status and stats count 1 lost block" [ "$(lost_of fl)" = "1 1" ]
 	# The data block reads again, with its older content.
 	dmsetup message fldata 0 disable >/dev/null
 	check "fenced lost: the data block reads again underneath" dd if=/dev/mapper/fldata of=/dev/null bs=4096 skip=300 count=1 iflag=direct

@@ -228,6 +228,8 @@ impl Format {
 
     /// The metadata block that carries image word `i`.
     pub fn block_of_word(&self, i: usize) -> u32 {
-        (i / self.words_per_block as usize) as u32 + 1
+        // Never 0 in a format `new` made; `max` spares the division a
+        // panic path (objtool does not know the kernel's for it).
+        (i / self.words_per_block.max(1) as usize) as u32 + 1
     }
 }
