@@ -144,8 +144,20 @@ struct StepResult {
     bad_spares: u64,
     bad_metadata: u64,
     copies_rewritten: u64,
-    /// The data device fails every read: the scrub stops.
-    device_down: bool,
+    /// The device that fails every read (`"data"` or `"spare"`): the
+    /// scrub stops.
+    device_down: Option<&'static str>,
+}
+
+/// What became of a used spare that failed every read of the scrub.
+enum UnreadableSpare {
+    /// Its block is pending with its data lost, the spare retired.
+    Lost,
+    /// Left as it is: the block moved or reads again, the scrub was
+    /// halted, or the commit or its memory failed.
+    Left,
+    /// Left as it is: the spare device fails every read.
+    DeviceDown,
 }
 
 impl StepResult {
@@ -158,7 +170,7 @@ impl StepResult {
             bad_spares: 0,
             bad_metadata: 0,
             copies_rewritten: 0,
-            device_down: false,
+            device_down: None,
         }
     }
 }
@@ -379,12 +391,15 @@ impl RemapTarget {
             // Stopped meanwhile: its message cancels the next step.
             return;
         }
-        if r.device_down {
+        if let Some(device) = r.device_down {
             // Reading on would only fail block by block.
             scrub.elapsed_ms = scrub.running_ms();
             scrub.state = ScrubState::Stopped;
             drop(scrub);
-            pr_warn!("remap: scrub stopped: the data device fails every read\n");
+            pr_warn!(
+                "remap: scrub stopped: the {} device fails every read\n",
+                device
+            );
             ti.raise_event();
             return;
         }
@@ -502,12 +517,20 @@ impl RemapTarget {
             }
         }
         // Halted (stop, suspend, remove), the step ends now: marking would
-        // probe the failing data device and commit first. The blocks found
-        // stay unmarked; the next scrub, or a foreground read that fails,
-        // finds them again.
-        if !unreadable.is_empty() && !self.scrub_halted() {
+        // probe the failing data device and commit first. The scrub goes
+        // on (after a resume) from the first block found and not marked,
+        // which is not counted yet.
+        if let (Some(&first), true) = (unreadable.first(), self.scrub_halted()) {
+            r.units = first - next;
+            r.next = Some(Phase::Data { next: first });
+            r.bad_data -= unreadable.len() as u64;
+            return r;
+        }
+        if !unreadable.is_empty() {
             self.mark_unreadable(ti, unreadable);
-            r.device_down = self.data_down.load(Relaxed);
+            if self.data_down.load(Relaxed) {
+                r.device_down = Some("data");
+            }
         }
         r
     }
@@ -539,10 +562,23 @@ impl RemapTarget {
             r.bytes += u64::from(self.block_size);
             reads += 1;
             if self.read_spare(spare, buf).is_err() {
-                r.bad_spares += 1;
-                // Counted either way; whether it became pending shows in
-                // the table.
-                let _ = self.spare_unreadable(ti, block, spare);
+                match self.spare_unreadable(ti, block, spare) {
+                    // Counted whether it became pending or not (the table
+                    // shows which).
+                    UnreadableSpare::Lost | UnreadableSpare::Left if !self.scrub_halted() => {
+                        r.bad_spares += 1
+                    }
+                    // Halted: this spare again when the scrub goes on.
+                    UnreadableSpare::Lost | UnreadableSpare::Left => {
+                        r.units -= 1;
+                        r.next = Some(Phase::Spares { next: spare });
+                        break;
+                    }
+                    UnreadableSpare::DeviceDown => {
+                        r.device_down = Some("spare");
+                        break;
+                    }
+                }
             }
             if reads == reads_per_step {
                 r.next = Some(Phase::Spares { next: spare + 1 });
@@ -558,20 +594,63 @@ impl RemapTarget {
     /// relocates it) and the spare is retired, by a switch: bios that
     /// start in the block wait, those mapped before are waited for, and
     /// the spare is read once more, since a write may have reached it
-    /// meanwhile. Not when the spare device fails every read (see
-    /// [`Self::spare_device_reads`]). Returns whether the block was marked.
-    fn spare_unreadable(&self, ti: &TargetInfo<'_>, block: u64, spare: u32) -> bool {
+    /// meanwhile. Then, last before the commit, the spare device is
+    /// probed (see [`Self::spare_device_reads`]): when it answers no read
+    /// the block is left as it is. A halt (stop, suspend, remove) also
+    /// leaves it, before the probe and the commit would make it wait.
+    fn spare_unreadable(&self, ti: &TargetInfo<'_>, block: u64, spare: u32) -> UnreadableSpare {
         let Ok(mut buf) = self.block_buffer() else {
             pr_warn!("remap: no memory: block {} keeps its remap\n", block);
-            return false;
+            return UnreadableSpare::Left;
         };
+        // Rolled back by its drop wherever this returns before the commit.
+        let mut switch = Switch::new(self, ti);
+        let slot = {
+            let mut admin = self.admin.lock();
+            let admin = &mut *admin;
+            if self.check_writable(admin).is_err() {
+                // The reason is in the kernel log.
+                return UnreadableSpare::Left;
+            }
+            if !matches!(self.entry(block), Some(Entry::Remapped(s)) if s.block == spare) {
+                pr_info!(
+                    "remap: scrub: block {} moved meanwhile: left as it is\n",
+                    block
+                );
+                return UnreadableSpare::Left;
+            }
+            let Some(slot) = self.meta.lock().image().free_pending_slot(0) else {
+                pr_warn!(
+                    "remap: no free pending slot: block {} keeps its remap\n",
+                    block
+                );
+                return UnreadableSpare::Left;
+            };
+            if let Err(e) = switch.mark_lost(admin, block, slot) {
+                pr_warn!("remap: block {} keeps its remap ({:?})\n", block, e);
+                return UnreadableSpare::Left;
+            }
+            slot
+        };
+        switch.wait_mapped();
+        if self.read_spare(spare, &mut buf).is_ok() {
+            pr_info!(
+                "remap: spare block {} reads again: block {} keeps its remap\n",
+                spare,
+                block
+            );
+            return UnreadableSpare::Left;
+        }
+        if self.scrub_halted() {
+            return UnreadableSpare::Left;
+        }
         if !self.spare_device_reads(&mut buf) {
             pr_warn!(
                 "remap: scrub: the spare device fails every read: spare block {} of data block {} is left as it is (the device is down, the data is not known lost)\n",
                 spare,
                 block
             );
-            return false;
+            return UnreadableSpare::DeviceDown;
         }
         pr_err!(
             "remap: scrub: spare block {} of data block {} cannot be read: the data of block {} is lost\n",
@@ -579,44 +658,6 @@ impl RemapTarget {
             block,
             block
         );
-        let mut switch = Switch::new(self, ti);
-        let slot = {
-            let mut admin = self.admin.lock();
-            let admin = &mut *admin;
-            if self.check_writable(admin).is_err() {
-                // The reason is in the kernel log.
-                return false;
-            }
-            if !matches!(self.entry(block), Some(Entry::Remapped(s)) if s.block == spare) {
-                pr_info!(
-                    "remap: scrub: block {} moved meanwhile: left as it is\n",
-                    block
-                );
-                return false;
-            }
-            let Some(slot) = self.meta.lock().image().free_pending_slot(0) else {
-                pr_warn!(
-                    "remap: no free pending slot: block {} keeps its remap\n",
-                    block
-                );
-                return false;
-            };
-            if let Err(e) = switch.mark_lost(admin, block, slot) {
-                pr_warn!("remap: block {} keeps its remap ({:?})\n", block, e);
-                return false;
-            }
-            slot
-        };
-        switch.wait_mapped();
-        if self.read_spare(spare, &mut buf).is_ok() {
-            // Rolled back: the spare reads after all.
-            pr_info!(
-                "remap: spare block {} reads again: block {} keeps its remap\n",
-                spare,
-                block
-            );
-            return false;
-        }
         let committed = switch.commit(|image, _| {
             image.set_slot(spare, Slot::Retired);
             image.set_pending(slot, Some(Pending { block, lost: true }));
@@ -628,7 +669,11 @@ impl RemapTarget {
             // cannot fail.
             let _ = admin.spares.retire(spare);
         });
-        committed.is_ok()
+        if committed.is_ok() {
+            UnreadableSpare::Lost
+        } else {
+            UnreadableSpare::Left
+        }
     }
 
     /// Whether the spare device answers reads: the superblock of some

@@ -67,7 +67,7 @@ pub(crate) fn load(
     }
     let repair = !broken(Breakage::NoRepair);
     image.set_loaded(&report, repair);
-    if repair {
+    if repair && report.rewrites_unfinished() {
         // A version a commit abandoned stays on disk, above its copy's
         // superblock, until something overwrites it. Rewritten at its own
         // generation, a lost write of the rewrite would leave it, and the

@@ -56,8 +56,8 @@ check "close" remapctl close rc
 # and the README's format.
 meta_geometry $a
 for blk in 0 1; do
-	kind=superblock
-	[ $blk = 1 ] && kind="spare slots"
+	kind=superblock reason="Spare area has metadata but no intact copy"
+	[ $blk = 1 ] && kind="spare slots" reason="Metadata block damaged in every copy"
 	for k in 1 2 3 4 5; do
 		remapctl dump $a >/tmp/rc-before 2>/dev/null
 		c=0
@@ -97,7 +97,7 @@ for blk in 0 1; do
 			check "block $blk damaged in all 5 copies: open refuses, exit 3" sh -c "remapctl open $a rc 2>/tmp/rc-open; [ \$? = 3 ] && grep -q 'cannot be used' /tmp/rc-open"
 			dmesg -c >/dev/null
 			check "block $blk damaged in all 5 copies: the kernel refuses it too, for that reason" \
-				sh -c "! remapctl open --no-check $a rc 2>/dev/null && ! dmsetup info rc >/dev/null 2>&1 && dmesg | grep -qE 'remap: (Metadata block damaged in every copy|Spare area has metadata but no intact copy)'"
+				sh -c "! remapctl open --no-check $a rc 2>/dev/null && ! dmsetup info rc >/dev/null 2>&1 && dmesg | grep -q 'remap: $reason'"
 		fi
 	done
 	check "format again (--force) after block $blk was lost" remapctl format --force $a

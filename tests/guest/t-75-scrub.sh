@@ -215,13 +215,27 @@ kept_meets_scrub() {
 		sleep 0.1
 		i=$((i + 1))
 	done
-	rm -f /tmp/scx-r
+	rm -f /tmp/scx-r /tmp/scx-rc
 	if [ "$io" = write ]; then
 		within 60 dd if=/tmp/scx-w of=/dev/mapper/scx bs=4096 seek=10 count=1 oflag=direct conv=notrunc
+		rc=$?
 	else
-		within 60 dd if=/dev/mapper/scx of=/tmp/scx-r bs=4096 skip=10 count=1 iflag=direct
+		# The read must still be kept when the scrub makes the block lost
+		# (else it failed on the spare before, and proves nothing).
+		(dd if=/dev/mapper/scx of=/tmp/scx-r bs=4096 skip=10 count=1 iflag=direct 2>/dev/null
+			echo $? >/tmp/scx-rc) &
+		pid=$!
+		i=0
+		until dmesg | grep -q 'the data of block 10 is lost' || [ $i -ge 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -0 $pid 2>/dev/null
+		kept=$?
+		ends_within 60 $pid
+		rc=$(cat /tmp/scx-rc 2>/dev/null || echo 255)
+		check "$what: the read was still kept when the scrub made its block lost" [ $kept = 0 ]
 	fi
-	rc=$?
 	scrub_wait scx 120
 	check "$what: the scrub found block 10's spare unreadable, the $io failed there first" \
 		sh -c "dmesg | grep -q 'spare block $spare of data block 10 cannot be read' && [ $(stat_of scx ${io}_errors) -ge 1 ]"
@@ -264,8 +278,10 @@ spare_device_down() {
 	dmesg -c >/dev/null
 	dmsetup message scf 0 scrub start 1000 >/dev/null
 	scrub_wait scf 120
-	check "$what: the scrub met unreadable spares" [ "$(stat_of scf scrub_bad_spares)" -ge 1 ]
-	check "$what: the kernel log says the spare device is down" sh -c "dmesg | grep -q 'scrub: the spare device fails every read'"
+	check "$what: the scrub stopped at the first unreadable spare, none counted" \
+		sh -c "[ $(stat_of scf scrub_state) = stopped ] && [ $(stat_of scf scrub_bad_spares) = 0 ]"
+	check "$what: the kernel log says the spare device is down" \
+		sh -c "dmesg | grep -q 'scrub: the spare device fails every read' && dmesg | grep -q 'scrub stopped: the spare device fails every read'"
 	check "$what: nothing marked lost or pending, nothing retired" \
 		sh -c "[ '$(lost_of scf)' = '0 0' ] && [ $(stat_of scf pending_blocks) = 0 ] && [ $(stat_of scf spares_retired) = 0 ] && [ \$(dmsetup message scf 0 list | grep -c .) = 10 ]"
 	dmsetup suspend scfl

@@ -67,6 +67,7 @@ faults=0 hung=0 lost=0 writes=0 acked=0
 # Per property, the rounds where it failed (checked once at the end).
 bad_live_verify="" bad_verify="" bad_rc="" bad_share="" bad_remaps=""
 bad_twice="" bad_meta="" bad_status="" bad_same="" bad_upper=""
+lost_seen=0
 # Counters summed over every table of the run (read before each remove).
 sum_write_errors=0 sum_transient_errors=0 sum_auto_remaps=0
 sum_spare_write_errors=0 sum_pending_marked=0 sum_device_down_groups=0
@@ -179,6 +180,7 @@ list_checks() {
 	npend=$(grep -c pending "$2")
 	nfenced=$(grep -c fenced "$2")
 	nlost=$(grep -c ' lost$' "$2")
+	lost_seen=$((lost_seen + nlost))
 	set -- "$1" $(cat "$3")
 	# A fenced block keeps the spare its switch took (the load decides):
 	# spares in use count it, remapped blocks do not.
@@ -235,7 +237,12 @@ while [ $round -le $rounds ] && [ $hung = 0 ]; do
 			;;
 		1)
 			# A bad block of the injectors: a read makes it pending, the
-			# next write relocates it and must be acknowledged.
+			# next write relocates it and must be acknowledged. And one
+			# that a remap message finds unreadable: remapped with its
+			# data lost (status counts it, reads fail).
+			upper
+			dmsetup message fcdust 0 addbadblock $U >/dev/null 2>&1
+			op "remap of unreadable block $U" 60 dmsetup message fc 0 remap $((U * 8))
 			upper
 			dmsetup message fcdust 0 addbadblock $U 2 >/dev/null 2>&1
 			op "read of bad block $U" 60 dd if=$dev of=/dev/null bs=4096 skip=$U count=1 iflag=direct
@@ -386,6 +393,7 @@ check "combination: every acknowledged remap is listed after re-create" sh -c "[
 check "combination: no spare listed twice (live and re-created)" sh -c "[ -z '$bad_twice' ] || { echo '$bad_twice $r'; false; }"
 check "combination: no spare inside a metadata copy (live and re-created)" sh -c "[ -z '$bad_meta' ] || { echo '$bad_meta $r'; false; }"
 check "combination: status agrees with the list (live and re-created)" sh -c "[ -z '$bad_status' ] || { echo '$bad_status $r'; false; }"
+check "combination: lost blocks were listed and counted (the comparison above met some)" [ "$lost_seen" -gt 0 ]
 check "combination: the re-created list is the live one (fenced blocks decided)" sh -c "[ -z '$bad_same' ] || { echo '$bad_same $r'; false; }"
 check "combination: write errors reached the target" [ $sum_write_errors -gt 0 ]
 check "combination: transient write errors reached the target" [ $sum_transient_errors -gt 0 ]

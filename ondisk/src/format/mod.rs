@@ -6,8 +6,8 @@
 //! order a commit writes. Only `core` is used: buffers come from the
 //! caller, errors are this module's own types, and I/O goes through
 //! [`MetadataDev`], so the same code runs in the kernel, in `remapctl` and
-//! in the host's unit tests. The byte-by-byte layout is in `README.md`,
-//! section "On-disk format".
+//! in the host's unit tests. The byte-by-byte layout is in
+//! `docs/format.md`.
 
 mod block;
 mod commit;

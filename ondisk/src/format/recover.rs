@@ -84,6 +84,17 @@ pub struct Recovered {
 }
 
 impl Recovered {
+    /// Whether the first commit after this load writes the blocks that
+    /// some copy holds an unfinished version of ([`Finding::Unfinished`])
+    /// at its new generation, in every copy: when some copy is whole,
+    /// which that commit keeps aside while it writes. With every copy
+    /// stale the first commit repairs alone (it writes each block with the
+    /// version taken, the same bytes where a copy holds them, and no copy
+    /// can be kept aside); a later load sees the blocks again.
+    pub fn rewrites_unfinished(&self) -> bool {
+        self.stale.iter().any(|&s| !s)
+    }
+
     /// Copies that held every block of the recovered state.
     pub fn intact_copies(&self) -> usize {
         (0..METADATA_COPIES)

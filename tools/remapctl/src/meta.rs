@@ -110,7 +110,10 @@ pub fn load(dev: &BlockDev, identity: Identity) -> Result<Result<Offline, LoadEr
 
 /// Writes metadata of generation `generation` to every block of the
 /// copies in `copies` (each block stamped with `block_gen`, or with
-/// `generation` when `None`), in the format's commit order.
+/// `generation` when `None`), in the format's commit order. The blocks
+/// `rewritten` names (by index; it may be empty) go to every copy, stamped
+/// with `generation`.
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     dev: &BlockDev,
     fmt: &Format,
@@ -118,18 +121,26 @@ pub fn write(
     generation: u64,
     words: &[u64],
     block_gen: Option<&[u64]>,
+    rewritten: &[bool],
     copies: [bool; METADATA_COPIES],
 ) -> Result<CommitOutcome<i32>> {
     let mut area = SpareArea::new(dev, *fmt)?;
     let indices: Vec<u32> = (1..fmt.copy_blocks()).collect();
     let mut data = vec![0u8; (indices.len() + 1) * fmt.block_bytes()];
-    let gen_of = |_: usize, index: u32| block_gen.map_or(generation, |g| g[index as usize]);
+    let is_rewritten = |index: u32| rewritten.get(index as usize).copied().unwrap_or(false);
+    let gen_of = |_: usize, index: u32| {
+        if is_rewritten(index) {
+            generation
+        } else {
+            block_gen.map_or(generation, |g| g[index as usize])
+        }
+    };
     encode_commit::<Crc>(fmt, uuid, generation, words, &indices, gen_of, &mut data);
     // Every block goes to the copies given (the "stale" ones, to the
     // format's commit order) and none to the others, which get only their
     // superblock again: the same bytes when they hold this generation,
-    // as in the kernel's repair commit.
-    let dirty = vec![false; indices.len()];
+    // as in the kernel's repair commit; the rewritten blocks go to all.
+    let dirty: Vec<bool> = indices.iter().map(|&i| is_rewritten(i)).collect();
     let blocks = CommitBlocks {
         indices: &indices,
         dirty: &dirty,

@@ -16,7 +16,8 @@ struct Series {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
-    value: fn(&Figures) -> u64,
+    /// `None` where the module does not give the figure.
+    value: fn(&Figures) -> Option<u64>,
 }
 
 const SERIES: &[Series] = &[
@@ -24,106 +25,108 @@ const SERIES: &[Series] = &[
         name: "dm_remap_remapped_blocks",
         help: "Data blocks moved to spares (as SMART 5, Reallocated_Sector_Ct).",
         kind: "gauge",
-        value: |f| f.health.remapped_blocks,
+        value: |f| Some(f.health.remapped_blocks),
     },
     Series {
         name: "dm_remap_pending_blocks",
         help: "Unreadable data blocks waiting for a write (as SMART 197, Current_Pending_Sector).",
         kind: "gauge",
-        value: |f| f.health.pending_blocks,
+        value: |f| Some(f.health.pending_blocks),
     },
     Series {
         name: "dm_remap_lost_blocks",
         help: "Blocks whose data is lost: reads fail until they are written.",
         kind: "gauge",
-        value: |f| f.health.lost_blocks.unwrap_or(0),
+        value: |f| f.health.lost_blocks,
     },
     Series {
         name: "dm_remap_spares_free",
         help: "Spare blocks free.",
         kind: "gauge",
-        value: |f| f.spares_free(),
+        value: |f| Some(f.spares_free()),
     },
     Series {
         name: "dm_remap_spares_total",
         help: "Spare blocks usable for data.",
         kind: "gauge",
-        value: |f| f.health.spares_total,
+        value: |f| Some(f.health.spares_total),
     },
     Series {
         name: "dm_remap_spares_low_water",
         help: "1 while free spares are below the table's spare_low_water mark.",
         kind: "gauge",
-        value: |f| u64::from(f.health.low_water),
+        value: |f| Some(u64::from(f.health.low_water)),
     },
     Series {
         name: "dm_remap_metadata_copies_intact",
         help: "Metadata copies holding the last commit.",
         kind: "gauge",
-        value: |f| u64::from(f.health.copies_intact),
+        value: |f| Some(u64::from(f.health.copies_intact)),
     },
     Series {
         name: "dm_remap_metadata_copies",
         help: "Metadata copies in all.",
         kind: "gauge",
-        value: |f| u64::from(f.health.copies_total),
+        value: |f| Some(u64::from(f.health.copies_total)),
     },
     Series {
         name: "dm_remap_metadata_failed",
         help: "1 when metadata writes failed and remaps are refused.",
         kind: "gauge",
-        value: |f| u64::from(f.health.state == "metadata_failed"),
+        value: |f| Some(u64::from(f.health.state == "metadata_failed")),
     },
     Series {
         name: "dm_remap_read_errors_total",
         help: "Read bios that failed on the devices below (kept across table reloads).",
         kind: "counter",
-        value: |f| f.health.read_errors,
+        value: |f| Some(f.health.read_errors),
     },
     Series {
         name: "dm_remap_write_errors_total",
         help: "Write bios that failed on the devices below (kept across table reloads).",
         kind: "counter",
-        value: |f| f.health.write_errors,
+        value: |f| Some(f.health.write_errors),
     },
     Series {
         name: "dm_remap_transient_errors_total",
         help: "Failed bios whose every block worked when tried again.",
         kind: "counter",
-        value: |f| f.stat("transient_errors"),
+        value: |f| Some(f.stat("transient_errors")),
     },
     Series {
         name: "dm_remap_auto_remaps_total",
         help: "Blocks relocated after a failed write.",
         kind: "counter",
-        value: |f| f.stat("auto_remaps"),
+        value: |f| Some(f.stat("auto_remaps")),
     },
     Series {
         name: "dm_remap_scrub_running",
         help: "1 while a scrub runs (paused included).",
         kind: "gauge",
-        value: |f| u64::from(f.text("scrub_state") == "running"),
+        value: |f| Some(u64::from(f.text("scrub_state") == "running")),
     },
     Series {
         name: "dm_remap_scrub_done",
         help: "Units the current or last scrub went through (data blocks, spare slots, metadata blocks).",
         kind: "gauge",
-        value: |f| f.stat("scrub_done"),
+        value: |f| Some(f.stat("scrub_done")),
     },
     Series {
         name: "dm_remap_scrub_total",
         help: "Units of the current or last scrub.",
         kind: "gauge",
-        value: |f| f.stat("scrub_total"),
+        value: |f| Some(f.stat("scrub_total")),
     },
     Series {
         name: "dm_remap_scrub_bad_blocks",
         help: "Unreadable data blocks and spares and damaged metadata blocks the last scrub found.",
         kind: "gauge",
         value: |f| {
-            f.stat("scrub_bad_data_blocks")
-                + f.stat("scrub_bad_spares")
-                + f.stat("scrub_bad_metadata_blocks")
+            Some(
+                f.stat("scrub_bad_data_blocks")
+                    + f.stat("scrub_bad_spares")
+                    + f.stat("scrub_bad_metadata_blocks"),
+            )
         },
     },
 ];
@@ -144,11 +147,14 @@ pub fn render(devices: &[(String, Figures)]) -> String {
             s.name, s.help, s.name, s.kind
         ));
         for (name, f) in devices {
+            let Some(value) = (s.value)(f) else {
+                continue;
+            };
             out.push_str(&format!(
                 "{}{{device=\"{}\"}} {}\n",
                 s.name,
                 label(name),
-                (s.value)(f)
+                value
             ));
         }
     }

@@ -51,7 +51,7 @@ fn what(f: &Finding, newest: u64) -> String {
             format!("stale (generation {generation}, newest {newest})")
         }
         Finding::Unfinished { generation } => {
-            format!("from an unfinished commit (generation {generation} above {newest})")
+            format!("from an unfinished commit (generation {generation}, above the version taken; newest superblock {newest})")
         }
     }
 }

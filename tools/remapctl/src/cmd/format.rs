@@ -321,6 +321,7 @@ pub fn run(o: &Options) -> Result<u8> {
         1,
         &words,
         None,
+        &[],
         [true; METADATA_COPIES],
     )?;
     let l = Label {

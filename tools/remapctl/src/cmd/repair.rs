@@ -2,15 +2,16 @@
 
 //! `repair <dev>`: the copies that lack a block of the newest intact
 //! version rewritten from it, as the kernel's first commit after a load
-//! does (the same generation, each block with its own), and a damaged
-//! label rewritten from the intact one.
+//! does (the same generation, each block with its own; a block some copy
+//! holds an unfinished version of at a new generation, in every copy),
+//! and a damaged label rewritten from the intact one.
 
 use super::{locate, usable};
 use crate::device::{Access, BlockDev};
 use crate::label::{self, Found, Label, Role};
 use crate::{exit, meta};
 use anyhow::{bail, Result};
-use dm_remap_ondisk::UuidText;
+use dm_remap_ondisk::{Finding, UuidText};
 use std::path::Path;
 
 /// Whether both label places of `dev` (its first and last 4 KiB) are all
@@ -85,13 +86,29 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
         return Ok(exit::OK);
     }
     let damaged = m.rec.stale;
+    // As the kernel's first commit: a version a commit abandoned must not
+    // outlive a lost write of its rewrite under a later superblock.
+    let mut rewritten = vec![false; m.fmt.copy_blocks() as usize];
+    if m.rec.rewrites_unfinished() {
+        for (_, index, f) in &m.findings {
+            if matches!(f, Finding::Unfinished { .. }) {
+                rewritten[*index as usize] = true;
+            }
+        }
+    }
+    let generation = if rewritten.contains(&true) {
+        m.rec.next_generation
+    } else {
+        m.rec.generation
+    };
     meta::write(
         spare,
         &m.fmt,
         &m.rec.uuid,
-        m.rec.generation,
+        generation,
         &m.words,
         Some(&m.block_gen),
+        &rewritten,
         damaged,
     )?;
     let Some(again) = usable(spare, loc.identity, "after the repair")? else {
@@ -105,7 +122,7 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
         "{}: rewrote copies {} at generation {}: {} of 5 copies intact",
         path.display(),
         copies.join(", "),
-        m.rec.generation,
+        generation,
         again.rec.intact_copies()
     );
     Ok(if again.findings.is_empty() && again.words == m.words {
@@ -139,5 +156,94 @@ mod tests {
         let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
         assert_eq!(label::probe(&dev).unwrap(), Some((l, Found::Both)));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A commit abandoned after it wrote a slot block to copies 3 and 4
+    /// (no superblock of it anywhere); `repair`; its write of that block to
+    /// copy 3 lost; a later commit of another block. The load must not
+    /// take the abandoned version: the repair writes the block at a new
+    /// generation in every copy (at its own older one, the later commit
+    /// raised copy 3's superblock over the abandoned version).
+    #[test]
+    fn an_abandoned_block_whose_repair_is_lost_is_not_taken() {
+        use dm_remap_ondisk::{MetadataDev, Slot};
+        let tmp = |name: &str| {
+            std::env::temp_dir().join(format!("remapctl-{name}-{}", std::process::id()))
+        };
+        let (path, scratch) = (tmp("abandoned"), tmp("abandoned-scratch"));
+        format::format_file(&path);
+        std::fs::copy(&path, &scratch).unwrap();
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        let (l, _) = label::read(&dev).unwrap();
+        let m = meta::load(&dev, l.identity).unwrap().unwrap();
+        let fmt = m.fmt;
+        let spare = (0..fmt.nr_spare)
+            .find(|&s| !fmt.layout.is_reserved(s))
+            .unwrap();
+        let block = fmt.block_of_word(spare as usize);
+        // The abandoned version: written whole on the scratch copy, its
+        // block then put into copies 3 and 4 of the device.
+        let mut abandoned_words = m.words.clone();
+        abandoned_words[spare as usize] = Slot::InUse {
+            block: 5,
+            lost: false,
+        }
+        .encode();
+        let sdev = BlockDev::open(&scratch, Access::Exclusive).unwrap();
+        let g = m.rec.next_generation;
+        meta::write(
+            &sdev,
+            &fmt,
+            &m.rec.uuid,
+            g,
+            &abandoned_words,
+            None,
+            &[],
+            [true; 5],
+        )
+        .unwrap();
+        let mut buf = vec![0u8; fmt.block_bytes()];
+        let mut from = meta::SpareArea::new(&sdev, fmt).unwrap();
+        let mut to = meta::SpareArea::new(&dev, fmt).unwrap();
+        for copy in [3, 4] {
+            from.read(copy, block, &mut buf).unwrap();
+            to.write(copy, block, &buf).unwrap();
+        }
+        let mut copy3 = vec![0u8; fmt.block_bytes()];
+        to.read(3, block, &mut copy3).unwrap();
+        drop(dev);
+        assert_eq!(run(&path, None).unwrap(), exit::OK);
+        // The repair's write to copy 3 lost.
+        let dev = BlockDev::open(&path, Access::Exclusive).unwrap();
+        meta::SpareArea::new(&dev, fmt)
+            .unwrap()
+            .write(3, block, &copy3)
+            .unwrap();
+        // A later commit that changes the pending block only.
+        let m2 = meta::load(&dev, l.identity).unwrap().unwrap();
+        let mut later = m2.words.clone();
+        later[fmt.pending_base()] = Slot::InUse {
+            block: 11,
+            lost: false,
+        }
+        .encode();
+        let mut rewritten = vec![false; fmt.copy_blocks() as usize];
+        rewritten[fmt.block_of_word(fmt.pending_base()) as usize] = true;
+        let g2 = m2.rec.next_generation;
+        meta::write(
+            &dev,
+            &fmt,
+            &m2.rec.uuid,
+            g2,
+            &later,
+            Some(&m2.block_gen),
+            &rewritten,
+            [false; 5],
+        )
+        .unwrap();
+        let after = meta::load(&dev, l.identity).unwrap().unwrap();
+        assert_eq!(after.words, later, "the abandoned version was taken");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&scratch).unwrap();
     }
 }

@@ -107,6 +107,7 @@ pub fn run(
         generation,
         &words,
         None,
+        &[],
         [true; METADATA_COPIES],
     )?;
     println!(
