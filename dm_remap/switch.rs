@@ -35,6 +35,12 @@ impl Switched {
     pub(super) fn switches(&self) -> bool {
         !self.abandoned
     }
+
+    /// Whether `to`'s spare was allocated for this switch (not the
+    /// block's own).
+    pub(super) fn allocated(&self) -> bool {
+        self.allocated
+    }
 }
 
 /// A switch in progress.

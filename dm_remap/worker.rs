@@ -343,21 +343,27 @@ impl RemapTarget {
                 return false;
             }
             let admin = &mut *guard;
-            let Some(spare) = admin.spares.alloc() else {
-                return true;
+            let (spare, allocated) = match (admin.spares.alloc(), self.entry(r.block)) {
+                (Some(spare), _) => (spare, true),
+                // No spare free, but the block's data is lost and its
+                // spare holds only zeros: the write takes that spare
+                // (else the block could never be written again).
+                (None, Some(Entry::Remapped(s))) if s.lost => (s.block, false),
+                (None, _) => return true,
             };
             let to = Spare {
                 block: spare,
                 lost: false,
             };
-            match switch.mark(admin, r.block, Some(to), true) {
+            match switch.mark(admin, r.block, Some(to), allocated) {
                 Ok(i) => r.switched = Some(i),
                 // Not marked: the bio fails.
-                Err(_) => {
+                Err(_) if allocated => {
                     // Not the switch's, just allocated, so in use: the
                     // release cannot fail.
                     let _ = admin.spares.release(spare);
                 }
+                Err(_) => {}
             }
             return false;
         }
@@ -386,9 +392,18 @@ impl RemapTarget {
                 return false;
             }
             self.stats.inc(stat::SPARE_WRITE_ERRORS);
-            pr_warn!("remap: spare block {} failed a write: retired\n", spare);
             let mut admin = self.admin.lock();
             let admin = &mut *admin;
+            if !switch.blocks()[i].allocated() {
+                // The lost block's own spare, taken because none was
+                // free: the block keeps it, and its lost state (retiring
+                // it would unmap the block, whose data block is stale);
+                // no other spare to try.
+                pr_warn!("remap: spare block {} failed a write\n", spare);
+                switch.spare_failed(admin, i, false);
+                return true;
+            }
+            pr_warn!("remap: spare block {} failed a write: retired\n", spare);
             // Without the memory to record the retirement, the spare is
             // not retired in memory either: it stays allocated (the image
             // records it in use only if the commit says so), and is
@@ -496,6 +511,8 @@ impl RemapTarget {
                     );
                     match b.old {
                         Some(Entry::Pending { slot, .. }) => image.set_pending(slot, None),
+                        // Its own spare, written again (set above).
+                        Some(Entry::Remapped(s)) if s.block == to.block => {}
                         // A lost block's spare held zeros, not a failure.
                         Some(Entry::Remapped(s)) if s.lost => image.set_slot(s.block, Slot::Free),
                         Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
@@ -560,6 +577,8 @@ impl RemapTarget {
                     admin.pending -= 1;
                     self.stats.inc(stat::PENDING_CLEARED);
                 }
+                // Written in place of its zeros: it stays in use.
+                Some(Entry::Remapped(s)) if b.to.is_some_and(|t| t.block == s.block) => {}
                 Some(Entry::Remapped(s)) if s.lost => {
                     // The first write of a lost block: its zero-filled
                     // spare is free again (in use until now, so the

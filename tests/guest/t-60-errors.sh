@@ -224,6 +224,33 @@ check "exhaustion: reported once" [ "$(dmesg | grep -c 'no free spare block left
 check "exhaustion: remove" dmsetup remove erx
 nullb_drop er5
 
+# A lost block when the spares have run out: its write takes the
+# zero-filled spare the block owns (else it could never be written again).
+# 5 spares: block 100, unreadable (dm-dust), remapped lost, then 4 more.
+h=$(nullb_make er7 16 512)
+k=$(nullb_make er8 16 512)
+dmsetup create erldust --table "0 32768 dust $h 0 4096"
+dmsetup message erldust 0 addbadblock 100 >/dev/null
+dmsetup message erldust 0 enable >/dev/null
+erltable="0 32768 remap /dev/mapper/erldust 0 $k 0 160 2 block_size 4096"
+check "lost at exhaustion: create with 5 spares" dmsetup create erl --table "$erltable"
+dmsetup message erl 0 remap 800 >/dev/null
+for b in 1 2 3 4; do dmsetup message erl 0 remap $((b * 8)) >/dev/null; done
+check "lost at exhaustion: block 100 lost, the spares exhausted" \
+	sh -c "dmsetup message erl 0 list | grep -qx '100 [0-9]* lost' && dmsetup status erl | grep -q spares_exhausted && [ '$(lost_of erl)' = '1 1' ]"
+spare=$(dmsetup message erl 0 list | sed -n 's/^100 \([0-9]*\) lost$/\1/p')
+dd if=/dev/urandom of=/tmp/erl-100 bs=4096 count=1 2>/dev/null
+check "lost at exhaustion: a write to it is acknowledged" \
+	dd if=/tmp/erl-100 of=/dev/mapper/erl bs=4096 seek=100 count=1 oflag=direct conv=notrunc
+check "lost at exhaustion: on its own spare, no longer lost, and it reads back" \
+	sh -c "dmsetup message erl 0 list | grep -qx '100 $spare' && [ '$(lost_of erl)' = '0 0' ] && dd if=/dev/mapper/erl bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/erl-100"
+check "lost at exhaustion: after re-create it reads back" \
+	sh -c "dmsetup remove erl && dmsetup create erl --table '$erltable' && dmsetup message erl 0 list | grep -qx '100 $spare' && dd if=/dev/mapper/erl bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | cmp - /tmp/erl-100"
+dmsetup remove erl
+dmsetup remove erldust
+nullb_drop er7
+nullb_drop er8
+
 # 5. ext4 through failing writes: mkfs, a copy, fsck, re-create, verify.
 g=$(nullb_make er6 16 512)
 i=0
