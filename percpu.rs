@@ -28,6 +28,9 @@ unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
 impl<const N: usize> PerCpuCounters<N> {
     /// Allocates `N` zeroed counters.
     pub(crate) fn new() -> Result<Self> {
+        // The C side takes the count as a `u32`: a larger `N` does not
+        // build, rather than allocate fewer counters than `inc` indexes.
+        const { assert!(N <= u32::MAX as usize) };
         // SAFETY: a plain allocation call.
         let ptr = unsafe { b::dmr_counters_alloc(N as u32) };
         // INVARIANT: a non-null result is an allocation of `N` counters.

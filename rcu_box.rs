@@ -11,7 +11,7 @@
 // meets a remap. On x86 the acquire load is a plain move.
 use core::sync::atomic::{
     AtomicPtr,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed},
 };
 use kernel::{prelude::*, sync::rcu};
 
@@ -58,7 +58,10 @@ impl<T: Send + Sync> RcuBox<T> {
     /// caller a different old pointer (every pointer is published once and
     /// unpublished once), so no value is returned, or freed, twice.
     pub(crate) fn replace(&self, value: KBox<T>) -> KBox<T> {
-        let old = self.ptr.swap(KBox::into_raw(value), Release);
+        // Acquire as well: the old value may have been published by
+        // another caller of `replace`, whose writes to it must be seen
+        // before it is dropped here.
+        let old = self.ptr.swap(KBox::into_raw(value), AcqRel);
         // SAFETY: waits for all pre-existing RCU read-side critical
         // sections; called in process context.
         unsafe { kernel::bindings::synchronize_rcu() };
