@@ -2,7 +2,7 @@
 
 //! dm-remap: a device-mapper target that remaps failing blocks to spares.
 //!
-//! Table line (see `docs/target.md` and `table_args.rs`):
+//! Table line (see `docs/dm-remap.rst` and `table_args.rs`):
 //!
 //! ```text
 //! <start> <len> remap <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len>
@@ -23,22 +23,22 @@
 // uses part of it.
 #[path = "dm_remap/breakage.rs"]
 mod breakage;
-mod bufio;
 #[path = "dm_remap/claim.rs"]
 mod claim;
 #[path = "dm_remap/ctr.rs"]
 mod ctr;
 #[path = "dm_remap/device_stats.rs"]
 mod device_stats;
-#[allow(dead_code)]
-mod dm;
 #[path = "dm_remap/entry.rs"]
 mod entry;
 #[path = "dm_remap/first_blocks.rs"]
 mod first_blocks;
 #[path = "dm_remap/io.rs"]
 mod io;
-mod klib;
+// The abstractions offer more than this target uses.
+#[allow(dead_code)]
+#[path = "kapi/mod.rs"]
+mod kapi;
 #[path = "dm_remap/low_water.rs"]
 mod low_water;
 #[path = "dm_remap/messages.rs"]
@@ -49,13 +49,12 @@ mod metadata;
 #[allow(unreachable_pub, dead_code)]
 #[path = "ondisk/src/format/mod.rs"]
 mod ondisk;
-mod percpu;
-mod rcu_box;
+#[path = "dm_remap/per_bio.rs"]
+mod per_bio;
 mod remap_table;
 #[path = "dm_remap/scrub.rs"]
 mod scrub;
 mod spare_alloc;
-mod srcu;
 #[path = "dm_remap/stat.rs"]
 mod stat;
 #[path = "dm_remap/status.rs"]
@@ -67,7 +66,6 @@ mod table_args;
 mod worker;
 
 use breakage::{broken, Breakage};
-use bufio::{BufioClient, OrderedQueue};
 use claim::{ClaimError, SpareClaim};
 use core::{
     fmt,
@@ -75,13 +73,16 @@ use core::{
 };
 use ctr::table_errno;
 use device_stats::DeviceStats;
-use dm::{
-    Bio, BioOp, BioQueue, BlockHold, Ctr, DeviceVisitor, DmDev, Emitter, EndIoResult, KeptBio,
-    MapResult, NoIoScope, QueueLimits, StatusType, TargetInfo,
-};
 use entry::{Entry, Spare, MAX_SPARE_BLOCKS};
 use first_blocks::FirstBlocks;
-use io::per_bio;
+use kapi::bufio::BufioClient;
+use kapi::dm::{
+    self, BioOp, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits, StatusType,
+};
+use kapi::percpu::PerCpuCounters;
+use kapi::sched::NoIoScope;
+use kapi::srcu::{ReadIndex, Srcu};
+use kapi::workqueue::OrderedQueue;
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
@@ -92,14 +93,20 @@ use metadata::{
     check_block, CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter,
     Pending, Slot,
 };
-use percpu::PerCpuCounters;
+use per_bio::{PerBio, Tag};
 use remap_table::{RemapTable, TableError, Writer};
 use scrub::Scrub;
 use spare_alloc::{SpareAllocator, METADATA_COPIES};
-use srcu::{ReadIndex, Srcu};
 use switch::{Switch, Switched};
 use table_args::{parse_u64, Features, Geometry};
 use worker::remappable;
+
+/// The abstractions' types, for this target.
+type Bio<'a> = dm::Bio<'a, RemapTarget>;
+type Ctr<'a> = dm::Ctr<'a, RemapTarget>;
+type TargetInfo<'a> = dm::TargetInfo<'a, RemapTarget>;
+type KeptBio = dm::KeptBio<RemapTarget>;
+type BioHold = dm::BioHold<RemapTarget>;
 
 /// The module's declaration, with the parameters given.
 macro_rules! remap_module {
@@ -138,11 +145,6 @@ struct RemapModule {
 
 impl kernel::InPlaceModule for RemapModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: module initialisation runs once, before the target type
-        // is registered, so before any use of the lock.
-        unsafe { claim::SPARE_OWNERS.init() };
-        // SAFETY: as above.
-        unsafe { device_stats::DEVICE_STATS.init() };
         breakage::announce();
         try_pin_init!(Self {
             registration <- dm::Registration::new(module),
@@ -204,9 +206,8 @@ impl Admin {
 /// blocks' mappings) and `entry.rs` (the table's entry type); this file holds the state and the `dm::Target`
 /// glue.
 ///
-/// Drop order (the fields' order, which `dtr` relies on): `kept` first
-/// (device-mapper core has ended every bio and `dtr` flushed the worker);
-/// then `queue`, whose drain ends every commit and so every clone of
+/// Drop order (the fields' order): the abstraction has stopped the worker
+/// and the bio queue before the target is dropped; `queue` first, whose drain ends every commit and so every clone of
 /// `meta`; then `meta`, whose dm-bufio client releases its hold on `spare`;
 /// the devices after that, `spare` last of the two (its last `Arc`), while
 /// `table`, `in_flight` and `hold` (empty by then: every switch ended) go
@@ -218,8 +219,6 @@ impl Admin {
 /// nothing sleeps under the RCU read lock of a table lookup.
 #[pin_data(PinnedDrop)]
 struct RemapTarget {
-    /// Failed bios and writes to pending blocks, for the worker.
-    kept: BioQueue,
     /// Dropped early: draining it ends every commit while the devices are
     /// still open.
     queue: OrderedQueue,
@@ -250,7 +249,7 @@ struct RemapTarget {
     /// Bios are inside a read section from `map` to `end_io`.
     in_flight: Srcu,
     /// Bios waiting for blocks whose mapping switches.
-    hold: BlockHold,
+    hold: BioHold,
     stats: PerCpuCounters<{ stat::COUNT }>,
     /// The device's counters from earlier tables and suspends: what
     /// status and `stats` show is those plus `stats`.
@@ -468,24 +467,20 @@ impl dm::Target for RemapTarget {
     const NAME: &'static CStr = c"remap";
     const VERSION: [u32; 3] = [0, 2, 0];
     const FEATURES: u64 = dm::bindings::DM_TARGET_NOWAIT as u64;
-    const PER_BIO_DATA: bool = true;
+    type PerBio = PerBio;
 
     fn ctr(ctx: &mut Ctr<'_>, args: &[&CStr]) -> Result<Pin<KBox<Self>>> {
         Self::construct(ctx, args)
     }
 
     #[inline(always)]
-    fn map(&self, ti: &TargetInfo<'_>, bio: Bio<'_>) -> MapResult {
+    fn map<'a>(&self, ti: &TargetInfo<'_>, bio: Bio<'a>) -> MapResult<'a> {
         self.map_bio(ti, bio)
     }
 
     #[inline(always)]
     fn end_io(&self, ti: &TargetInfo<'_>, bio: &mut Bio<'_>, status: &mut u8) -> EndIoResult {
         self.end_io_bio(ti, bio, status)
-    }
-
-    fn bio_queue(&self) -> Option<&BioQueue> {
-        Some(&self.kept)
     }
 
     fn process_kept(&self, ti: &TargetInfo<'_>) {
@@ -504,9 +499,9 @@ impl dm::Target for RemapTarget {
         self.handle_message(ti, args, out)
     }
 
-    fn presuspend(&self, _ti: &TargetInfo<'_>) {
+    fn presuspend(&self, ti: &TargetInfo<'_>) {
         // The scrub reads the devices directly: it stops with the bios.
-        self.pause_scrub();
+        self.pause_scrub(ti);
         // Whatever is still to be written (a rewrite of damaged copies)
         // goes out before the device stops. A failure is reported by the
         // commit itself and latched: resume and status show it.
@@ -521,11 +516,13 @@ impl dm::Target for RemapTarget {
         self.resume_scrub(ti);
     }
 
-    fn postsuspend(&self, _ti: &TargetInfo<'_>) {
+    fn postsuspend(&self, ti: &TargetInfo<'_>) {
         self.queue.flush();
         // Every kept bio has ended; the worker may still be returning (its
         // counters are counted before each bio ends, but say it here).
-        self.kept.flush();
+        if let Some(kept) = ti.kept() {
+            kept.flush();
+        }
         // No bio runs through the table now, and the worker is idle: the
         // counters go to the device's, which a reloaded table goes on from.
         self.device_stats.give_back(&self.stats);
@@ -583,7 +580,18 @@ impl dm::Target for RemapTarget {
 
     fn io_hints(&self, _ti: &TargetInfo<'_>, limits: &mut QueueLimits<'_>) {
         if self.block_size > limits.logical_block_size() {
-            limits.raise_block_size(self.block_size);
+            raise_block_size(limits, self.block_size);
         }
     }
+}
+
+/// Raises the logical and physical block size and the minimum I/O size to
+/// at least `bytes`, so no bio covers part of a remap block. The logical
+/// block size stops at the largest the block layer accepts (the page size
+/// without large folios); above it, only the physical block size and
+/// minimum I/O size say `bytes`.
+fn raise_block_size(limits: &mut QueueLimits<'_>, bytes: u32) {
+    limits.set_logical_block_size(limits.logical_block_size().max(bytes));
+    limits.set_physical_block_size(limits.physical_block_size().max(bytes));
+    limits.set_io_min(limits.io_min().max(bytes));
 }

@@ -33,9 +33,11 @@
 //! area), `writer.rs` (commits on the workqueue and their waiters) and
 //! `latency.rs`; `memdev.rs` is the unit tests' device.
 
-use crate::bufio::BufioClient;
-use crate::dm::{DmDev, NoIoScope};
-use crate::klib::KernelCrc32c;
+use crate::kapi::bufio::BufioClient;
+use crate::kapi::crc_random::{crc32c, fill_random};
+use crate::kapi::dm::DmDev;
+use crate::kapi::sched::NoIoScope;
+use crate::ondisk::Crc32c;
 pub(crate) use crate::ondisk::{
     any_superblock, check_block, encode_commit, superblock_size, write_commit, BadBlock,
     CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Pending, Recovered,
@@ -66,8 +68,27 @@ pub(crate) use load::*;
 pub(crate) use memdev::*;
 pub(crate) use writer::*;
 
+/// The kernel's CRC32C (hardware-accelerated where the CPU has it), as the
+/// on-disk format's checksum. KUnit checks it against the format's own.
+pub(crate) struct KernelCrc32c;
+
+impl Crc32c for KernelCrc32c {
+    fn update(crc: u32, data: &[u8]) -> u32 {
+        crc32c(crc, data)
+    }
+}
+
 /// The CRC32C of the kernel's format code: the kernel's own.
 pub(crate) type Crc = KernelCrc32c;
+
+/// A new random (version 4, RFC 9562) UUID.
+pub(crate) fn random_uuid() -> [u8; UUID_BYTES] {
+    let mut uuid = [0u8; UUID_BYTES];
+    fill_random(&mut uuid);
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
 
 #[kunit_tests(dm_remap_metadata)]
 mod tests {

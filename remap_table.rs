@@ -24,7 +24,8 @@
 //! place, only dropped when the table is rebuilt and republished under RCU,
 //! so a reader can never pair a key with another key's value.
 
-use crate::rcu_box::RcuBox;
+use crate::kapi::atomic_vec::{zeroed_u32s, zeroed_u64s};
+use crate::kapi::rcu_box::RcuBox;
 // `core` atomics, not `kernel::sync::atomic`: in this kernel the latter
 // call an out-of-line C helper for every load, which would put a call on
 // every probe of every bio. On x86 these acquire loads and release stores
@@ -78,31 +79,12 @@ struct Slots {
     values: KVVec<AtomicU32>,
 }
 
-/// `n` atomics holding 0, made as plain integers in one fill (a loop of
-/// stores, not a push per slot) and taken over as atomics.
-macro_rules! zeroed_atomics {
-    ($atomic:ty, $int:ty, $n:expr) => {{
-        const _: () = assert!(
-            size_of::<$atomic>() == size_of::<$int>()
-                && align_of::<$atomic>() == align_of::<$int>()
-        );
-        KVVec::<$int>::from_elem(0, $n, GFP_KERNEL).map(|v| {
-            let (ptr, len, cap) = v.into_raw_parts();
-            // SAFETY: the allocation comes from `KVVec` (the same allocator)
-            // for `cap` integers, which have the size and alignment of the
-            // atomic (asserted above), and the atomic has the integer's bit
-            // validity: the first `len` elements are atomics holding 0.
-            unsafe { KVVec::from_raw_parts(ptr.cast::<$atomic>(), len, cap) }
-        })
-    }};
-}
-
 impl Slots {
     fn new(capacity: usize) -> Result<KBox<Self>, AllocError> {
         // EMPTY is 0: a zeroed key is an empty slot.
         const _: () = assert!(EMPTY == 0);
-        let keys = zeroed_atomics!(AtomicU64, u64, capacity)?;
-        let values = zeroed_atomics!(AtomicU32, u32, capacity)?;
+        let keys = zeroed_u64s(capacity)?;
+        let values = zeroed_u32s(capacity)?;
         KBox::new(Self { keys, values }, GFP_KERNEL)
     }
 
@@ -341,7 +323,7 @@ impl RemapTable {
                     }
                 }
             }
-            crate::dm::cond_resched();
+            crate::kapi::sched::cond_resched();
         }
         // The old table is freed after the grace period inside `replace`.
         drop(self.slots.replace(new));

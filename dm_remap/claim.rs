@@ -23,10 +23,9 @@ pub(super) struct Owners {
     next_id: u64,
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: initialised in `RemapModule::init`, before the target type is
-    // registered.
-    pub(super) unsafe(uninit) static SPARE_OWNERS: Mutex<Owners> = Owners {
+crate::kapi::global::global_mutex! {
+    /// Every claimed spare area.
+    pub(super) static SPARE_OWNERS: Mutex<Owners> = Owners {
         list: KVec::new(),
         next_id: 0,
     };

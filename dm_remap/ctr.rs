@@ -309,7 +309,7 @@ impl RemapTarget {
             spare_dev_sectors: spare.nr_sectors(),
             spare_lbs: spare.logical_block_size(),
             same_device: data.same_device(&spare),
-            max_lbs: crate::dm::max_logical_block_size(),
+            max_lbs: crate::kapi::dm::max_logical_block_size(),
         };
         let block_size =
             table_args::validate(&parsed, &geometry).map_err(|e| ctx.fail(e.0, EINVAL))?;
@@ -411,8 +411,7 @@ impl RemapTarget {
         let queue = OrderedQueue::new(c"dm-remap-meta")
             .map_err(|e| ctx.fail(c"Cannot allocate the metadata workqueue", e))?;
         let in_flight = Srcu::new().map_err(|e| ctx.fail(c"Cannot set up SRCU", e))?;
-        let hold =
-            BlockHold::new::<Self>().map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
+        let hold = BioHold::new(ctx).map_err(|e| ctx.fail(c"Cannot allocate the block hold", e))?;
         let stats =
             PerCpuCounters::new().map_err(|e| ctx.fail(c"Cannot allocate the statistics", e))?;
         let device_stats = DeviceStats::join(ctx.device_identity(), ctx.begin())
@@ -421,7 +420,7 @@ impl RemapTarget {
         let read_retries = parsed.features.read_retries.unwrap_or(DEFAULT_READ_RETRIES);
         // Below the mark at load: no event, which marks a crossing.
         let low_water_reported = low_water::below(parsed.features.spare_low_water, &spares);
-        let kept = BioQueue::new::<Self>(ctx, c"dm-remap-err")
+        ctx.set_bio_queue(c"dm-remap-err")
             .map_err(|e| ctx.fail(c"Cannot allocate the error worker", e))?;
 
         // Spares and metadata live on the spare device: a flush must reach
@@ -433,7 +432,6 @@ impl RemapTarget {
 
         KBox::pin_init(
             try_pin_init!(RemapTarget {
-                kept,
                 queue,
                 meta,
                 data,

@@ -21,10 +21,9 @@ pub(super) struct Entry {
     sums: [u64; stat::COUNT],
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: initialised in `RemapModule::init`, before the target type is
-    // registered.
-    pub(super) unsafe(uninit) static DEVICE_STATS: Mutex<KVec<Entry>> = KVec::new();
+crate::kapi::global::global_mutex! {
+    /// The counters of every device's targets.
+    pub(super) static DEVICE_STATS: Mutex<KVec<Entry>> = KVec::new();
 }
 
 /// A table's hold on its device's counters, given up on drop.

@@ -6,22 +6,6 @@
 
 use super::*;
 
-/// The tag of the per-bio data: what the bio was, and how far it went. The
-/// per-bio offset is the bio's first sector counted from the target's
-/// start; the section is its SRCU read token.
-pub(super) mod per_bio {
-    pub(crate) const READ: u64 = 1 << 32;
-    pub(crate) const WRITE: u64 = 1 << 33;
-    /// The bio holds a read section of `in_flight`.
-    pub(crate) const IN_SECTION: u64 = 1 << 34;
-    /// A read of a pending block: success clears the pending state.
-    pub(crate) const PENDING_READ: u64 = 1 << 35;
-    /// A write to a pending block, taken in `map` for the worker.
-    pub(crate) const PENDING_WRITE: u64 = 1 << 36;
-    /// Ended by the worker: `end_io` passes it on as it is.
-    pub(crate) const ENDED: u64 = 1 << 37;
-}
-
 impl RemapTarget {
     /// Sends a bio that starts at target offset `offset`, in remapped
     /// `block`, to that block's spare block `to`.
@@ -46,7 +30,7 @@ impl RemapTarget {
     /// Counts a mapped bio and records, for `end_io` and the worker, its
     /// read section, what it was, where it starts in the target (`offset`)
     /// and where its data is. `op` is `bio.op()`, decoded once per bio by
-    /// the caller; `flags` are more `per_bio` flags.
+    /// the caller; `flags` are more tags.
     #[inline(always)]
     pub(super) fn account(
         &self,
@@ -54,15 +38,15 @@ impl RemapTarget {
         op: BioOp,
         idx: ReadIndex,
         offset: u64,
-        flags: u64,
+        flags: Tag,
     ) {
         let (kind, counter) = match op {
-            BioOp::Read => (per_bio::READ, stat::READS),
-            BioOp::Write => (per_bio::WRITE, stat::WRITES),
-            _ => (0, stat::OTHER_BIOS),
+            BioOp::Read => (Tag::READ, stat::READS),
+            BioOp::Write => (Tag::WRITE, stat::WRITES),
+            _ => (Tag::NONE, stat::OTHER_BIOS),
         };
         self.stats.inc(counter);
-        bio.record(kind | per_bio::IN_SECTION | flags, offset, idx.into_raw());
+        record(bio, kind | flags, offset, Some(idx));
     }
 
     /// Keeps the first `sectors` of a bio in `map`, counting the split.
@@ -77,7 +61,7 @@ impl RemapTarget {
     /// common case, kept short; flushes and bios that meet a table entry
     /// go out of line.
     #[inline(always)]
-    pub(super) fn map_bio(&self, ti: &TargetInfo<'_>, mut bio: Bio<'_>) -> MapResult {
+    pub(super) fn map_bio<'a>(&self, ti: &TargetInfo<'_>, mut bio: Bio<'a>) -> MapResult<'a> {
         let op = bio.op();
         if op == BioOp::Flush {
             return self.map_flush(bio, op);
@@ -109,44 +93,45 @@ impl RemapTarget {
                 // `data_offset + offset` lies inside the data device
                 // (checked by the constructor): no overflow.
                 bio.remap(&self.data, self.data_offset.wrapping_add(offset));
-                self.account(&mut bio, op, idx, offset, 0);
-                MapResult::Remapped
+                self.account(&mut bio, op, idx, offset, Tag::NONE);
+                bio.remapped()
             }
-            Some(found) => self.map_at_entry(bio, op, offset, idx, found),
+            Some(found) => self.map_at_entry(ti, bio, op, offset, idx, found),
         }
     }
 
     /// `map` of an empty flush: to the data device, or, for the second
     /// flush of a two-device table, to the spare device.
     #[inline(never)]
-    fn map_flush(&self, mut bio: Bio<'_>, op: BioOp) -> MapResult {
+    fn map_flush<'a>(&self, mut bio: Bio<'a>, op: BioOp) -> MapResult<'a> {
         let idx = self.in_flight.down_read();
         if bio.target_bio_nr() == 1 && !broken(Breakage::FlushDataOnly) {
             bio.remap(&self.spare, self.spare_offset);
         } else {
             bio.remap(&self.data, self.data_offset);
         }
-        self.account(&mut bio, op, idx, 0, 0);
-        MapResult::Remapped
+        self.account(&mut bio, op, idx, 0, Tag::NONE);
+        bio.remapped()
     }
 
     /// `map` of a bio whose blocks hold a table entry: `found` is the first
     /// such block and its entry, looked up in read section `idx`.
     #[inline(never)]
-    fn map_at_entry(
+    fn map_at_entry<'a>(
         &self,
-        mut bio: Bio<'_>,
+        ti: &TargetInfo<'_>,
+        mut bio: Bio<'a>,
         op: BioOp,
         offset: u64,
         mut idx: ReadIndex,
         mut found: (u64, u32),
-    ) -> MapResult {
+    ) -> MapResult<'a> {
         let shift = self.block_shift;
         let first = offset >> shift;
         // The last block the bio covers, as it is now (it may be cut).
         let last = |bio: &Bio<'_>| (offset + u64::from(bio.sectors()).max(1) - 1) >> shift;
         loop {
-            let mut flags = 0;
+            let mut flags = Tag::NONE;
             match found {
                 (block, value) if block == first => {
                     if last(&bio) > block {
@@ -170,8 +155,8 @@ impl RemapTarget {
                             // lets writes reach) never relocates.
                             self.in_flight.up_read(idx);
                             self.stats.inc(stat::FAILED_BIOS);
-                            bio.record(per_bio::ENDED, offset, 0);
-                            return MapResult::Kill;
+                            record(&mut bio, Tag::ENDED, offset, None);
+                            return bio.kill();
                         }
                         Entry::Remapped(s) if s.lost && op == BioOp::Write => {
                             // Relocated by the worker to a spare recorded
@@ -179,9 +164,7 @@ impl RemapTarget {
                             // (with `no_auto_remap` too: no other write
                             // ever makes the block readable again).
                             self.in_flight.up_read(idx);
-                            self.stats.inc(stat::WRITES);
-                            bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
-                            return self.kept.take_from_map(bio);
+                            return self.take_pending_write(ti, bio, offset);
                         }
                         Entry::Remapped(s) => {
                             self.send_to_spare(&mut bio, op, offset, block, s.block)
@@ -191,12 +174,10 @@ impl RemapTarget {
                                 // Relocated by the worker, outside any read
                                 // section: it switches the block.
                                 self.in_flight.up_read(idx);
-                                self.stats.inc(stat::WRITES);
-                                bio.record(per_bio::WRITE | per_bio::PENDING_WRITE, offset, 0);
-                                return self.kept.take_from_map(bio);
+                                return self.take_pending_write(ti, bio, offset);
                             }
                             if op == BioOp::Read && self.auto_remap {
-                                flags = per_bio::PENDING_READ;
+                                flags = Tag::PENDING_READ;
                             }
                             bio.remap(&self.data, self.data_offset + offset);
                         }
@@ -235,8 +216,8 @@ impl RemapTarget {
                                 self.in_flight.up_read(idx);
                                 self.stats.inc(stat::FENCED_BIOS);
                                 // `end_io` sees it, if a hold ends it.
-                                bio.record(per_bio::ENDED, offset, 0);
-                                return MapResult::Kill;
+                                record(&mut bio, Tag::ENDED, offset, None);
+                                return bio.kill();
                             }
                             match at {
                                 Some(s) => self.send_to_spare(&mut bio, op, offset, block, s),
@@ -251,7 +232,7 @@ impl RemapTarget {
                 }
             }
             self.account(&mut bio, op, idx, offset, flags);
-            return MapResult::Remapped;
+            return bio.remapped();
         }
     }
 
@@ -265,20 +246,17 @@ impl RemapTarget {
         bio: &mut Bio<'_>,
         status: &mut u8,
     ) -> EndIoResult {
-        let Some(data) = bio.per_bio_data() else {
-            return EndIoResult::Done;
-        };
+        let data = bio.per_bio_data();
         let tag = data.tag;
-        if tag & per_bio::ENDED != 0 {
+        if tag.contains(Tag::ENDED) {
             return EndIoResult::Done;
         }
-        if tag & per_bio::IN_SECTION != 0 {
+        if let Some(idx) = data.section.take() {
             // Done with its mapping: a switch need not wait for it, even
             // while the worker keeps it.
-            data.tag &= !per_bio::IN_SECTION;
-            self.in_flight.up_read(ReadIndex::from_raw(data.section));
+            self.in_flight.up_read(idx);
         }
-        if *status == 0 && tag & per_bio::PENDING_READ == 0 && !self.data_down.load(Relaxed) {
+        if *status == 0 && !tag.contains(Tag::PENDING_READ) && !self.data_down.load(Relaxed) {
             return EndIoResult::Done;
         }
         self.end_io_other(bio, status, tag)
@@ -287,8 +265,8 @@ impl RemapTarget {
     /// `end_io` of a bio that failed, a read of a pending block, or a bio
     /// that completed while the data device was marked down.
     #[inline(never)]
-    fn end_io_other(&self, bio: &mut Bio<'_>, status: &mut u8, tag: u64) -> EndIoResult {
-        let kind = tag & (per_bio::READ | per_bio::WRITE);
+    fn end_io_other(&self, bio: &mut Bio<'_>, status: &mut u8, tag: Tag) -> EndIoResult {
+        let kind = tag.only(Tag::READ | Tag::WRITE);
         if *status == 0
             && self.data_down.load(Relaxed)
             && bio.is_on(&self.data)
@@ -298,25 +276,55 @@ impl RemapTarget {
         }
         if *status != 0 {
             self.stats.inc(match kind {
-                per_bio::READ => stat::READ_ERRORS,
-                per_bio::WRITE => stat::WRITE_ERRORS,
+                Tag::READ => stat::READ_ERRORS,
+                Tag::WRITE => stat::WRITE_ERRORS,
                 _ => stat::OTHER_ERRORS,
             });
             let worth_it = self.auto_remap
-                && kind != 0
+                && kind != Tag::NONE
                 && remappable(*status)
-                && !(kind == per_bio::READ && bio.is_readahead());
+                && !(kind == Tag::READ && bio.is_readahead());
             if worth_it {
                 if let Some(kept) = bio.keep() {
                     return EndIoResult::Incomplete(kept);
                 }
             }
-        } else if tag & per_bio::PENDING_READ != 0 {
+        } else if tag.contains(Tag::PENDING_READ) {
             // Read after all: the worker clears the pending state first.
             if let Some(kept) = bio.keep() {
                 return EndIoResult::Incomplete(kept);
             }
         }
         EndIoResult::Done
+    }
+}
+
+/// Records, for `end_io` and the worker, what a bio was, where it starts in
+/// the target, its read section, and where its data is.
+#[inline(always)]
+fn record(bio: &mut Bio<'_>, tag: Tag, offset: u64, section: Option<ReadIndex>) {
+    let data = bio.per_bio_data();
+    data.tag = tag;
+    data.offset = offset;
+    data.section = section;
+    bio.record_position();
+}
+
+impl RemapTarget {
+    /// `map` of a write the worker relocates (a pending block's, or a lost
+    /// block's), outside any read section: it switches the block.
+    #[inline(never)]
+    fn take_pending_write<'a>(
+        &self,
+        ti: &TargetInfo<'_>,
+        mut bio: Bio<'a>,
+        offset: u64,
+    ) -> MapResult<'a> {
+        self.stats.inc(stat::WRITES);
+        record(&mut bio, Tag::WRITE | Tag::PENDING_WRITE, offset, None);
+        match ti.kept() {
+            Some(kept) => kept.take_from_map(bio),
+            None => bio.kill(),
+        }
     }
 }

@@ -421,7 +421,7 @@ impl RemapTarget {
             (b"scrub", [sub, rate]) if sub.to_bytes() == b"start" => {
                 self.msg_scrub_start(ti, Some(rate), out)
             }
-            (b"scrub", [sub]) if sub.to_bytes() == b"stop" => self.msg_scrub_stop(out),
+            (b"scrub", [sub]) if sub.to_bytes() == b"stop" => self.msg_scrub_stop(ti, out),
             (b"scrub", _) => refuse(
                 EINVAL,
                 format_args!("scrub takes 'start [<MiB/s>]' or 'stop', try 'help'"),

@@ -255,7 +255,7 @@ impl RemapTarget {
         let paused = scrub.paused;
         drop(scrub);
         if !paused {
-            self.kept.schedule_step(ti, 0);
+            self.schedule_scrub_step(ti, 0);
         }
         pr_info!("remap: scrub started at {} MiB/s\n", rate_mib);
         out.emit(format_args!(
@@ -271,7 +271,7 @@ impl RemapTarget {
     }
 
     /// `scrub stop`: no step runs once it returns.
-    pub(super) fn msg_scrub_stop(&self, out: &mut Emitter<'_>) -> Result {
+    pub(super) fn msg_scrub_stop(&self, ti: &TargetInfo<'_>, out: &mut Emitter<'_>) -> Result {
         let _control = self.scrub_control.lock();
         let mut scrub = self.scrub.lock();
         if scrub.state != ScrubState::Running {
@@ -282,17 +282,17 @@ impl RemapTarget {
         let (done, total) = (scrub.done, scrub.total);
         drop(scrub);
         // A step that runs sees `Stopped` and schedules no other.
-        self.kept.cancel_step();
+        self.cancel_scrub_step(ti);
         pr_info!("remap: scrub stopped at {} of {}\n", done, total);
         out.emit(format_args!("scrub stopped at {} of {}\n", done, total));
         Ok(())
     }
 
     /// Pauses the scrub: on return no step runs until [`Self::resume_scrub`].
-    pub(super) fn pause_scrub(&self) {
+    pub(super) fn pause_scrub(&self, ti: &TargetInfo<'_>) {
         let _control = self.scrub_control.lock();
         self.scrub.lock().paused = true;
-        self.kept.cancel_step();
+        self.cancel_scrub_step(ti);
     }
 
     /// Goes on with a paused scrub.
@@ -302,7 +302,7 @@ impl RemapTarget {
         scrub.paused = false;
         if scrub.state == ScrubState::Running {
             drop(scrub);
-            self.kept.schedule_step(ti, 0);
+            self.schedule_scrub_step(ti, 0);
         }
     }
 
@@ -445,7 +445,7 @@ impl RemapTarget {
         drop(scrub);
         if !paused {
             // Below 2^32 ms: at most STEP_BYTES at 1 MiB/s.
-            self.kept.schedule_step(ti, wait_ms as u32);
+            self.schedule_scrub_step(ti, wait_ms as u32);
         }
     }
 
@@ -772,5 +772,21 @@ impl RemapTarget {
             break;
         }
         r
+    }
+}
+
+impl RemapTarget {
+    /// Runs the next scrub step `msecs` from now, on the worker's queue.
+    fn schedule_scrub_step(&self, ti: &TargetInfo<'_>, msecs: u32) {
+        if let Some(kept) = ti.kept() {
+            kept.schedule_step(msecs);
+        }
+    }
+
+    /// Cancels the next scrub step and waits for one that is running.
+    fn cancel_scrub_step(&self, ti: &TargetInfo<'_>) {
+        if let Some(kept) = ti.kept() {
+            kept.cancel_step();
+        }
     }
 }

@@ -126,11 +126,9 @@ impl RemapTarget {
     fn handle_kept(&self, group: &mut Group, mut bio: KeptBio) {
         let status = bio.status();
         let bytes = bio.bytes();
-        let Some(data) = bio.data() else {
-            return;
-        };
+        let data = bio.data();
         let (tag, offset) = (data.tag, data.offset);
-        data.tag |= per_bio::ENDED;
+        data.tag.insert(Tag::ENDED);
         let error = if status != 0 {
             status
         } else {
@@ -148,7 +146,7 @@ impl RemapTarget {
         let count = bytes / self.block_size;
         let index = group.bios.len();
         let mut failed = false;
-        if tag & per_bio::WRITE != 0 {
+        if tag.contains(Tag::WRITE) {
             for i in 0..count {
                 let block = first + u64::from(i);
                 let Ok(mut buf) = self.block_buffer() else {
@@ -169,7 +167,7 @@ impl RemapTarget {
                     break;
                 }
                 let retry =
-                    tag & per_bio::PENDING_WRITE == 0 || !self.is_pending(block) || meta_failed;
+                    !tag.contains(Tag::PENDING_WRITE) || !self.is_pending(block) || meta_failed;
                 let seen = if retry {
                     match self.retry_io(block, &mut buf, true) {
                         (Ok(()), _) => continue,
@@ -634,7 +632,8 @@ impl RemapTarget {
         loop {
             let mut group = Group::new();
             let mut any = false;
-            for bio in self.kept.take() {
+            let Some(kept) = ti.kept() else { return };
+            for bio in kept.take() {
                 any = true;
                 self.handle_kept(&mut group, bio);
                 if group.relocations.len() >= GROUP_MAX {

@@ -63,7 +63,7 @@ pub(crate) fn load(
         }
     })?;
     if report.blank {
-        return Ok((MetaImage::blank(fmt, crate::klib::random_uuid())?, report));
+        return Ok((MetaImage::blank(fmt, super::random_uuid())?, report));
     }
     let repair = !broken(Breakage::NoRepair);
     image.set_loaded(&report, repair);

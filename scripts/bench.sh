@@ -113,7 +113,7 @@ summarize() {
 	}
 	END {
 		flush()
-		n = split("raw linear r0 r100k r1m r1mhit r1mscrub", cfg, " ")
+		n = split("raw linear rlinear r0 r100k r1m r1mhit r1mscrub", cfg, " ")
 		nm = split("randread_iops randwrite_iops lat_mean_us lat_p50_us lat_p99_us seqread_MiBps", met, " ")
 		printf "| metric |"
 		for (i = 1; i <= n; i++) printf " %s |", cfg[i]
@@ -171,7 +171,7 @@ svg_plot() {
 	END {
 		nm = split("randread_iops randwrite_iops lat_mean_us lat_p99_us seqread_MiBps", met, " ")
 		split("4k rand read IOPS|4k rand write IOPS|QD1 read mean latency|QD1 read p99 latency|1 MiB seq read across remaps", label, "|")
-		nc = split("raw r0 r100k r1m r1mhit r1mscrub", cfg, " ")
+		nc = split("raw rlinear r0 r100k r1m r1mhit r1mscrub", cfg, " ")
 		split("#888888 #4e79a7 #59a14f #f28e2b #e15759 #b07aa1", color, " ")
 		pw = 620; ph = 300; top = 50; left = 50; ymax = 1.3
 		printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", pw * nmodes + 20, ph + 110
@@ -212,7 +212,7 @@ out=$PROJ/results/$base.md
 	echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh\` on a $(nproc)-CPU host ($cpu), guest with 2 vCPUs,"
 	echo "bench kernel $(sed -n 's/^DMR-BOOT kernel=\([^ ]*\).*/\1/p' "$PROJ/results/guest-bench-${modes%% *}.log"). fio, io_uring, on null_blk"
 	echo "(memory_backed=0, irqmode=0); medians of ${BENCH_REPS:-3} interleaved runs of ${BENCH_RUNTIME:-3} s; the ratio to dm-linear in parentheses."
-	echo "Configurations: see \`tests/guest/bench.sh\`; r1mscrub is r1m with a scrub running at its default rate."
+	echo "Configurations: see \`tests/guest/bench.sh\`; rlinear is rust_linear (dm-linear in Rust on kapi/, the price of the abstractions alone); r1mscrub is r1m with a scrub running at its default rate."
 	echo "n/a: not run by design (the scrub's cost is measured on random reads; r1mhit would read sequentially as r1m does)."
 	[ $full = 1 ] || echo "A subset or failed run ($errors failed checks): not the committed result."
 	for mode in $modes; do

@@ -11,7 +11,9 @@ FLAVOR=${1:-test}
 OUT=/build/out-$FLAVOR
 
 if [ $ACTION = clean ]; then
-	rm -rf "$PROJ"/{*.o,*.ko,*.mod,*.mod.c,*.mod.o,.*.cmd,modules.order,Module.symvers,dm_bindings_generated.rs,dm_offsets_generated.rs,dm_offsets.s,*.rmeta,.tmp_versions}
+	rm -rf "$PROJ"/{,kapi/,linear/}{*.o,*.ko,*.mod,*.mod.c,*.mod.o,.*.cmd,*.rmeta} \
+		"$PROJ"/{modules.order,Module.symvers,.tmp_versions} \
+		"$PROJ"/kapi/{dm_bindings_generated.rs,dm_offsets_generated.rs,dm_offsets.s}
 	exit 0
 fi
 bash "$PROJ/scripts/kernel.sh" "$FLAVOR"
@@ -21,12 +23,12 @@ say "building dm-remap.ko against the $FLAVOR kernel (CLIPPY=1)"
 # exactly these sources (an incremental make that does nothing would print
 # none), and it is kept with the sources' hash for the next run.
 built=$CACHE/module-$FLAVOR.built
-sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./*.c ./*.h Kbuild Makefile) | sha256sum | cut -c1-32)
+sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./kapi/*.rs ./kapi/dm/*.rs ./kapi/*.[ch] ./linear/*.rs ./linear/*.c Kbuild Makefile) | sha256sum | cut -c1-32)
 kernel=$(stat -c %Y "$ROOT$OUT/arch/x86/boot/bzImage")
 # The stamp names the checkout too: the cache is shared by every checkout
 # on the machine, and another one's build of the same sources says nothing
 # about the dm-remap.ko here.
-if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $PROJ $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] &&
+if [ "$(cat "$built" 2>/dev/null)" = "$FLAVOR $PROJ $sources $kernel" ] && [ -f "$PROJ/dm-remap.ko" ] && [ -f "$PROJ/dm-rust-linear.ko" ] &&
 	[ "$(cat "$PROJ/.built-for" 2>/dev/null)" = "$FLAVOR" ]; then
 	say "dm-remap.ko is up to date with its sources (its build log: $CACHE/module-$FLAVOR.log)"
 	exit 0
@@ -41,6 +43,6 @@ breakable=
 [ "$FLAVOR" = kasan ] && breakable="$breakable LLVM=1"
 in_root "make -C $OUT M=$PROJ CLIPPY=1 W=1 $breakable modules 2>&1" | tee "$CACHE/module-$FLAVOR.log" >&2
 grep -qE 'warning|error' "$CACHE/module-$FLAVOR.log" && say "module build printed warnings or errors (above)"
-[ -f "$PROJ/dm-remap.ko" ] || die "module build failed"
+[ -f "$PROJ/dm-remap.ko" ] && [ -f "$PROJ/dm-rust-linear.ko" ] || die "module build failed"
 echo "$FLAVOR $PROJ $sources $kernel" >"$built"
-say "built $PROJ/dm-remap.ko"
+say "built $PROJ/dm-remap.ko and $PROJ/dm-rust-linear.ko"

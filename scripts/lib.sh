@@ -120,7 +120,7 @@ guest_image() {
 	local img=/build/initramfs-$1-$2.cpio.gz
 	# The image carries remapctl: built here if missing or stale.
 	bash "$PROJ/scripts/build-remapctl.sh" >&2 || die "remapctl build failed"
-	in_root "bash scripts/guest-image.sh /build/out-$1 $img $PROJ/dm-remap.ko" >&2 ||
+	in_root "bash scripts/guest-image.sh /build/out-$1 $img $PROJ/dm-remap.ko $PROJ/dm-rust-linear.ko" >&2 ||
 		die "the $1 guest image ($2) could not be built"
 	echo "$img"
 }

@@ -106,9 +106,16 @@ if grep -qE '(^| )(warning|error)(\[|:)' "$CACHE/module-$FLAVOR.log"; then
 	problems+=("module build (CLIPPY=1 W=1) printed warnings: see $CACHE/module-$FLAVOR.log")
 else
 	passed=$((passed + 1))
-	echo "  ok    build: dm-remap.ko builds warning-free with CLIPPY=1 W=1"
+	echo "  ok    build: dm-remap.ko and dm-rust-linear.ko build warning-free with CLIPPY=1 W=1"
 fi
-if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
+# Every unsafe of the modules is in kapi/ (the abstractions).
+if unsafe_outside=$(bash "$PROJ/scripts/check-unsafe.sh" "$PROJ"); then
+	passed=$((passed + 1))
+	echo "  ok    build: no unsafe outside kapi/ (scripts/check-unsafe.sh)"
+else
+	problems+=("$(echo "$unsafe_outside" | tr '\n' ' ')")
+fi
+if in_root "rustfmt --edition 2021 --config-path $KSRC_DIR/.rustfmt.toml --check $(cd "$PROJ" && ls ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./kapi/*.rs ./kapi/dm/*.rs ./linear/*.rs | grep -v _generated | tr '\n' ' ')" >/dev/null 2>&1; then
 	passed=$((passed + 1))
 	echo "  ok    build: rustfmt-clean with the kernel's .rustfmt.toml"
 else

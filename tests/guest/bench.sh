@@ -7,6 +7,8 @@
 # blocks. Configurations, all over it:
 #   raw      the null_blk itself
 #   linear   dm-linear
+#   rlinear  rust_linear (linear/): dm-linear in Rust on the abstractions of
+#            kapi/, so its ratio to dm-linear is their price alone
 #   r0       remap, no remaps
 #   r100k    remap, 100k remapped blocks (every 10th block of the first 4 GiB)
 #   r1m      remap, 1M remapped blocks (every 10th block of the first 40 GiB)
@@ -27,6 +29,7 @@
 # in lib.sh) and loaded by the constructor.
 . /tests/lib.sh
 modprobe dm_remap
+modprobe dm_rust_linear
 modprobe null_blk nr_devices=0
 
 # dmr.reps= and dmr.runtime= on the kernel command line (BENCH_REPS and
@@ -39,7 +42,7 @@ runtime=${runtime:-3}
 tests=$(sed -n 's/.*dmr\.tests=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 configs=$(sed -n 's/.*dmr\.configs=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 tests=${tests:-randread randwrite lat seqread}
-configs=${configs:-raw linear r0 r100k r1m r1mhit r1mscrub}
+configs=${configs:-raw linear rlinear r0 r100k r1m r1mhit r1mscrub}
 ncpu=$(nproc)
 gib=$((1024 * 1024 * 2))
 len=$((44 * gib))
@@ -69,6 +72,7 @@ for n in $wanted_sizes; do
 	meta_restore $s 0 $len $1 $2 4096 $3 10 || echo "BENCH error restore $n"
 done
 dmsetup create linear --table "0 $len linear $d 0" || echo "BENCH error linear"
+dmsetup create rlinear --table "0 $len rust_linear $d 0" || echo "BENCH error rlinear"
 dmsetup create r0 --table "0 $len remap $d 0 $s 0 131072 2 block_size 4096" || echo "BENCH error r0"
 for n in $wanted_sizes; do
 	set -- $(area_of $n)
@@ -116,7 +120,7 @@ run() {
 	seqread) args="--rw=read --bs=1m --iodepth=8 --numjobs=1 --size=4g" ;;
 	esac
 	remap=0
-	case $c in r*) [ "$c" != raw ] && remap=1 ;; esac
+	case $c in raw | rlinear) ;; r*) remap=1 ;; esac
 	name=${dev#/dev/mapper/}
 	[ $remap = 1 ] && dmsetup message "$name" 0 clear_stats >/dev/null
 	scrub_before=

@@ -7,7 +7,7 @@
 //! fixed places, as GPT keeps a primary and a backup header: the first
 //! 4 KiB of the device and its last 4 KiB. Only remapctl reads and writes
 //! it; the kernel never sees it (the data area starts after it). Layout
-//! (little-endian), in README.md "The remap label":
+//! (little-endian), in docs/format.md "The remap label":
 //!
 //! | offset | size | field |
 //! |---|---|---|

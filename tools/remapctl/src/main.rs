@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit codes, as in the "exit status" column of README.md.
+/// Exit codes, as each command's "exit status" in README.md, "Using a failing disk: remapctl".
 pub mod exit {
     /// Done; the device or metadata is healthy.
     pub const OK: u8 = 0;

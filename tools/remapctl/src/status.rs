@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A live device's health, from the target's status line (docs/target.md,
+//! A live device's health, from the target's status line (docs/dm-remap.rst,
 //! "Status").
 
 use anyhow::{bail, Context, Result};

@@ -18,7 +18,7 @@
 //! `srcu_down_read_fast` and `srcu_up_read_fast` are called beside them.
 //! Other kernels call the C functions.
 
-use crate::dm::bindings as b;
+use super::dm::bindings as b;
 use core::ptr::NonNull;
 use kernel::bindings::srcu_struct;
 use kernel::prelude::*;
@@ -50,7 +50,7 @@ inline_reader_or_else! {
     /// `__srcu_read_unlock_fast_updown`).
     mod reader {
         use super::{b, c_void, srcu_struct};
-        use crate::percpu::this_cpu_inc;
+        use crate::kapi::percpu::this_cpu_inc;
         use core::mem::offset_of;
         use core::ptr::{addr_of, read_volatile};
         use kernel::bindings::{srcu_ctr, srcu_data};
@@ -156,23 +156,27 @@ unsafe impl Send for Srcu {}
 unsafe impl Sync for Srcu {}
 
 /// The token of an entered read section (the per-CPU counter it
-/// incremented); [`Srcu::up_read`] consumes it. Not `Copy`: a section is
-/// left once. A token made from any number ([`ReadIndex::from_raw`]) is
-/// memory-safe to pass back: `up_read` checks that it names a counter of
-/// its domain and refuses (with a warning) one that does not.
+/// incremented); [`Srcu::up_read`] consumes it. Neither `Copy` nor
+/// `Clone`, and made only by [`Srcu::down_read`]: a section is left once.
+/// A target that leaves the section in `end_io` keeps the token in its
+/// per-bio data (an `Option<ReadIndex>` there, which starts as `None`): no
+/// number stands in for it. A token of another domain is refused by
+/// `up_read` with a warning.
+///
+/// A token cannot be left twice:
+///
+/// ```compile_fail
+/// fn twice(srcu: &Srcu) {
+///     let idx = srcu.down_read();
+///     srcu.up_read(idx);
+///     srcu.up_read(idx); // error[E0382]: use of moved value: `idx`
+/// }
+/// ```
 pub(crate) struct ReadIndex(*mut c_void);
 
-impl ReadIndex {
-    /// The token as stored in per-bio data.
-    pub(crate) fn into_raw(self) -> u64 {
-        self.0 as usize as u64
-    }
-
-    /// A token read back from per-bio data.
-    pub(crate) fn from_raw(raw: u64) -> Self {
-        Self(raw as usize as *mut c_void)
-    }
-}
+// SAFETY: the fast-updown flavour lets a section end on any CPU and in any
+// context: the token is a plain address, used only by `up_read`.
+unsafe impl Send for ReadIndex {}
 
 impl Srcu {
     /// A new SRCU domain.
@@ -204,14 +208,16 @@ impl Srcu {
     /// left. Sleeps.
     pub(crate) fn synchronize(&self) {
         // SAFETY: `ssp` is initialised; called in process context.
-        unsafe { b::dmr_srcu_synchronize(self.ssp.as_ptr()) };
+        unsafe { kernel::bindings::synchronize_srcu_expedited(self.ssp.as_ptr()) };
     }
 }
 
 impl Drop for Srcu {
     fn drop(&mut self) {
-        // SAFETY: initialised (type invariant); no reader is left once the
-        // owner is dropped (all bios of the target have ended).
+        // SAFETY: initialised (type invariant). `dmr_srcu_free` waits for
+        // the domain's callbacks (`srcu_barrier`), as the kernel's Rust SRCU
+        // does, and leaves a domain that still has a reader allocated, with
+        // a warning, so a token kept somewhere never points at freed memory.
         unsafe { b::dmr_srcu_free(self.ssp.as_ptr()) };
     }
 }

@@ -1,21 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! dm-bufio clients and the ordered workqueue that metadata I/O runs on.
+//! dm-bufio clients: cached, block-sized I/O on an underlying device.
 //!
-//! C headers: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h),
-//! [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
+//! C header: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h)
 //!
 //! dm-bufio I/O sleeps and must not be issued from `map` or `end_io` (it
-//! warns when `current->bio_list` is set), so the metadata writer runs on
-//! an ordered `WQ_MEM_RECLAIM` workqueue, as `dm-ebs` does.
+//! warns when `current->bio_list` is set): a target issues it from a
+//! workqueue ([`super::workqueue::OrderedQueue`]), as `dm-ebs` does.
 
-use crate::dm::{bindings as b, DmDev};
+use super::dm::{bindings as b, DmDev};
 use core::ptr::NonNull;
 use kernel::{
     error::{from_err_ptr, to_result},
     prelude::*,
     sync::Arc,
-    workqueue::Queue,
 };
 
 /// A dm-bufio client: cached, block-sized I/O on one block device, with
@@ -132,48 +130,5 @@ impl Drop for BufioClient {
     fn drop(&mut self) {
         // SAFETY: valid, and no buffer is held (type invariant).
         unsafe { b::dm_bufio_client_destroy(self.client.as_ptr()) };
-    }
-}
-
-/// An ordered `WQ_MEM_RECLAIM` workqueue, drained and destroyed on drop.
-///
-/// # Invariants
-///
-/// `wq` comes from `alloc_ordered_workqueue` and is destroyed on drop.
-pub(crate) struct OrderedQueue {
-    wq: NonNull<kernel::bindings::workqueue_struct>,
-}
-
-// SAFETY: workqueues may be used and destroyed from any thread.
-unsafe impl Send for OrderedQueue {}
-// SAFETY: see `Send`.
-unsafe impl Sync for OrderedQueue {}
-
-impl OrderedQueue {
-    /// A new queue; its workers are called `name`.
-    pub(crate) fn new(name: &CStr) -> Result<Self> {
-        // SAFETY: `name` is NUL-terminated and copied by the callee.
-        let wq = unsafe { b::dmr_alloc_ordered_wq(name.as_char_ptr()) };
-        // INVARIANT: non-null means allocated.
-        NonNull::new(wq).map(|wq| Self { wq }).ok_or(ENOMEM)
-    }
-
-    /// The queue, to enqueue work items on.
-    pub(crate) fn queue(&self) -> &Queue {
-        // SAFETY: valid until drop, which the returned borrow precedes.
-        unsafe { Queue::from_raw(self.wq.as_ptr()) }
-    }
-
-    /// Waits until every work item queued so far has run.
-    pub(crate) fn flush(&self) {
-        // SAFETY: valid (type invariant).
-        unsafe { b::dmr_flush_wq(self.wq.as_ptr()) };
-    }
-}
-
-impl Drop for OrderedQueue {
-    fn drop(&mut self) {
-        // SAFETY: valid (type invariant); destroying drains it first.
-        unsafe { b::dmr_destroy_wq(self.wq.as_ptr()) };
     }
 }

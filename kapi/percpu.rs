@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 
-use crate::dm::bindings as b;
+use super::dm::bindings as b;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 

@@ -7,6 +7,7 @@
 #include <linux/blkdev.h>
 #include <linux/crc32.h>
 #include <linux/device-mapper.h>
+#include <linux/fs.h>
 #include <linux/percpu.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
@@ -28,11 +29,6 @@ u64 dmr_bdev_nr_sectors(struct block_device *bdev)
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev)
 {
 	return bdev_logical_block_size(bdev);
-}
-
-u32 dmr_bdev_devt(struct block_device *bdev)
-{
-	return bdev->bd_dev;
 }
 
 /* BLK_MAX_BLOCK_SIZE: 64 KiB with large folios, otherwise the page size. */
@@ -87,8 +83,37 @@ struct srcu_struct *dmr_srcu_alloc(void)
 	return ssp;
 }
 
+/*
+ * The readers of the domain, as srcu_readers_active() (static in
+ * srcutree.c) counts them: locks minus unlocks of both counters, summed
+ * over the CPUs.
+ */
+static bool dmr_srcu_readers_active(struct srcu_struct *ssp)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct srcu_data *sdp = per_cpu_ptr(ssp->sda, cpu);
+
+		sum += atomic_long_read(&sdp->srcu_ctrs[0].srcu_locks);
+		sum += atomic_long_read(&sdp->srcu_ctrs[1].srcu_locks);
+		sum -= atomic_long_read(&sdp->srcu_ctrs[0].srcu_unlocks);
+		sum -= atomic_long_read(&sdp->srcu_ctrs[1].srcu_unlocks);
+	}
+	return sum;
+}
+
+/*
+ * As the kernel's Rust SRCU drops its domain: callbacks finish first, and
+ * a domain that still has a reader is left allocated (with a warning), so
+ * the reader's later unlock touches live memory.
+ */
 void dmr_srcu_free(struct srcu_struct *ssp)
 {
+	srcu_barrier(ssp);
+	if (WARN_ON(dmr_srcu_readers_active(ssp)))
+		return;
 	cleanup_srcu_struct(ssp);
 	kfree(ssp);
 }
@@ -126,21 +151,23 @@ void dmr_srcu_bad_token(void)
 	WARN_ON_ONCE(1);
 }
 
-/*
- * Expedited: SRCU-fast-updown does not expedite on its own, and a remap
- * waits for this grace period before it answers.
- */
-void dmr_srcu_synchronize(struct srcu_struct *ssp)
+/* A reference of its own on an open block device's file (get_file). */
+struct file *dmr_get_file(struct file *file)
 {
-	synchronize_srcu_expedited(ssp);
+	return get_file(file);
 }
 
-int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write)
+/* Whether the device a bio is pointed at is zoned (bdev_is_zoned). */
+bool dmr_bio_zoned(struct bio *bio)
 {
-	return bdev_rw_virt(bdev, sector, data, len,
-			    write ? REQ_OP_WRITE | REQ_FUA : REQ_OP_READ);
+	return bdev_is_zoned(bio->bi_bdev);
 }
 
+/* BLK_OPEN_WRITE is a macro with a cast, which bindgen does not bind. */
+bool dmr_table_writable(struct dm_target *ti)
+{
+	return dm_table_get_mode(ti->table) & BLK_OPEN_WRITE;
+}
 
 struct dmr_hold {
 	spinlock_t lock;
@@ -209,11 +236,6 @@ struct bio *dmr_bio_list_next(struct bio *bio)
 	return next;
 }
 
-void dmr_get_random_bytes(void *buf, size_t len)
-{
-	get_random_bytes(buf, len);
-}
-
 u32 dmr_crc32c(u32 crc, const void *data, size_t len)
 {
 	return crc32c(crc, data, len);
@@ -223,31 +245,6 @@ u32 dmr_crc32c(u32 crc, const void *data, size_t len)
 struct workqueue_struct *dmr_alloc_ordered_wq(const char *name)
 {
 	return alloc_ordered_workqueue("%s", WQ_MEM_RECLAIM, name);
-}
-
-void dmr_destroy_wq(struct workqueue_struct *wq)
-{
-	destroy_workqueue(wq);
-}
-
-void dmr_flush_wq(struct workqueue_struct *wq)
-{
-	flush_workqueue(wq);
-}
-
-bool dmr_table_writable(struct dm_target *ti)
-{
-	return dm_table_get_mode(ti->table) & BLK_OPEN_WRITE;
-}
-
-const void *dmr_table_md(struct dm_target *ti)
-{
-	return dm_table_get_md(ti->table);
-}
-
-void dmr_table_event(struct dm_target *ti)
-{
-	dm_table_event(ti->table);
 }
 
 struct dmr_bioq {
@@ -355,17 +352,6 @@ void dmr_bio_copy(struct bio *bio, const struct bvec_iter *start, unsigned int s
 		buf += bv.bv_len;
 		bio_advance_iter_single(bio, &iter, bv.bv_len);
 	}
-}
-
-void dmr_bio_endio(struct bio *bio, u8 status)
-{
-	bio->bi_status = (__force blk_status_t)status;
-	bio_endio(bio);
-}
-
-bool dmr_bio_readahead(struct bio *bio)
-{
-	return bio->bi_opf & REQ_RAHEAD;
 }
 
 void dmr_cond_resched(void)

@@ -11,6 +11,7 @@
 
 struct bio;
 struct block_device;
+struct file;
 
 
 /* The blk_status_t values the target tells apart (casts bindgen skips). */
@@ -22,7 +23,6 @@ enum dmr_status {
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 u64 dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
-u32 dmr_bdev_devt(struct block_device *bdev);
 unsigned int dmr_max_logical_block_size(void);
 
 /* Per-CPU u64 counters, n of them, for statistics without shared lines. */
@@ -43,10 +43,11 @@ void *dmr_srcu_down_read(struct srcu_struct *ssp);
 void dmr_srcu_up_read(struct srcu_struct *ssp, void *scp);
 void dmr_srcu_check_reader(struct srcu_struct *ssp);
 void dmr_srcu_bad_token(void);
-void dmr_srcu_synchronize(struct srcu_struct *ssp);
 
 /* Synchronous I/O of a kmalloc'd buffer; writes are FUA. */
-int dmr_rw_sync(struct block_device *bdev, u64 sector, void *data, size_t len, bool write);
+bool dmr_table_writable(struct dm_target *ti);
+struct file *dmr_get_file(struct file *file);
+bool dmr_bio_zoned(struct bio *bio);
 
 /*
  * Bios waiting for blocks whose mapping switches: map defers them, and the
@@ -62,19 +63,13 @@ struct bio *dmr_hold_take(struct dmr_hold *h);
 struct bio *dmr_bio_list_next(struct bio *bio);
 
 u32 dmr_crc32c(u32 crc, const void *data, size_t len);
-void dmr_get_random_bytes(void *buf, size_t len);
 
 /* The ordered WQ_MEM_RECLAIM workqueue of the metadata writer. */
 struct workqueue_struct;
 struct workqueue_struct *dmr_alloc_ordered_wq(const char *name);
-void dmr_destroy_wq(struct workqueue_struct *wq);
-void dmr_flush_wq(struct workqueue_struct *wq);
 
 /* About the table a target belongs to. */
 struct dm_target;
-bool dmr_table_writable(struct dm_target *ti);
-const void *dmr_table_md(struct dm_target *ti);
-void dmr_table_event(struct dm_target *ti);
 
 /*
  * Bios a target keeps for its worker: end_io returns DM_ENDIO_INCOMPLETE
@@ -98,8 +93,6 @@ void dmr_bioq_flush(struct dmr_bioq *q);
 struct bvec_iter;
 void dmr_bio_copy(struct bio *bio, const struct bvec_iter *start, unsigned int skip,
 		  void *buf, unsigned int len, bool to_bio);
-void dmr_bio_endio(struct bio *bio, u8 status);
-bool dmr_bio_readahead(struct bio *bio);
 
 /* memalloc_noio_save/restore: no allocation in the scope recurses into I/O. */
 unsigned int dmr_noio_save(void);

@@ -23,4 +23,6 @@ void dmr_offsets(void)
 	       DM_TARGET_IO_BIO_OFFSET - offsetof(struct dm_target_io, flags));
 	DEFINE(DM_TIO_FLAGS_SIZE, sizeof_field(struct dm_target_io, flags));
 	DEFINE(DM_TIO_INSIDE_DM_IO_BIT, DM_TIO_INSIDE_DM_IO);
+	/* A duplicate of a flush or discard, which cannot be cut short. */
+	DEFINE(DM_TIO_IS_DUPLICATE_BIO_BIT, DM_TIO_IS_DUPLICATE_BIO);
 }
