@@ -5,6 +5,7 @@
 //! each group at once.
 
 use super::*;
+use relocation::{OldMapping, RelocState, Relocation};
 
 /// Relocations the worker gathers before it commits them together.
 const GROUP_MAX: usize = 128;
@@ -23,29 +24,6 @@ pub(super) fn remappable(status: u8) -> bool {
             | dm::bindings::dmr_status_DMR_STS_MEDIUM
             | dm::bindings::dmr_status_DMR_STS_PROTECTION
     )
-}
-
-/// A block the worker moves to a spare, and the data to write there.
-struct Relocation {
-    block: u64,
-    data: KVec<u8>,
-    /// The index in [`Group::bios`] of the bio that waits for it.
-    bio: usize,
-    /// The entry by which the write last failed (or, for a write to a
-    /// pending block, was not tried): if a message changes the block's
-    /// mapping before the relocation claims it, the write is tried again
-    /// at the new place, which did not fail it.
-    seen: Option<Entry>,
-    /// Whether this relocation writes the block: a later one of the same
-    /// block in the group takes over, its data being newer.
-    owner: bool,
-    /// The block's index in the group's switch, once it is marked
-    /// switching there with a spare.
-    switched: Option<usize>,
-    /// The write went to where a message mapped the block meanwhile.
-    rewritten: bool,
-    /// Whether the block now maps to its new spare.
-    done: bool,
 }
 
 /// A kept bio, the status it ends with if its data cannot be saved, and
@@ -145,88 +123,14 @@ impl RemapTarget {
         let first = offset >> self.block_shift;
         let count = bytes / self.block_size;
         let index = group.bios.len();
-        let mut failed = false;
-        if tag.contains(Tag::WRITE) {
-            for i in 0..count {
-                let block = first + u64::from(i);
-                let Ok(mut buf) = self.block_buffer() else {
-                    failed = true;
-                    break;
-                };
-                bio.copy(i * self.block_size, &mut buf, false);
-                // A write to a pending block is relocated unless an earlier
-                // one already did. Once metadata failed, nothing is
-                // relocated: the pending block is written in place, where
-                // every load maps it (a pending block is not remapped).
-                let meta_failed = self.meta.lock().failed();
-                if meta_failed && self.entry(block).is_some_and(Entry::data_lost) {
-                    // Written without a commit, a later load would still
-                    // find the block lost (reads failing): the write fails
-                    // instead.
-                    failed = true;
-                    break;
-                }
-                let retry =
-                    !tag.contains(Tag::PENDING_WRITE) || !self.is_pending(block) || meta_failed;
-                let seen = if retry {
-                    match self.retry_io(block, &mut buf, true) {
-                        (Ok(()), _) => continue,
-                        (Err(_), entry) => entry,
-                    }
-                } else {
-                    self.entry(block)
-                };
-                let relocation = Relocation {
-                    block,
-                    data: buf,
-                    bio: index,
-                    seen,
-                    owner: false,
-                    switched: None,
-                    rewritten: false,
-                    done: false,
-                };
-                if group.relocations.push(relocation, GFP_KERNEL).is_err() {
-                    failed = true;
-                    break;
-                }
-            }
+        let failed = if tag.contains(Tag::WRITE) {
+            self.gather_write(group, &mut bio, index, first, count, tag)
         } else if status == 0 {
-            // A pending block read after all (`PENDING_READ`). Without the
-            // memory to note it, it stays pending: a later read or write
-            // clears it.
-            for block in first..first + u64::from(count) {
-                // Not a block made lost since the read was mapped (a
-                // scrub): the data block it read is not its data.
-                let readable =
-                    matches!(self.entry(block), Some(Entry::Pending { lost: false, .. }));
-                if readable && !group.readable.contains(&block) {
-                    // Without the memory, the block stays pending (above).
-                    let _ = group.readable.push(block, GFP_KERNEL);
-                }
-            }
+            self.gather_readable(group, first, count);
+            false
         } else {
-            for i in 0..count {
-                let block = first + u64::from(i);
-                let Ok(mut buf) = self.block_buffer() else {
-                    failed = true;
-                    break;
-                };
-                if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).0.is_ok()) {
-                    bio.copy(i * self.block_size, &mut buf, true);
-                    continue;
-                }
-                failed = true;
-                // Only a data block becomes pending: a spare that fails a
-                // read keeps its remap (see README). Without the memory to
-                // note it, the block is not marked pending: the bio fails
-                // all the same, and the next failed read notes it again.
-                if self.table.get(block).is_none() && !broken(Breakage::NoPending) {
-                    // Without the memory, not marked pending (above).
-                    let _ = group.unreadable.push(block, GFP_KERNEL);
-                }
-            }
-        }
+            self.gather_read(group, &mut bio, first, count)
+        };
         let relocating = group.relocations.iter().any(|r| r.bio == index);
         if status != 0 && !failed && !relocating {
             // Every block worked when tried again.
@@ -236,6 +140,104 @@ impl RemapTarget {
         let _ = group
             .bios
             .push_within_capacity(GroupBio { bio, error, failed });
+    }
+
+    /// Gathers a failed write (or a write to a pending block), block by
+    /// block: each block whose write fails again, or that is pending,
+    /// becomes a relocation of the group. Returns whether the bio fails
+    /// already.
+    fn gather_write(
+        &self,
+        group: &mut Group,
+        bio: &mut KeptBio,
+        index: usize,
+        first: u64,
+        count: u32,
+        tag: Tag,
+    ) -> bool {
+        for i in 0..count {
+            let block = first + u64::from(i);
+            let Ok(mut buf) = self.block_buffer() else {
+                return true;
+            };
+            bio.copy(i * self.block_size, &mut buf, false);
+            // A write to a pending block is relocated unless an earlier
+            // one already did. Once metadata failed, nothing is
+            // relocated: the pending block is written in place, where
+            // every load maps it (a pending block is not remapped).
+            let meta_failed = self.meta.lock().failed();
+            if meta_failed && self.entry(block).is_some_and(Entry::data_lost) {
+                // Written without a commit, a later load would still
+                // find the block lost (reads failing): the write fails
+                // instead.
+                return true;
+            }
+            let retry = !tag.contains(Tag::PENDING_WRITE) || !self.is_pending(block) || meta_failed;
+            let seen = if retry {
+                match self.retry_io(block, &mut buf, true) {
+                    (Ok(()), _) => continue,
+                    (Err(_), entry) => entry,
+                }
+            } else {
+                self.entry(block)
+            };
+            let relocation = Relocation {
+                block,
+                data: buf,
+                bio: index,
+                seen,
+                state: RelocState::Gathered,
+            };
+            // A later write of the same block in the group takes over
+            // from an earlier one, its data being newer: decided here.
+            if relocation::add(&mut group.relocations, relocation).is_err() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Notes the pending blocks a read read after all (`PENDING_READ`).
+    /// Without the memory to note it, a block stays pending: a later read
+    /// or write clears it.
+    fn gather_readable(&self, group: &mut Group, first: u64, count: u32) {
+        for block in first..first + u64::from(count) {
+            // Not a block made lost since the read was mapped (a
+            // scrub): the data block it read is not its data.
+            let readable = matches!(self.entry(block), Some(Entry::Pending { lost: false, .. }));
+            if readable && !group.readable.contains(&block) {
+                // Without the memory, the block stays pending (above).
+                let _ = group.readable.push(block, GFP_KERNEL);
+            }
+        }
+    }
+
+    /// Retries a failed read block by block; each block that fails every
+    /// retry fails the bio, and a data block among them becomes pending.
+    /// Returns whether the bio fails.
+    fn gather_read(&self, group: &mut Group, bio: &mut KeptBio, first: u64, count: u32) -> bool {
+        let mut failed = false;
+        for i in 0..count {
+            let block = first + u64::from(i);
+            let Ok(mut buf) = self.block_buffer() else {
+                failed = true;
+                break;
+            };
+            if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).0.is_ok()) {
+                bio.copy(i * self.block_size, &mut buf, true);
+                continue;
+            }
+            failed = true;
+            // Only a data block becomes pending: a spare that fails a
+            // read keeps its remap (see docs/dm-remap.rst). Without the memory to
+            // note it, the block is not marked pending: the bio fails
+            // all the same, and the next failed read notes it again.
+            if self.table.get(block).is_none() && !broken(Breakage::NoPending) {
+                // Without the memory, not marked pending (above).
+                let _ = group.unreadable.push(block, GFP_KERNEL);
+            }
+        }
+        failed
     }
 
     /// Tells a data device that fails everything (unplugged, a controller
@@ -308,9 +310,12 @@ impl RemapTarget {
     }
 
     /// Takes a spare for relocation `r` and marks its block switching in
-    /// `switch`. Returns whether the spares ran out. A fenced block, or any
-    /// block once metadata failed, is not relocated: its bio fails.
+    /// `switch`, or finds that a message moved the block and writes it
+    /// there; sets `r.state` to what came of it. Returns whether the spares
+    /// ran out. A fenced block, or any block once metadata failed, is not
+    /// relocated: its bio fails.
     fn claim_spare(&self, switch: &mut Switch<'_>, r: &mut Relocation) -> bool {
+        r.state = RelocState::NotRelocated;
         loop {
             let mut guard = self.admin.lock();
             match self.entry(r.block) {
@@ -328,7 +333,7 @@ impl RemapTarget {
                     drop(guard);
                     match self.retry_io(r.block, &mut r.data, true) {
                         (Ok(()), _) => {
-                            r.rewritten = true;
+                            r.state = RelocState::Rewritten;
                             return false;
                         }
                         (Err(_), entry) => r.seen = entry,
@@ -354,7 +359,7 @@ impl RemapTarget {
                 lost: false,
             };
             match switch.mark(admin, r.block, Some(to), allocated) {
-                Ok(i) => r.switched = Some(i),
+                Ok(switched) => r.state = RelocState::Claimed { switched },
                 // Not marked: the bio fails.
                 Err(_) if allocated => {
                     // Not the switch's, just allocated, so in use: the
@@ -375,7 +380,7 @@ impl RemapTarget {
         r: &mut Relocation,
         retired: &mut KVec<u32>,
     ) -> bool {
-        let Some(i) = r.switched else {
+        let RelocState::Claimed { switched: i } = r.state else {
             return false;
         };
         let Some(mut spare) = switch.blocks()[i].to.map(|s| s.block) else {
@@ -417,7 +422,8 @@ impl RemapTarget {
     }
 
     /// Relocates the group's blocks, records its pending blocks, commits it
-    /// all at once, switches the table and ends the group's bios.
+    /// all at once, switches the table and ends the group's bios: one
+    /// function per phase, in this order.
     fn finish_group(&self, ti: &TargetInfo<'_>, group: &mut Group) {
         if !group.relocations.is_empty() || !group.unreadable.is_empty() {
             self.check_data_device(ti, group);
@@ -427,192 +433,208 @@ impl RemapTarget {
                 group.bios[r.bio].failed = true;
             }
         }
-        let mut ran_out = false;
         let mut switch = Switch::new(self, ti);
-        // Spares claimed, blocks marked switching: bios starting in them
-        // now wait on the hold. A later relocation of a block takes over
-        // from an earlier one, its data being newer.
-        for i in 0..group.relocations.len() {
-            let block = group.relocations[i].block;
-            let earlier = (0..i).rev().find(|&j| {
-                let e = &group.relocations[j];
-                e.owner && e.block == block && e.switched.is_some()
-            });
-            if let Some(j) = earlier {
-                group.relocations[j].owner = false;
-                group.relocations[i].switched = group.relocations[j].switched;
-                group.relocations[i].owner = true;
-            } else {
-                let r = &mut group.relocations[i];
-                r.owner = true;
-                ran_out |= self.claim_spare(&mut switch, r);
-            }
-        }
+        let mut ran_out = self.claim_spares(&mut switch, group);
         // Bios mapped to the old places have ended; then the data goes to
         // the spares.
         switch.wait_mapped();
-        for r in group.relocations.iter_mut().filter(|r| r.owner) {
-            ran_out |= self.write_spare(&mut switch, r, &mut group.retired);
-        }
-        // Pending slots for unreadable data blocks; they enter the table
-        // now, so that no message remaps them meanwhile.
-        {
-            let mut admin = self.admin.lock();
-            let admin = &mut *admin;
-            for &block in group.unreadable.iter() {
-                if self.table.get(block).is_some()
-                    || group.pending_new.iter().any(|&(b, _)| b == block)
-                {
-                    continue;
-                }
-                // The slots this group takes are recorded in the image
-                // only by its commit: look past them.
-                let after = group.pending_new.last().map_or(0, |&(_, s)| s + 1);
-                let Some(slot) = self.meta.lock().image().free_pending_slot(after) else {
-                    break;
-                };
-                let pending = Entry::Pending { slot, lost: false }.encode();
-                if group.pending_new.reserve(1, GFP_KERNEL).is_err()
-                    || self
-                        .table
-                        .insert(&mut admin.writer, block, pending)
-                        .is_err()
-                {
-                    // Not marked pending: the read failed all the same.
-                    continue;
-                }
-                // Room was reserved above: this cannot fail.
-                let _ = group.pending_new.push_within_capacity((block, slot));
-            }
-            // `readable` holds each block once.
-            for &block in group.readable.iter() {
-                if let Some(Entry::Pending { slot, lost: false }) = self.entry(block) {
-                    // Without the memory, the block stays pending.
-                    let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
-                }
-            }
-        }
+        ran_out |= self.write_spares(&mut switch, group);
+        self.take_pending_slots(group);
         let to_commit = switch.blocks().iter().any(Switched::switches)
             || !group.retired.is_empty()
             || !group.pending_new.is_empty()
             || !group.pending_gone.is_empty();
-        let committed = if to_commit {
-            switch.commit(|image, blocks| {
-                for b in blocks.iter().filter(|b| b.switches()) {
-                    let Some(to) = b.to else { continue };
-                    image.set_slot(
-                        to.block,
-                        Slot::InUse {
-                            block: b.block,
-                            lost: false,
-                        },
-                    );
-                    match b.old {
-                        Some(Entry::Pending { slot, .. }) => image.set_pending(slot, None),
-                        // Its own spare, written again (set above).
-                        Some(Entry::Remapped(s)) if s.block == to.block => {}
-                        // A lost block's spare held zeros, not a failure.
-                        Some(Entry::Remapped(s)) if s.lost => image.set_slot(s.block, Slot::Free),
-                        Some(Entry::Remapped(s)) => image.set_slot(s.block, Slot::Retired),
-                        _ => {}
-                    }
-                }
-                for &spare in group.retired.iter() {
-                    image.set_slot(spare, Slot::Retired);
-                }
-                for &(block, slot) in group.pending_new.iter() {
-                    image.set_pending(slot, Some(Pending { block, lost: false }));
-                }
-                for &(_, slot) in group.pending_gone.iter() {
-                    image.set_pending(slot, None);
-                }
-            })
-        } else {
-            Ok(())
-        };
-        {
-            let mut admin = self.admin.lock();
-            let admin = &mut *admin;
-            for &(block, _) in group.pending_new.iter() {
-                if committed.is_ok() {
-                    admin.pending += 1;
-                    self.stats.inc(stat::PENDING_MARKED);
-                } else {
-                    // A pending mark that a later load may find or not:
-                    // either way reads go to the data block.
-                    self.remove_entry(admin, block);
-                }
-            }
-            if committed.is_ok() {
-                for &(block, _) in group.pending_gone.iter() {
-                    self.remove_entry(admin, block);
-                    admin.pending -= 1;
-                    self.stats.inc(stat::PENDING_CLEARED);
-                }
-            }
-            if to_commit && switch.blocks().is_empty() {
-                // Pending blocks or retired spares alone: no switch ends
-                // to raise the event that monitors wait for.
-                ti.raise_event();
-            }
-            if ran_out && !admin.exhaustion_reported {
-                admin.exhaustion_reported = true;
-                pr_warn!("remap: no free spare block left: write errors now pass through\n");
-                ti.raise_event();
-            }
-        }
-        for r in group.relocations.iter_mut().filter(|r| r.owner) {
-            let commit_ok = committed.is_ok() || broken(Breakage::AckBeforeCommit);
-            r.done = r.rewritten
-                || commit_ok && r.switched.is_some_and(|i| switch.blocks()[i].switches());
-        }
+        let committed = !to_commit || self.commit_group(&mut switch, group).is_ok();
+        // Pending blocks or retired spares alone: no switch ends to raise
+        // the event that monitors wait for.
+        let raise = to_commit && switch.blocks().is_empty();
+        self.settle_pending(ti, group, committed, raise);
+        self.report_exhaustion(ti, ran_out);
+        settle_relocations(
+            group,
+            &switch,
+            committed || broken(Breakage::AckBeforeCommit),
+        );
         // The switch, or back to the old mapping; fenced if the commit may
         // be on disk. Then the held bios go on.
-        switch.end(|admin, b| {
-            self.stats.inc(stat::AUTO_REMAPS);
-            match b.old {
-                Some(Entry::Pending { .. }) => {
-                    admin.pending -= 1;
-                    self.stats.inc(stat::PENDING_CLEARED);
-                }
-                // Written in place of its zeros: it stays in use.
-                Some(Entry::Remapped(s)) if b.to.is_some_and(|t| t.block == s.block) => {}
-                Some(Entry::Remapped(s)) if s.lost => {
-                    // The first write of a lost block: its zero-filled
-                    // spare is free again (in use until now, so the
-                    // release cannot fail).
-                    let _ = admin.spares.release(s.block);
-                    admin.exhaustion_reported = false;
-                }
-                Some(Entry::Remapped(s)) => {
-                    self.stats.inc(stat::SPARE_WRITE_ERRORS);
-                    // Its remap held it until now, so it is in use: the
-                    // retirement cannot fail.
-                    let _ = admin.spares.retire(s.block);
-                }
-                _ => {}
-            }
-        });
-        // A relocation that was taken over ends as the one that took it.
-        for i in (0..group.relocations.len()).rev() {
-            if !group.relocations[i].owner {
-                let block = group.relocations[i].block;
-                let done = group.relocations[i + 1..]
-                    .iter()
-                    .any(|r| r.owner && r.block == block && r.done);
-                group.relocations[i].done = done;
+        switch.end(|admin, b| self.switched(admin, b));
+        self.end_bios(group);
+        *group = Group::new();
+    }
+
+    /// Claims a spare for each relocation still to be claimed (those taken
+    /// over follow the one that took them over), marking its block
+    /// switching: bios starting in it now wait on the hold. Returns
+    /// whether the spares ran out.
+    fn claim_spares(&self, switch: &mut Switch<'_>, group: &mut Group) -> bool {
+        let mut ran_out = false;
+        for r in group.relocations.iter_mut() {
+            if r.state == RelocState::Gathered {
+                ran_out |= self.claim_spare(switch, r);
             }
         }
+        ran_out
+    }
+
+    /// Writes each claimed relocation's data to its spare. Returns whether
+    /// the spares ran out.
+    fn write_spares(&self, switch: &mut Switch<'_>, group: &mut Group) -> bool {
+        let mut ran_out = false;
+        for r in group.relocations.iter_mut() {
+            ran_out |= self.write_spare(switch, r, &mut group.retired);
+        }
+        ran_out
+    }
+
+    /// Takes pending slots for the unreadable data blocks and enters them
+    /// in the table now, so that no message remaps them meanwhile; notes
+    /// the slots of pending blocks read after all.
+    fn take_pending_slots(&self, group: &mut Group) {
+        let mut admin = self.admin.lock();
+        let admin = &mut *admin;
+        for &block in group.unreadable.iter() {
+            if self.table.get(block).is_some() || group.pending_new.iter().any(|&(b, _)| b == block)
+            {
+                continue;
+            }
+            // The slots this group takes are recorded in the image only by
+            // its commit: look past them.
+            let after = group.pending_new.last().map_or(0, |&(_, s)| s + 1);
+            let Some(slot) = self.meta.lock().image().free_pending_slot(after) else {
+                break;
+            };
+            let pending = Entry::Pending { slot, lost: false }.encode();
+            if group.pending_new.reserve(1, GFP_KERNEL).is_err()
+                || self
+                    .table
+                    .insert(&mut admin.writer, block, pending)
+                    .is_err()
+            {
+                // Not marked pending: the read failed all the same.
+                continue;
+            }
+            // Room was reserved above: this cannot fail.
+            let _ = group.pending_new.push_within_capacity((block, slot));
+        }
+        // `readable` holds each block once.
+        for &block in group.readable.iter() {
+            if let Some(Entry::Pending { slot, lost: false }) = self.entry(block) {
+                // Without the memory, the block stays pending.
+                let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
+            }
+        }
+    }
+
+    /// Commits the group: the switched blocks, the retired spares, the
+    /// pending slots taken and given back.
+    fn commit_group(&self, switch: &mut Switch<'_>, group: &Group) -> Result<(), CommitError> {
+        switch.commit(|image, blocks| {
+            for b in blocks.iter().filter(|b| b.switches()) {
+                if let Some(to) = b.to {
+                    relocation::record_switch(image, b.block, b.old, to);
+                }
+            }
+            for &spare in group.retired.iter() {
+                image.set_slot(spare, Slot::Retired);
+            }
+            for &(block, slot) in group.pending_new.iter() {
+                image.set_pending(slot, Some(Pending { block, lost: false }));
+            }
+            for &(_, slot) in group.pending_gone.iter() {
+                image.set_pending(slot, None);
+            }
+        })
+    }
+
+    /// Counts the pending blocks the commit recorded, and takes out of the
+    /// table those it did not; raises a table event if `raise`.
+    fn settle_pending(&self, ti: &TargetInfo<'_>, group: &Group, committed: bool, raise: bool) {
+        let mut admin = self.admin.lock();
+        let admin = &mut *admin;
+        for &(block, _) in group.pending_new.iter() {
+            if committed {
+                admin.pending += 1;
+                self.stats.inc(stat::PENDING_MARKED);
+            } else {
+                // A pending mark that a later load may find or not: either
+                // way reads go to the data block.
+                self.remove_entry(admin, block);
+            }
+        }
+        if committed {
+            for &(block, _) in group.pending_gone.iter() {
+                self.remove_entry(admin, block);
+                admin.pending -= 1;
+                self.stats.inc(stat::PENDING_CLEARED);
+            }
+        }
+        if raise {
+            ti.raise_event();
+        }
+    }
+
+    /// Says once that the spares ran out (until one is freed).
+    fn report_exhaustion(&self, ti: &TargetInfo<'_>, ran_out: bool) {
+        let mut admin = self.admin.lock();
+        if ran_out && !admin.exhaustion_reported {
+            admin.exhaustion_reported = true;
+            pr_warn!("remap: no free spare block left: write errors now pass through\n");
+            ti.raise_event();
+        }
+    }
+
+    /// A block that switched to its spare: its old mapping goes as
+    /// [`relocation::old_mapping`] decided for the commit.
+    fn switched(&self, admin: &mut Admin, b: &Switched) {
+        self.stats.inc(stat::AUTO_REMAPS);
+        let Some(to) = b.to else { return };
+        match relocation::old_mapping(b.old, to) {
+            OldMapping::PendingCleared { .. } => {
+                admin.pending -= 1;
+                self.stats.inc(stat::PENDING_CLEARED);
+            }
+            OldMapping::ZerosFreed { spare } => {
+                // The first write of a lost block: its zero-filled spare is
+                // free again (in use until now, so the release cannot
+                // fail).
+                let _ = admin.spares.release(spare);
+                admin.exhaustion_reported = false;
+            }
+            OldMapping::Retired { spare } => {
+                self.stats.inc(stat::SPARE_WRITE_ERRORS);
+                // Its remap held it until now, so it is in use: the
+                // retirement cannot fail.
+                let _ = admin.spares.retire(spare);
+            }
+            OldMapping::SameSpare | OldMapping::Unmapped => {}
+        }
+    }
+
+    /// Ends each bio of the group: with its error if it failed or a block
+    /// of it was not relocated ([`relocation::bio_fails`]).
+    fn end_bios(&self, group: &mut Group) {
         for (i, gb) in group.bios.drain_all().enumerate() {
-            let failed = gb.failed || group.relocations.iter().any(|r| r.bio == i && !r.done);
-            if failed {
+            if relocation::bio_fails(&group.relocations, i, gb.failed) {
                 self.stats.inc(stat::FAILED_BIOS);
                 gb.bio.end(gb.error);
             } else {
                 gb.bio.end(0);
             }
         }
-        *group = Group::new();
+    }
+}
+
+/// Settles each claimed relocation once the commit is known: relocated if
+/// the commit is durable (`committed`) and its block still switches.
+fn settle_relocations(group: &mut Group, switch: &Switch<'_>, committed: bool) {
+    for r in group.relocations.iter_mut() {
+        if let RelocState::Claimed { switched } = r.state {
+            r.state = if committed && switch.blocks()[switched].switches() {
+                RelocState::Relocated
+            } else {
+                RelocState::NotRelocated
+            };
+        }
     }
 }
 
