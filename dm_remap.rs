@@ -51,6 +51,8 @@ mod metadata;
 mod ondisk;
 #[path = "dm_remap/per_bio.rs"]
 mod per_bio;
+#[path = "dm_remap/relocation.rs"]
+mod relocation;
 mod remap_table;
 #[path = "dm_remap/scrub.rs"]
 mod scrub;
@@ -139,7 +141,6 @@ remap_module! {
 
 #[pin_data]
 struct RemapModule {
-    #[pin]
     registration: dm::Registration<RemapTarget>,
 }
 
@@ -147,7 +148,7 @@ impl kernel::InPlaceModule for RemapModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         breakage::announce();
         try_pin_init!(Self {
-            registration <- dm::Registration::new(module),
+            registration: dm::Registration::new(module)?,
         })
     }
 }

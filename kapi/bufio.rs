@@ -12,8 +12,9 @@ use super::dm::{bindings as b, DmDev};
 use core::ptr::NonNull;
 use kernel::{
     error::{from_err_ptr, to_result},
+    new_mutex,
     prelude::*,
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 /// A dm-bufio client: cached, block-sized I/O on one block device, with
@@ -24,7 +25,8 @@ use kernel::{
 /// `client` comes from `dm_bufio_client_create` for blocks of `block_size`
 /// bytes on `dev`'s block device and is destroyed on drop, before `dev` is
 /// released; every buffer taken from it is released before the method
-/// that took it returns.
+/// that took it returns, and its data is read or written only under
+/// `copying`.
 pub(crate) struct BufioClient {
     client: NonNull<b::dm_bufio_client>,
     block_size: usize,
@@ -32,6 +34,10 @@ pub(crate) struct BufioClient {
     sector_offset: u64,
     /// Keeps the device open for as long as the client uses it.
     dev: Arc<DmDev>,
+    /// Held while a buffer's data is copied in or out: two threads on one
+    /// block (a commit writing it, a scrub reading it) would race on its
+    /// bytes, which dm-bufio shares between the holders of a buffer.
+    copying: Arc<Mutex<()>>,
 }
 
 // SAFETY: dm-bufio clients lock internally; any thread may use them.
@@ -50,6 +56,14 @@ impl BufioClient {
             b::dm_bufio_client_create(dev.bdev(), block_size, 1, 0, None, None, 0)
         })?;
         let client = NonNull::new(client).ok_or(ENOMEM)?;
+        let copying = match Arc::pin_init(new_mutex!(()), GFP_KERNEL) {
+            Ok(lock) => lock,
+            Err(e) => {
+                // SAFETY: created above, no buffer taken.
+                unsafe { b::dm_bufio_client_destroy(client.as_ptr()) };
+                return Err(e);
+            }
+        };
         // SAFETY: `client` was just created.
         unsafe { b::dm_bufio_set_sector_offset(client.as_ptr(), sector_offset) };
         // INVARIANT: created above for `block_size`.
@@ -58,6 +72,7 @@ impl BufioClient {
             block_size: block_size as usize,
             sector_offset,
             dev,
+            copying,
         })
     }
 
@@ -76,13 +91,15 @@ impl BufioClient {
         if out.len() != self.block_size {
             return Err(EINVAL);
         }
+        let _copying = self.copying.lock();
         let mut buffer = core::ptr::null_mut();
         // SAFETY: the client is valid; `buffer` receives the buffer that
         // holds the block, released below.
         let data = unsafe { b::dm_bufio_read(self.client.as_ptr(), block, &mut buffer) };
         let data = from_err_ptr(data)?;
         // SAFETY: a successful read returns `block_size` valid bytes,
-        // held until the buffer is released.
+        // held until the buffer is released, and written by no one while
+        // `copying` is held.
         out.copy_from_slice(unsafe {
             core::slice::from_raw_parts(data.cast::<u8>(), self.block_size)
         });
@@ -97,12 +114,14 @@ impl BufioClient {
         if data.len() != self.block_size {
             return Err(EINVAL);
         }
+        let _copying = self.copying.lock();
         let mut buffer = core::ptr::null_mut();
         // SAFETY: the client is valid; `buffer` receives the buffer,
         // released below.
         let dest = unsafe { b::dm_bufio_new(self.client.as_ptr(), block, &mut buffer) };
         let dest = from_err_ptr(dest)?;
-        // SAFETY: `dest` holds `block_size` bytes, ours until the release.
+        // SAFETY: `dest` holds `block_size` bytes, held until the release,
+        // and read or written by no one else while `copying` is held.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dest.cast::<u8>(), data.len()) };
         // SAFETY: the buffer is held; marking and releasing it once.
         unsafe {

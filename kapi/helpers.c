@@ -84,37 +84,17 @@ struct srcu_struct *dmr_srcu_alloc(void)
 }
 
 /*
- * The readers of the domain, as srcu_readers_active() (static in
- * srcutree.c) counts them: locks minus unlocks of both counters, summed
- * over the CPUs.
- */
-static bool dmr_srcu_readers_active(struct srcu_struct *ssp)
-{
-	unsigned long sum = 0;
-	int cpu;
-
-	for_each_possible_cpu(cpu) {
-		struct srcu_data *sdp = per_cpu_ptr(ssp->sda, cpu);
-
-		sum += atomic_long_read(&sdp->srcu_ctrs[0].srcu_locks);
-		sum += atomic_long_read(&sdp->srcu_ctrs[1].srcu_locks);
-		sum -= atomic_long_read(&sdp->srcu_ctrs[0].srcu_unlocks);
-		sum -= atomic_long_read(&sdp->srcu_ctrs[1].srcu_unlocks);
-	}
-	return sum;
-}
-
-/*
- * As the kernel's Rust SRCU drops its domain: callbacks finish first, and
- * a domain that still has a reader is left allocated (with a warning), so
- * the reader's later unlock touches live memory.
+ * As the kernel's Rust SRCU drops its domain: callbacks finish first. A
+ * domain that cleanup_srcu_struct() leaves set up (a reader still inside,
+ * callbacks or a grace period still pending: it warns) is left allocated,
+ * so a reader's later unlock touches live memory.
  */
 void dmr_srcu_free(struct srcu_struct *ssp)
 {
 	srcu_barrier(ssp);
-	if (WARN_ON(dmr_srcu_readers_active(ssp)))
-		return;
 	cleanup_srcu_struct(ssp);
+	if (WARN_ON(ssp->srcu_sup))
+		return;
 	kfree(ssp);
 }
 
@@ -307,9 +287,21 @@ void dmr_bioq_cancel_step(struct dmr_bioq *q)
 	cancel_delayed_work_sync(&q->step);
 }
 
+/*
+ * Stops the queue for good before its target goes: no step runs or can be
+ * scheduled again (a worker still running may try: disabled, it is not
+ * queued), and the worker has returned.
+ */
+void dmr_bioq_stop(struct dmr_bioq *q)
+{
+	disable_delayed_work_sync(&q->step);
+	flush_workqueue(q->wq);
+	disable_work_sync(&q->work);
+}
+
 void dmr_bioq_free(struct dmr_bioq *q)
 {
-	cancel_delayed_work_sync(&q->step);
+	dmr_bioq_stop(q);
 	destroy_workqueue(q->wq);
 	WARN_ON(!bio_list_empty(&q->bios.bios));
 	kfree(q);

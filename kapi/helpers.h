@@ -84,6 +84,7 @@ struct dmr_bioq *dmr_bioq_alloc(const char *name, struct dm_target *ti,
 /* A step: step_fn(ti) on the same workqueue, never concurrently with fn. */
 void dmr_bioq_schedule_step(struct dmr_bioq *q, unsigned int msecs);
 void dmr_bioq_cancel_step(struct dmr_bioq *q);
+void dmr_bioq_stop(struct dmr_bioq *q);
 void dmr_bioq_free(struct dmr_bioq *q);
 void dmr_bioq_push(struct dmr_bioq *q, struct bio *bio);
 struct bio *dmr_bioq_take(struct dmr_bioq *q);

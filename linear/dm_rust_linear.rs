@@ -37,14 +37,13 @@ module! {
 
 #[pin_data]
 struct LinearModule {
-    #[pin]
     registration: dm::Registration<LinearTarget>,
 }
 
 impl kernel::InPlaceModule for LinearModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            registration <- dm::Registration::new(module),
+            registration: dm::Registration::new(module)?,
         })
     }
 }

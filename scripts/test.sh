@@ -10,7 +10,7 @@
 #   scripts/test.sh          the test kernel (GCC; lockdep, kmemleak, KFENCE)
 #   scripts/test.sh kasan    the same suite on the KASAN kernel (clang, generic
 #                            KASAN); KASAN reports that do not involve the
-#                            module are listed, not failed (see README)
+#                            module are listed, not failed (see docs/testing.md "Under KASAN")
 . "$(dirname "$0")/lib.sh"
 
 FLAVOR=${1:-test}

@@ -46,13 +46,17 @@ enum Stage {
 ///
 /// # Invariants
 ///
-/// `bio` points to a valid dm clone of a target of type `T`, which the
+/// `bio` points to a valid dm clone of target `ti`, of type `T`, which the
 /// target may modify for `'a`. `slot` is its per-bio data when `T` has any
 /// ([`per_bio::has_slot`]), initialised before `map` saw the bio. Its
 /// fields are read and written through the pointer: the block layer owns
 /// the structure.
 pub(crate) struct Bio<'a, T: Target> {
     bio: NonNull<bio>,
+    /// The target the clone belongs to: only its devices take the bio.
+    ti: *mut b::dm_target,
+    /// [`Bio::remap`] pointed the bio at one of the target's devices.
+    remapped: bool,
     slot: Option<NonNull<Slot<T::PerBio>>>,
     stage: Stage,
     /// Whether `end_io` asked to keep the bio ([`Bio::keep`]): the
@@ -69,7 +73,7 @@ impl<'a, T: Target> Bio<'a, T> {
     /// `'a`, in `stage`; its slot (if any) initialised unless `stage` is
     /// `Map`.
     #[inline(always)]
-    unsafe fn new(bio: *mut bio, stage: Stage) -> Self {
+    unsafe fn new(bio: *mut bio, ti: *mut b::dm_target, stage: Stage) -> Self {
         // SAFETY: valid by the caller's guarantee, hence not null.
         let bio = unsafe { NonNull::new_unchecked(bio) };
         let slot = if per_bio::has_slot::<T>() {
@@ -80,6 +84,8 @@ impl<'a, T: Target> Bio<'a, T> {
         };
         Self {
             bio,
+            ti,
+            remapped: false,
             slot,
             stage,
             keep: false,
@@ -91,12 +97,12 @@ impl<'a, T: Target> Bio<'a, T> {
     ///
     /// # Safety
     ///
-    /// `bio` must be a valid dm clone of a target of type `T` that
+    /// `bio` must be a valid dm clone of target `ti`, of type `T`, that
     /// device-mapper core passes to `map`, ours for `'a`.
     #[inline(always)]
-    pub(super) unsafe fn from_map(bio: *mut bio) -> Self {
+    pub(super) unsafe fn from_map(bio: *mut bio, ti: *mut b::dm_target) -> Self {
         // SAFETY: as the caller promises.
-        let this = unsafe { Self::new(bio, Stage::Map) };
+        let this = unsafe { Self::new(bio, ti, Stage::Map) };
         if let Some(slot) = this.slot {
             // Device-mapper core does not clear per-bio data: it is set
             // here, without reading (or dropping) what the memory held.
@@ -116,24 +122,24 @@ impl<'a, T: Target> Bio<'a, T> {
     ///
     /// # Safety
     ///
-    /// `bio` must be a valid dm clone of a target of type `T` that
+    /// `bio` must be a valid dm clone of target `ti`, of type `T`, that
     /// device-mapper core passes to `end_io` (so `map` saw it), ours for
     /// `'a`.
     #[inline(always)]
-    pub(super) unsafe fn from_end_io(bio: *mut bio) -> Self {
+    pub(super) unsafe fn from_end_io(bio: *mut bio, ti: *mut b::dm_target) -> Self {
         // SAFETY: as the caller promises.
-        unsafe { Self::new(bio, Stage::EndIo) }
+        unsafe { Self::new(bio, ti, Stage::EndIo) }
     }
 
     /// A bio taken back from a hold.
     ///
     /// # Safety
     ///
-    /// `bio` must be a dm clone of a target of type `T` that `map` gave to
-    /// a hold, taken off it and ours for `'a`.
-    pub(super) unsafe fn from_hold(bio: *mut bio) -> Self {
+    /// `bio` must be a dm clone of target `ti`, of type `T`, that `map`
+    /// gave to a hold, taken off it and ours for `'a`.
+    pub(super) unsafe fn from_hold(bio: *mut bio, ti: *mut b::dm_target) -> Self {
         // SAFETY: as the caller promises.
-        unsafe { Self::new(bio, Stage::Held) }
+        unsafe { Self::new(bio, ti, Stage::Held) }
     }
 
     /// The clone.
@@ -284,9 +290,17 @@ impl<'a, T: Target> Bio<'a, T> {
         true
     }
 
-    /// Sends the bio to `dev` at `sector` (return [`Bio::remapped`]).
+    /// Sends the bio to `dev` at `sector` (return [`Bio::remapped`]). Only a
+    /// device this target opened takes it (the table keeps that one open
+    /// while the bio is in flight), and only in `map` or from a hold:
+    /// otherwise the bio is not pointed anywhere, and `remapped` fails it.
     #[inline(always)]
     pub(crate) fn remap(&mut self, dev: &DmDev, sector: u64) {
+        if self.stage == Stage::EndIo || !core::ptr::eq(dev.owner(), self.ti) {
+            self.remapped = false;
+            return;
+        }
+        self.remapped = true;
         let bdev = dev.bdev();
         let raw = self.raw();
         // `bio_set_dev`, which without `CONFIG_BLK_CGROUP` (no blkg to
@@ -312,10 +326,15 @@ impl<'a, T: Target> Bio<'a, T> {
         }
     }
 
-    /// Device-mapper core submits the bio where [`Bio::remap`] pointed it.
+    /// Device-mapper core submits the bio where [`Bio::remap`] pointed it;
+    /// a bio it did not point at a device of the target fails.
     #[inline(always)]
     pub(crate) fn remapped(self) -> MapResult<'a> {
-        MapResult::new(MapKind::Remapped)
+        if self.remapped {
+            MapResult::new(MapKind::Remapped)
+        } else {
+            MapResult::new(MapKind::Kill)
+        }
     }
 
     /// The bio fails with an I/O error.

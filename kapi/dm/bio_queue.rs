@@ -77,21 +77,21 @@ impl<T: Target> BioQueueOwner<T> {
         &self.queue
     }
 
-    /// Cancels the next step and waits for one that is running.
-    pub(super) fn cancel_step(&self) {
-        self.queue.cancel_step();
-    }
-
-    /// Waits until the worker is idle.
-    pub(super) fn flush(&self) {
-        self.queue.flush();
+    /// Stops the queue for good: no step runs or can be scheduled again
+    /// (not even by a worker still running, which may try), and the
+    /// worker has returned. Before the target is dropped.
+    pub(super) fn stop(&self) {
+        // SAFETY: valid (type invariant); called from `dtr`, not from the
+        // queue's own work.
+        unsafe { b::dmr_bioq_stop(self.queue.q.as_ptr()) };
     }
 }
 
 impl<T: Target> Drop for BioQueueOwner<T> {
     fn drop(&mut self) {
-        // SAFETY: valid (type invariant); the worker is idle and every
-        // kept bio has ended (dm core waits for them before `dtr`).
+        // SAFETY: valid (type invariant); stopped, or never started (a
+        // constructor that failed); every kept bio has ended (dm core waits
+        // for them before `dtr`).
         unsafe { b::dmr_bioq_free(self.queue.q.as_ptr()) };
     }
 }
@@ -107,16 +107,18 @@ impl<T: Target> BioQueue<T> {
     }
 
     /// Cancels the next step and waits for one that is running, even if it
-    /// schedules itself again. Sleeps; not from within a step.
+    /// schedules itself again. Sleeps: process context, and not from within
+    /// a step (which would wait for itself).
     pub(crate) fn cancel_step(&self) {
         // SAFETY: the queue is valid (type invariant).
         unsafe { b::dmr_bioq_cancel_step(self.q.as_ptr()) };
     }
 
     /// In `map`, or in [`super::BioHold::release`]'s callback: takes the
-    /// bio for the worker, which ends it. Elsewhere the bio fails.
+    /// bio for the worker, which ends it. Elsewhere, or for a target without
+    /// a worker ([`Target::process_kept`]), the bio fails.
     pub(crate) fn take_from_map<'a>(&self, bio: Bio<'a, T>) -> MapResult<'a> {
-        if !bio.takeable() {
+        if !bio.takeable() || !T::HAS_PROCESS_KEPT {
             return bio.kill();
         }
         // SAFETY: the queue is valid; the bio is a clone that `map` returns
@@ -142,7 +144,8 @@ impl<T: Target> BioQueue<T> {
         }
     }
 
-    /// Waits until the worker is idle.
+    /// Waits until the worker is idle. Sleeps: process context, and not
+    /// from the worker or a step (which would wait for themselves).
     pub(crate) fn flush(&self) {
         // SAFETY: the queue is valid (type invariant).
         unsafe { b::dmr_bioq_flush(self.q.as_ptr()) };

@@ -17,9 +17,9 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `target` is dropped only in [`dtr`], after the queue's step has been
-/// cancelled and its worker flushed; `queue` is freed after `target`, and
-/// `devices` (opened for this target) are put after both.
+/// `target` is dropped only in [`dtr`], after the queue has been stopped
+/// (no step or worker runs or can start); `queue` is freed after `target`,
+/// and `devices` (opened for this target) are put after both.
 pub(super) struct Private<T: Target> {
     pub(super) target: ManuallyDrop<Pin<KBox<T>>>,
     pub(super) queue: Option<BioQueueOwner<T>>,
@@ -120,18 +120,11 @@ pub(super) unsafe extern "C" fn ctr<T: Target>(
 
 impl<T: Target> Drop for Private<T> {
     fn drop(&mut self) {
-        if let Some(queue) = &self.queue {
-            // No step runs from now on.
-            queue.cancel_step();
-            // Every kept bio has ended (device-mapper core waits for them
-            // before a table goes), but the worker may still be returning.
-            queue.flush();
-        }
-        // SAFETY: dropped once, here; nothing runs the target's callbacks
-        // any more (the queue is idle, and this is `dtr` or a failed `ctr`).
+        // SAFETY: dropped once, here, in `dtr`, which has stopped the queue:
+        // nothing runs the target's callbacks any more.
         unsafe { ManuallyDrop::drop(&mut self.target) };
         // The queue is freed next (field order), then the devices are put
-        // by the owner of `ti` (`dtr`), which still has it.
+        // by `dtr`, which took them out.
     }
 }
 
@@ -139,8 +132,16 @@ impl<T: Target> Drop for Private<T> {
 ///
 /// `ti` must have been constructed by [`ctr`] and not destroyed.
 pub(super) unsafe extern "C" fn dtr<T: Target>(ti: *mut b::dm_target) {
+    // Every kept bio has ended (device-mapper core waits for them before a
+    // table goes), but the worker or a step may still be running, with a
+    // shared view of the private data: stopped through a shared view too.
+    // SAFETY: `ti` is constructed (the caller's promise).
+    if let Some(queue) = &unsafe { private::<T>(ti) }.queue {
+        queue.stop();
+    }
     // SAFETY: `ti` is valid and `private` came from `KBox::into_raw` in
-    // `ctr`; `dtr` is the last callback.
+    // `ctr`; `dtr` is the last callback, and with the queue stopped nothing
+    // else views the private data.
     let mut private = unsafe { KBox::from_raw((*ti).private.cast::<Private<T>>()) };
     let devices = core::mem::take(&mut private.devices);
     // Stops the worker, drops the target, frees the queue.
@@ -162,7 +163,7 @@ pub(super) unsafe extern "C" fn map<T: Target>(ti: *mut b::dm_target, bio: *mut 
     // `ctr` asked for.
     let (target, info, bio) = unsafe {
         let (target, info) = target_and_info::<T>(ti);
-        (target, info, Bio::<T>::from_map(bio))
+        (target, info, Bio::<T>::from_map(bio, ti))
     };
     (match target.map(&info, bio).kind {
         MapKind::Remapped => b::DM_MAPIO_REMAPPED,
@@ -186,7 +187,7 @@ pub(super) unsafe extern "C" fn end_io<T: Target>(
     // valid status to update.
     let (target, info, mut bio, status) = unsafe {
         let (target, info) = target_and_info::<T>(ti);
-        (target, info, Bio::<T>::from_end_io(bio), &mut *error)
+        (target, info, Bio::<T>::from_end_io(bio, ti), &mut *error)
     };
     let result = target.end_io(&info, &mut bio, status);
     if bio.kept() {

@@ -114,7 +114,7 @@ impl<T: Target> Ctr<'_, T> {
         // reserved above.
         let _ = self.devices.push(dev, GFP_KERNEL);
         // SAFETY: `dev` is open, and stays open while this builds the handle.
-        Ok(unsafe { DmDev::new(dev) })
+        Ok(unsafe { DmDev::new(dev, ti) })
     }
 
     /// Gives the target a queue of kept bios and a worker

@@ -23,6 +23,8 @@ use kernel::{
 /// file of block device `bdev`, dropped on drop; `devt` and `name` were
 /// copied from the `dm_dev` when it was open.
 pub(crate) struct DmDev {
+    /// The target that opened it: an identity, never dereferenced.
+    owner: *mut b::dm_target,
     file: NonNull<file>,
     bdev: NonNull<block_device>,
     devt: u32,
@@ -38,8 +40,9 @@ unsafe impl Sync for DmDev {}
 impl DmDev {
     /// # Safety
     ///
-    /// `dev` must be an open `dm_dev`, valid during this call.
-    pub(super) unsafe fn new(dev: NonNull<b::dm_dev>) -> Self {
+    /// `dev` must be an open `dm_dev` of target `owner`, valid during this
+    /// call.
+    pub(super) unsafe fn new(dev: NonNull<b::dm_dev>, owner: *mut b::dm_target) -> Self {
         let dev = dev.as_ptr();
         // SAFETY: open (the caller's promise), so its file and block
         // device are set and valid; the file reference taken here keeps
@@ -51,6 +54,7 @@ impl DmDev {
             let file = b::dmr_get_file((*dev).bdev_file);
             let bdev = (*dev).bdev;
             Self {
+                owner,
                 file: NonNull::new_unchecked(file),
                 bdev: NonNull::new_unchecked(bdev),
                 devt: (*bdev).bd_dev,
@@ -64,6 +68,11 @@ impl DmDev {
         // `dm_get_device` wrote a NUL-terminated name; an unterminated one
         // reads as empty.
         CStr::from_bytes_until_nul(&self.name).unwrap_or(c"")
+    }
+
+    /// The target that opened the device.
+    pub(super) fn owner(&self) -> *mut b::dm_target {
+        self.owner
     }
 
     /// The open block device, for the abstractions built on it.

@@ -20,6 +20,8 @@ use kernel::prelude::*;
 /// submitted.
 pub(crate) struct BioHold<T: Target> {
     hold: NonNull<b::dmr_hold>,
+    /// The target whose bios it holds.
+    ti: *mut b::dm_target,
     _target: PhantomData<T>,
 }
 
@@ -30,13 +32,14 @@ unsafe impl<T: Target> Sync for BioHold<T> {}
 
 impl<T: Target> BioHold<T> {
     /// An empty hold for the bios of the target under construction.
-    pub(crate) fn new(_ctx: &Ctr<'_, T>) -> Result<Self> {
+    pub(crate) fn new(ctx: &Ctr<'_, T>) -> Result<Self> {
         // SAFETY: a plain allocation call.
         let hold = unsafe { b::dmr_hold_alloc() };
         // INVARIANT: non-null means allocated, with an empty list.
         NonNull::new(hold)
             .map(|hold| Self {
                 hold,
+                ti: ctx.ti(),
                 _target: PhantomData,
             })
             .ok_or(ENOMEM)
@@ -90,7 +93,7 @@ impl<T: Target> BioHold<T> {
             next = unsafe { b::dmr_bio_list_next(raw) };
             // SAFETY: a held clone of a target of type `T`, off the list and
             // ours until it is disposed of below.
-            let bio = unsafe { Bio::<T>::from_hold(raw) };
+            let bio = unsafe { Bio::<T>::from_hold(raw, self.ti) };
             match route(bio).kind {
                 // SAFETY: the clone was returned as submitted from `map` and
                 // has been pointed at its device; it is submitted once.
@@ -109,9 +112,18 @@ impl<T: Target> BioHold<T> {
 
 impl<T: Target> Drop for BioHold<T> {
     fn drop(&mut self) {
-        // SAFETY: valid (type invariant). A held bio is in flight, and a
-        // target is dropped only once its bios have ended, so the list is
-        // empty.
+        // A held bio is in flight, and a target is dropped only once its
+        // bios have ended; a hold dropped earlier fails what it holds.
+        // SAFETY: `hold` is valid (type invariant).
+        let mut next = unsafe { b::dmr_hold_take(self.hold.as_ptr()) };
+        while !next.is_null() {
+            let raw = next;
+            // SAFETY: on the list taken from the hold; unlinked here.
+            next = unsafe { b::dmr_bio_list_next(raw) };
+            // SAFETY: a held clone, ours (type invariant), ended once.
+            unsafe { end_bio(raw, b::dmr_status_DMR_STS_IOERR as u8) };
+        }
+        // SAFETY: valid (type invariant), its list empty.
         unsafe { b::dmr_hold_free(self.hold.as_ptr()) };
     }
 }

@@ -30,6 +30,9 @@ pub(super) const fn size<T: Target>() -> usize {
     const {
         assert!(align_of::<Slot<T::PerBio>>() <= align_of::<*const u8>());
         assert!(size_of::<Slot<T::PerBio>>() <= u32::MAX as usize);
+        // Per-bio data is never dropped: `map` overwrites it, and a bio
+        // killed in `map` never reaches `end_io`.
+        assert!(!core::mem::needs_drop::<T::PerBio>());
     }
     if has_slot::<T>() {
         size_of::<Slot<T::PerBio>>()

@@ -3,19 +3,25 @@
 //! The registration of a target type with device-mapper core.
 
 use super::{bindings as b, callbacks, Target};
-use core::marker::PhantomData;
-use kernel::{error::to_result, prelude::*, types::Opaque};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{error::to_result, prelude::*};
 
 /// The registration of a target type with device-mapper core.
 ///
+/// The `target_type` lives in an allocation of its own: a table of the
+/// type points to it (`ti->type`) for as long as the table exists, which a
+/// module that drops its registration early could outlive. Tables hold a
+/// reference to the module, so on drop the type is freed only when none
+/// is held, and otherwise left allocated (the module's code stays loaded
+/// with it).
+///
 /// # Invariants
 ///
-/// `target_type` is registered with `dm_register_target` for the whole life
-/// of the registration and unregistered when it is dropped.
-#[pin_data(PinnedDrop)]
+/// `target_type` is a registered `target_type` from `KBox::into_raw`,
+/// unregistered when the registration is dropped.
 pub(crate) struct Registration<T: Target> {
-    #[pin]
-    target_type: Opaque<b::target_type>,
+    target_type: NonNull<b::target_type>,
+    module: &'static ThisModule,
     _target: PhantomData<T>,
 }
 
@@ -27,64 +33,100 @@ unsafe impl<T: Target> Sync for Registration<T> {}
 
 impl<T: Target> Registration<T> {
     /// Registers target type `T`, owned by `module`.
-    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            target_type <- Opaque::try_ffi_init(move |slot: *mut b::target_type| {
-                let tt = b::target_type {
-                    features: T::FEATURES,
-                    name: T::NAME.as_char_ptr(),
-                    module: module.as_ptr(),
-                    version: T::VERSION,
-                    ctr: Some(callbacks::ctr::<T>),
-                    dtr: Some(callbacks::dtr::<T>),
-                    map: Some(callbacks::map::<T>),
-                    end_io: if T::HAS_END_IO { Some(callbacks::end_io::<T>) } else { None },
-                    status: if T::HAS_STATUS { Some(callbacks::status::<T>) } else { None },
-                    message: if T::HAS_MESSAGE { Some(callbacks::message::<T>) } else { None },
-                    iterate_devices: if T::HAS_ITERATE_DEVICES {
-                        Some(callbacks::iterate_devices::<T>)
-                    } else {
-                        None
-                    },
-                    io_hints: if T::HAS_IO_HINTS { Some(callbacks::io_hints::<T>) } else { None },
-                    presuspend: if T::HAS_PRESUSPEND {
-                        Some(callbacks::presuspend::<T>)
-                    } else {
-                        None
-                    },
-                    presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
-                        Some(callbacks::presuspend_undo::<T>)
-                    } else {
-                        None
-                    },
-                    postsuspend: if T::HAS_POSTSUSPEND {
-                        Some(callbacks::postsuspend::<T>)
-                    } else {
-                        None
-                    },
-                    preresume: if T::HAS_PRERESUME { Some(callbacks::preresume::<T>) } else { None },
-                    resume: if T::HAS_RESUME { Some(callbacks::resume::<T>) } else { None },
-                    ..Default::default()
-                };
-                // SAFETY: `slot` is valid for writes and pinned: it is the
-                // place the registration lives in until it is dropped.
-                unsafe { slot.write(tt) };
-                // SAFETY: `slot` holds a fully initialised target type whose
-                // strings are `'static`; it stays pinned until `drop`
-                // unregisters it.
-                to_result(unsafe { b::dm_register_target(slot) })
-            }),
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        let tt = b::target_type {
+            features: T::FEATURES,
+            name: T::NAME.as_char_ptr(),
+            module: module.as_ptr(),
+            version: T::VERSION,
+            ctr: Some(callbacks::ctr::<T>),
+            dtr: Some(callbacks::dtr::<T>),
+            map: Some(callbacks::map::<T>),
+            end_io: if T::HAS_END_IO {
+                Some(callbacks::end_io::<T>)
+            } else {
+                None
+            },
+            status: if T::HAS_STATUS {
+                Some(callbacks::status::<T>)
+            } else {
+                None
+            },
+            message: if T::HAS_MESSAGE {
+                Some(callbacks::message::<T>)
+            } else {
+                None
+            },
+            iterate_devices: if T::HAS_ITERATE_DEVICES {
+                Some(callbacks::iterate_devices::<T>)
+            } else {
+                None
+            },
+            io_hints: if T::HAS_IO_HINTS {
+                Some(callbacks::io_hints::<T>)
+            } else {
+                None
+            },
+            presuspend: if T::HAS_PRESUSPEND {
+                Some(callbacks::presuspend::<T>)
+            } else {
+                None
+            },
+            presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
+                Some(callbacks::presuspend_undo::<T>)
+            } else {
+                None
+            },
+            postsuspend: if T::HAS_POSTSUSPEND {
+                Some(callbacks::postsuspend::<T>)
+            } else {
+                None
+            },
+            preresume: if T::HAS_PRERESUME {
+                Some(callbacks::preresume::<T>)
+            } else {
+                None
+            },
+            resume: if T::HAS_RESUME {
+                Some(callbacks::resume::<T>)
+            } else {
+                None
+            },
+            ..Default::default()
+        };
+        let tt = KBox::into_raw(KBox::new(tt, GFP_KERNEL)?);
+        // SAFETY: `tt` is a fully initialised target type whose strings are
+        // `'static`; it stays allocated until `drop` says otherwise.
+        if let Err(e) = to_result(unsafe { b::dm_register_target(tt) }) {
+            // SAFETY: not registered: ours alone.
+            drop(unsafe { KBox::from_raw(tt) });
+            return Err(e);
+        }
+        // INVARIANT: registered above.
+        Ok(Self {
+            // SAFETY: from `KBox::into_raw`, not null.
+            target_type: unsafe { NonNull::new_unchecked(tt) },
+            module,
             _target: PhantomData,
         })
     }
 }
 
-#[pinned_drop]
-impl<T: Target> PinnedDrop for Registration<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: by the type invariant the target type is registered. The
-        // module cannot be unloaded while a table uses it, so no target of
-        // this type is left.
-        unsafe { b::dm_unregister_target(self.target_type.get()) };
+impl<T: Target> Drop for Registration<T> {
+    fn drop(&mut self) {
+        let tt = self.target_type.as_ptr();
+        // SAFETY: registered (type invariant); no new table can find the
+        // type once this returns.
+        unsafe { b::dm_unregister_target(tt) };
+        // Every table of the type holds a reference to the module: with none
+        // held (as when the module unloads), no table points to the type.
+        // SAFETY: the module is alive: this code is part of it.
+        if unsafe { kernel::bindings::module_refcount(self.module.as_ptr()) } <= 0 {
+            // SAFETY: from `KBox::into_raw` (type invariant), unregistered,
+            // and reached by no table.
+            drop(unsafe { KBox::from_raw(tt) });
+        } else {
+            pr_warn!("a target type was unregistered while tables use it: left allocated\n");
+        }
     }
 }

@@ -252,7 +252,7 @@ within() {
 
 # copy_layout SPARE_BLOCKS BS: "c s0 s1 s2 s3 s4", the blocks per metadata
 # copy and the first block of each copy in a spare area of SPARE_BLOCKS
-# blocks of BS bytes, from the README's format description, independently
+# blocks of BS bytes, from the format description (docs/format.md), independently
 # of the module and of remapctl.
 copy_layout() {
 	awk -v n="$1" -v bs="$2" '

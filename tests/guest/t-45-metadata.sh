@@ -3,7 +3,7 @@
 # reload; 1 to 4 damaged copies are rewritten on load; 5 damaged copies or
 # another table line's metadata make create fail with nothing written;
 # read-only tables never write; metadata written by remapctl restore
-# from the README's format description loads; a commit that reaches no
+# from the format description (docs/format.md) loads; a commit that reaches no
 # copy stops remaps but not I/O.
 
 d=$(nullb_make md1 64 512)
@@ -126,7 +126,7 @@ dmsetup remove md 2>/dev/null
 check "5 damaged copies: nothing written" [ "$(md5sum <$s)" = "$sum" ]
 
 # Metadata written by remapctl restore from a dump made by meta_restore
-# (tests/guest/lib.sh) from the README: 1000 remaps of
+# (tests/guest/lib.sh) from docs/format.md: 1000 remaps of
 # every 7th block, generation 1; the first spare after copy 0 is 19.
 dd if=/dev/zero of=$s bs=1M count=16 oflag=direct 2>/dev/null
 check "remapctl restore writes 1000 remaps" meta_restore $s 0 131072 0 32768 4096 1000 7

@@ -53,7 +53,7 @@ check "list: the same remaps" sh -c "dmsetup message rc 0 list | /sbin/cmp - /tm
 check "close" remapctl close rc
 
 # The spare area's first sector and copy starts, from the dump's geometry
-# and the README's format.
+# and the format of docs/format.md.
 meta_geometry $a
 for blk in 0 1; do
 	kind=superblock reason="Spare area has metadata but no intact copy"
