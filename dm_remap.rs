@@ -67,41 +67,26 @@ mod table_args;
 #[path = "dm_remap/worker.rs"]
 mod worker;
 
-use breakage::{broken, Breakage};
-use claim::{ClaimError, SpareClaim};
-use core::{
-    fmt,
-    sync::atomic::{AtomicBool, Ordering::Relaxed},
-};
-use ctr::table_errno;
+use claim::SpareClaim;
+use core::{fmt, sync::atomic::AtomicBool};
 use device_stats::DeviceStats;
-use entry::{Entry, Spare, MAX_SPARE_BLOCKS};
-use first_blocks::FirstBlocks;
-use kapi::bufio::BufioClient;
+use entry::Entry;
 use kapi::dm::{
-    self, BioOp, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits, StatusType,
+    self, DeviceVisitor, DmDev, Emitter, EndIoResult, MapResult, QueueLimits, StatusType,
 };
 use kapi::percpu::PerCpuCounters;
-use kapi::sched::NoIoScope;
-use kapi::srcu::{ReadIndex, Srcu};
+use kapi::srcu::Srcu;
 use kapi::workqueue::OrderedQueue;
 use kernel::{
-    new_condvar, new_mutex,
     prelude::*,
     sync::{rcu, Arc, CondVar, Mutex},
-    time::{Instant, Monotonic},
 };
-use metadata::{
-    check_block, CommitError, Format, FormatError, Identity, LoadError, MetaImage, MetaWriter,
-    Pending, Slot,
-};
-use per_bio::{PerBio, Tag};
-use remap_table::{RemapTable, TableError, Writer};
+use metadata::{CommitError, MetaWriter, Slot};
+use per_bio::PerBio;
+use remap_table::{RemapTable, Writer};
 use scrub::Scrub;
-use spare_alloc::{SpareAllocator, METADATA_COPIES};
-use switch::{Switch, Switched};
-use table_args::{parse_u64, Features, Geometry};
-use worker::remappable;
+use spare_alloc::SpareAllocator;
+use table_args::{parse_u64, Features};
 
 /// The abstractions' types, for this target.
 type Bio<'a> = dm::Bio<'a, RemapTarget>;

@@ -33,24 +33,13 @@
 //! area), `writer.rs` (commits on the workqueue and their waiters) and
 //! `latency.rs`; `memdev.rs` is the unit tests' device.
 
-use crate::kapi::bufio::BufioClient;
 use crate::kapi::crc_random::{crc32c, fill_random};
-use crate::kapi::dm::DmDev;
-use crate::kapi::sched::NoIoScope;
 use crate::ondisk::Crc32c;
 pub(crate) use crate::ondisk::{
-    any_superblock, check_block, encode_commit, superblock_size, write_commit, BadBlock,
-    CommitBlocks, Format, FormatError, Identity, LoadBuffers, MetadataDev, Pending, Recovered,
-    Slot, METADATA_COPIES, UUID_BYTES,
+    check_block, BadBlock, Format, FormatError, Identity, MetadataDev, Pending, Slot,
+    METADATA_COPIES, UUID_BYTES,
 };
-use kernel::{
-    alloc::AllocError,
-    impl_has_work, new_condvar, new_mutex, new_work,
-    prelude::*,
-    sync::{Arc, CondVar, Mutex, MutexGuard},
-    time::{delay::fsleep, Delta, Instant, Monotonic},
-    workqueue::{Queue, Work, WorkItem},
-};
+use kernel::prelude::*;
 
 mod commit;
 mod image;
@@ -209,6 +198,7 @@ mod tests {
     #[cfg(not(CONFIG_PROVE_LOCKING))]
     #[test]
     fn commit_cost() {
+        use kernel::time::{Instant, Monotonic};
         let f = fmt();
         let mut dev = MemDev::new(&f);
         let mut image = MetaImage::blank(&f, TEST_UUID).unwrap();

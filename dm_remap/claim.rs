@@ -3,7 +3,7 @@
 //! The claim of a spare area by one live target: two targets writing
 //! metadata into one area would destroy it.
 
-use super::*;
+use kernel::prelude::*;
 
 /// A spare area claimed by a live table.
 struct Owner {

@@ -10,7 +10,9 @@
 //! read are the entry's plus the table's own. Removing the device (its
 //! last table) drops the entry: a device created again starts from zero.
 
-use super::*;
+use crate::kapi::percpu::PerCpuCounters;
+use crate::stat;
+use kernel::prelude::*;
 
 /// The counters that tables of one target gave back when suspended.
 pub(super) struct Entry {

@@ -4,7 +4,21 @@
 //! lives; `end_io` leaves the bio's read section and keeps failed bios
 //! for the worker.
 
-use super::*;
+use crate::breakage::broken;
+use crate::breakage::Breakage;
+use crate::entry::Entry;
+use crate::kapi::dm::BioOp;
+use crate::kapi::dm::EndIoResult;
+use crate::kapi::dm::MapResult;
+use crate::kapi::srcu::ReadIndex;
+use crate::per_bio::Tag;
+use crate::stat;
+use crate::worker::remappable;
+use crate::Bio;
+use crate::RemapTarget;
+use crate::TargetInfo;
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::prelude::*;
 
 impl RemapTarget {
     /// Sends a bio that starts at target offset `offset`, in remapped

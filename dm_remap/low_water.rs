@@ -4,7 +4,11 @@
 //! when free spares fall below it, as dm-thin's `low_water_mark`, and a
 //! status flag while they are below.
 
-use super::*;
+use crate::spare_alloc::SpareAllocator;
+use crate::Admin;
+use crate::RemapTarget;
+use crate::TargetInfo;
+use kernel::prelude::*;
 
 /// Whether the free spares of `spares` are below `percent` of them.
 pub(super) fn below(percent: Option<u32>, spares: &SpareAllocator) -> bool {

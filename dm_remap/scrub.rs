@@ -23,7 +23,26 @@
 //! table (a reload) starts with no scrub: `scrub start` begins at block 0.
 //! `map` never looks at any of this.
 
-use super::*;
+use crate::breakage::broken;
+use crate::breakage::Breakage;
+use crate::entry::Entry;
+use crate::kapi::dm::Emitter;
+use crate::kapi::sched::NoIoScope;
+use crate::metadata;
+use crate::metadata::check_block;
+use crate::metadata::Pending;
+use crate::metadata::Slot;
+use crate::refuse;
+use crate::spare_alloc::METADATA_COPIES;
+use crate::stat;
+use crate::switch::Switch;
+use crate::table_args;
+use crate::RemapTarget;
+use crate::TargetInfo;
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::prelude::*;
+use kernel::time::Instant;
+use kernel::time::Monotonic;
 
 /// The rate a scrub reads at when `scrub start` gives none, in MiB/s.
 pub(super) const DEFAULT_RATE_MIB: u32 = 16;

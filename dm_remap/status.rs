@@ -2,7 +2,13 @@
 
 //! `dmsetup status`, `dmsetup table` and the IMA measurement.
 
-use super::*;
+use crate::kapi::dm::Emitter;
+use crate::kapi::dm::StatusType;
+use crate::spare_alloc::METADATA_COPIES;
+use crate::stat;
+use crate::RemapTarget;
+use crate::TargetInfo;
+use core::sync::atomic::Ordering::Relaxed;
 
 impl RemapTarget {
     pub(super) fn emit_status(&self, ti: &TargetInfo<'_>, kind: StatusType, out: &mut Emitter<'_>) {

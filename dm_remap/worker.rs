@@ -4,7 +4,26 @@
 //! whose writes fail again, marks unreadable blocks pending, and commits
 //! each group at once.
 
-use super::*;
+use crate::breakage::broken;
+use crate::breakage::Breakage;
+use crate::entry::Entry;
+use crate::entry::Spare;
+use crate::kapi::dm;
+use crate::kapi::sched::NoIoScope;
+use crate::metadata::CommitError;
+use crate::metadata::Pending;
+use crate::metadata::Slot;
+use crate::per_bio::Tag;
+use crate::relocation;
+use crate::stat;
+use crate::switch::Switch;
+use crate::switch::Switched;
+use crate::Admin;
+use crate::KeptBio;
+use crate::RemapTarget;
+use crate::TargetInfo;
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::prelude::*;
 use relocation::{OldMapping, RelocState, Relocation};
 
 /// Relocations the worker gathers before it commits them together.

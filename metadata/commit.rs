@@ -2,7 +2,13 @@
 
 //! One commit, encoded, as the writer holds it.
 
-use super::*;
+use crate::metadata::Crc;
+use crate::ondisk::write_commit;
+use crate::ondisk::CommitBlocks;
+use crate::ondisk::Format;
+use crate::ondisk::MetadataDev;
+use crate::ondisk::METADATA_COPIES;
+use kernel::prelude::*;
 
 /// How a commit went (see [`crate::ondisk::CommitOutcome`]).
 pub(crate) type CommitOutcome = crate::ondisk::CommitOutcome<Error>;

@@ -2,7 +2,18 @@
 
 //! The metadata in memory, as the next commit writes it.
 
-use super::*;
+use crate::metadata::Commit;
+use crate::metadata::CommitOutcome;
+use crate::metadata::Crc;
+use crate::ondisk::encode_commit;
+use crate::ondisk::Format;
+use crate::ondisk::Pending;
+use crate::ondisk::Recovered;
+use crate::ondisk::Slot;
+use crate::ondisk::METADATA_COPIES;
+use crate::ondisk::UUID_BYTES;
+use kernel::alloc::AllocError;
+use kernel::prelude::*;
 
 /// The metadata in memory: the slot words as last changed, what is still
 /// to be written, and which copies missed writes.

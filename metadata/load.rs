@@ -3,8 +3,23 @@
 //! Loading the metadata from the spare area, by the recovery rules of the
 //! format.
 
-use super::*;
+use super::image::filled;
 use crate::breakage::{broken, Breakage};
+use crate::kapi::bufio::BufioClient;
+use crate::kapi::dm::DmDev;
+use crate::metadata::Crc;
+use crate::metadata::MetaImage;
+use crate::ondisk::any_superblock;
+use crate::ondisk::superblock_size;
+use crate::ondisk::Format;
+use crate::ondisk::Identity;
+use crate::ondisk::LoadBuffers;
+use crate::ondisk::MetadataDev;
+use crate::ondisk::Recovered;
+use crate::ondisk::METADATA_COPIES;
+use crate::ondisk::UUID_BYTES;
+use kernel::alloc::AllocError;
+use kernel::prelude::*;
 
 /// Why the metadata cannot be loaded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

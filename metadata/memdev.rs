@@ -2,7 +2,11 @@
 
 //! The in-memory device of the unit tests.
 
-use super::*;
+use super::image::filled;
+use crate::ondisk::Format;
+use crate::ondisk::MetadataDev;
+use crate::ondisk::METADATA_COPIES;
+use kernel::prelude::*;
 
 /// The in-memory device of the unit tests: five copies of `copy_blocks`
 /// blocks, and a log of the writes and flushes made.
