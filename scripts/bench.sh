@@ -67,12 +67,12 @@ full=1
 [ "$modes" = "icount wall" ] || full=0
 [ "${BENCH_REPS:-3}" -ge 3 ] && [ "${BENCH_RUNTIME:-3}" -ge 3 ] || full=0
 [ "$errors" = 0 ] || full=0
-# Every run there: 7 configurations of random read, 6 of random write and
-# latency, 5 of sequential read, each round.
+# Every run there: 8 configurations of random read, 7 of random write and
+# latency, 6 of sequential read, each round.
 for mode in $modes; do
 	[ -f "$PROJ/results/guest-bench-$mode.log" ] || die "no results/guest-bench-$mode.log"
 	runs=$(grep -c '^BENCH run' "$PROJ/results/guest-bench-$mode.log" || true)
-	[ "$runs" = $((${BENCH_REPS:-3} * 24)) ] || full=0
+	[ "$runs" = $((${BENCH_REPS:-3} * 28)) ] || full=0
 done
 base=bench
 [ $full = 1 ] || base=bench-subset
@@ -141,14 +141,15 @@ summarize() {
 			printf "\n"
 		}
 		printf "\nShare of bios that went to spares (%%, median; each run checked against what its configuration intends): random read "
-		for (i = 3; i <= n; i++) {
+		# The remap configurations: from r0 (the 4th) on.
+		for (i = 4; i <= n; i++) {
 			c = cfg[i]
 			printf "%s %s%s", c, (("hit_randread", c) in med) ? med["hit_randread", c] : "-", i < n ? ", " : "; "
 		}
 		printf "1 MiB sequential read "
-		for (i = 3; i <= 5; i++) {
+		for (i = 4; i <= 6; i++) {
 			c = cfg[i]
-			printf "%s %s%s", c, (("hit_seqread", c) in med) ? med["hit_seqread", c] : "-", i < 5 ? ", " : ".\n"
+			printf "%s %s%s", c, (("hit_seqread", c) in med) ? med["hit_seqread", c] : "-", i < 6 ? ", " : ".\n"
 		}
 		if (("randread_iops", "r1mscrub") in med && ("randread_iops", "r1m") in med) {
 			printf "Scrub at its default rate (16 MiB/s) during 4k random reads on r1m: %.4g IOPS against %.4g without, %.3fx (the foreground lost %.1f%%); the scrub read %.1f MiB/s meanwhile (median).\n",
