@@ -199,6 +199,20 @@ impl SpareAllocator {
         Ok(())
     }
 
+    /// Releases a block the caller knows to be in use (an entry or a switch
+    /// held it until now): that cannot fail while the allocator's
+    /// bookkeeping is right, and a failure, which would say it is not, is
+    /// warned about.
+    pub(crate) fn release_held(&mut self, b: u32) {
+        kernel::warn_on!(self.release(b).is_err());
+    }
+
+    /// Retires a block the caller knows to be in use, as
+    /// [`Self::release_held`] releases one.
+    pub(crate) fn retire_held(&mut self, b: u32) {
+        kernel::warn_on!(self.retire(b).is_err());
+    }
+
     /// The metadata layout.
     pub(crate) fn layout(&self) -> &MetadataLayout {
         &self.layout

@@ -86,7 +86,7 @@ impl RemapTarget {
             if let Err(e) = switch.mark(admin, block, Some(to), true) {
                 // Not marked, so not the switch's: just allocated, so in
                 // use, the release cannot fail.
-                let _ = admin.spares.release(spare);
+                admin.spares.release_held(spare);
                 return refuse(e, format_args!("remap of block {} failed", block));
             }
             spare
@@ -229,7 +229,7 @@ impl RemapTarget {
             // In use until now (the entry held it), so the release cannot
             // fail: the free stack has room for every spare that is not
             // retired.
-            let _ = admin.spares.release(old.block);
+            admin.spares.release_held(old.block);
             admin.exhaustion_reported = false;
         });
         if let Err(e) = committed {

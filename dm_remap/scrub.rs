@@ -686,7 +686,7 @@ impl RemapTarget {
             self.stats.inc(stat::PENDING_MARKED);
             // Its remap held it until now, so it is in use: the retirement
             // cannot fail.
-            let _ = admin.spares.retire(spare);
+            admin.spares.retire_held(spare);
         });
         if committed.is_ok() {
             UnreadableSpare::Lost

@@ -158,7 +158,7 @@ impl<'a> Switch<'a> {
         let b = &mut self.blocks[i];
         if let (Some(s), true, true) = (b.to, b.allocated, retire) {
             // Allocated for this switch, so in use: cannot fail.
-            let _ = admin.spares.retire(s.block);
+            admin.spares.retire_held(s.block);
         }
         b.allocated = false;
         b.abandoned = true;
@@ -176,7 +176,7 @@ impl<'a> Switch<'a> {
             // Called without `spare_failed`: the spare replaced is unused
             // (nothing commits it), and allocated, so the release cannot
             // fail.
-            let _ = admin.spares.release(s.block);
+            admin.spares.release_held(s.block);
         }
         b.to = Some(to);
         b.allocated = true;
@@ -299,7 +299,7 @@ fn rollback(t: &RemapTarget, admin: &mut Admin, b: &Switched) {
     }
     if let (Some(s), true) = (b.to, b.allocated) {
         // Allocated for this switch, so in use: cannot fail.
-        let _ = admin.spares.release(s.block);
+        admin.spares.release_held(s.block);
     }
 }
 

@@ -383,7 +383,7 @@ impl RemapTarget {
                 Err(_) if allocated => {
                     // Not the switch's, just allocated, so in use: the
                     // release cannot fail.
-                    let _ = admin.spares.release(spare);
+                    admin.spares.release_held(spare);
                 }
                 Err(_) => {}
             }
@@ -616,14 +616,14 @@ impl RemapTarget {
                 // The first write of a lost block: its zero-filled spare is
                 // free again (in use until now, so the release cannot
                 // fail).
-                let _ = admin.spares.release(spare);
+                admin.spares.release_held(spare);
                 admin.exhaustion_reported = false;
             }
             OldMapping::Retired { spare } => {
                 self.stats.inc(stat::SPARE_WRITE_ERRORS);
                 // Its remap held it until now, so it is in use: the
                 // retirement cannot fail.
-                let _ = admin.spares.retire(spare);
+                admin.spares.retire_held(spare);
             }
             OldMapping::SameSpare | OldMapping::Unmapped => {}
         }

@@ -3,7 +3,9 @@
 //! The bios a target keeps to end later from its worker, and the worker.
 
 use super::{
-    bindings as b, callbacks,
+    bindings as b,
+    bio_list::{end_bio, TakenBios},
+    callbacks,
     disposition::MapKind,
     per_bio::{self, Slot},
     Bio, Ctr, MapResult, Target,
@@ -138,8 +140,9 @@ impl<T: Target> BioQueue<T> {
     /// Takes every kept bio, in the order they were added.
     pub(crate) fn take(&self) -> KeptBios<T> {
         KeptBios {
-            // SAFETY: the queue is valid (type invariant).
-            next: unsafe { b::dmr_bioq_take(self.q.as_ptr()) },
+            // SAFETY: the queue is valid (type invariant); what it gives is
+            // the list of its kept bios, taken off it, ours to end.
+            list: unsafe { TakenBios::new(b::dmr_bioq_take(self.q.as_ptr())) },
             _target: PhantomData,
         }
     }
@@ -152,28 +155,14 @@ impl<T: Target> BioQueue<T> {
     }
 }
 
-/// Ends a bio with `status` (`bio->bi_status = status; bio_endio(bio)`).
-///
-/// # Safety
-///
-/// `bio` must be a valid bio that the caller owns and ends once, here.
-pub(super) unsafe fn end_bio(bio: *mut bio, status: u8) {
-    // SAFETY: as the caller promises.
-    unsafe {
-        (*bio).bi_status = status;
-        kernel::bindings::bio_endio(bio);
-    }
-}
-
 /// The bios taken from a [`BioQueue`]; any not taken out are ended with an
 /// I/O error when this is dropped.
 ///
 /// # Invariants
 ///
-/// `next` heads a list, linked by `bi_next`, of clones of a target of type
-/// `T` that are ours to end.
+/// `list` holds clones of a target of type `T`.
 pub(crate) struct KeptBios<T: Target> {
-    next: *mut bio,
+    list: TakenBios,
     _target: PhantomData<T>,
 }
 
@@ -181,22 +170,11 @@ impl<T: Target> Iterator for KeptBios<T> {
     type Item = KeptBio<T>;
 
     fn next(&mut self) -> Option<KeptBio<T>> {
-        let raw = NonNull::new(self.next)?;
-        // SAFETY: `raw` is on the list (type invariant); unlinking it
-        // leaves the rest intact.
-        self.next = unsafe { b::dmr_bio_list_next(raw.as_ptr()) };
-        Some(KeptBio {
-            bio: raw,
+        // INVARIANT: a clone of a target of type `T`, off the list, ours.
+        self.list.next().map(|bio| KeptBio {
+            bio,
             _target: PhantomData,
         })
-    }
-}
-
-impl<T: Target> Drop for KeptBios<T> {
-    fn drop(&mut self) {
-        for bio in self.by_ref() {
-            bio.end(b::dmr_status_DMR_STS_IOERR as u8);
-        }
     }
 }
 

@@ -110,9 +110,13 @@ impl<T: Target> Ctr<'_, T> {
         })?;
         // SAFETY: `dm_get_device` succeeded, so `dev` is valid.
         let dev = unsafe { NonNull::new_unchecked(dev) };
-        // INVARIANT: opened for `ti`; put on drop or by `dtr`. Cannot fail:
-        // reserved above.
-        let _ = self.devices.push(dev, GFP_KERNEL);
+        // INVARIANT: opened for `ti`; put on drop or by `dtr`. Room was
+        // reserved above; were it not, the device is put at once.
+        if self.devices.push_within_capacity(dev).is_err() {
+            // SAFETY: opened for `ti` just now, and recorded nowhere.
+            unsafe { b::dm_put_device(ti, dev.as_ptr()) };
+            return Err(ENOMEM);
+        }
         // SAFETY: `dev` is open, and stays open while this builds the handle.
         Ok(unsafe { DmDev::new(dev, ti) })
     }

@@ -2,7 +2,12 @@
 
 //! Bios a target holds back in `map` and maps again later.
 
-use super::{bindings as b, bio_queue::end_bio, disposition::MapKind, Bio, Ctr, MapResult, Target};
+use super::{
+    bindings as b,
+    bio_list::{end_bio, TakenBios},
+    disposition::MapKind,
+    Bio, Ctr, MapResult, Target,
+};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::prelude::*;
 
@@ -76,6 +81,13 @@ impl<T: Target> BioHold<T> {
         }
     }
 
+    /// Every held bio, taken off the hold.
+    fn take(&self) -> TakenBios {
+        // SAFETY: `hold` is valid (type invariant); what it gives is the
+        // list of its bios, taken off it, ours to end.
+        unsafe { TakenBios::new(b::dmr_hold_take(self.hold.as_ptr())) }
+    }
+
     /// Takes every held bio and passes it to `route`, which maps it as
     /// `map` does. What it returns is carried out as device-mapper core
     /// would: remapped bios are submitted, submitted ones were taken
@@ -84,13 +96,8 @@ impl<T: Target> BioHold<T> {
     /// error, so that every bio taken from the hold ends exactly once.
     /// Process context.
     pub(crate) fn release(&self, mut route: impl for<'b> FnMut(Bio<'b, T>) -> MapResult<'b>) {
-        // SAFETY: `hold` is valid (type invariant).
-        let mut next = unsafe { b::dmr_hold_take(self.hold.as_ptr()) };
-        while !next.is_null() {
-            let raw = next;
-            // SAFETY: `raw` is on the list taken from the hold, linked by
-            // `bi_next`; unlinking it leaves the rest of the list intact.
-            next = unsafe { b::dmr_bio_list_next(raw) };
+        for raw in self.take() {
+            let raw = raw.as_ptr();
             // SAFETY: a held clone of a target of type `T`, off the list and
             // ours until it is disposed of below.
             let bio = unsafe { Bio::<T>::from_hold(raw, self.ti) };
@@ -114,15 +121,7 @@ impl<T: Target> Drop for BioHold<T> {
     fn drop(&mut self) {
         // A held bio is in flight, and a target is dropped only once its
         // bios have ended; a hold dropped earlier fails what it holds.
-        // SAFETY: `hold` is valid (type invariant).
-        let mut next = unsafe { b::dmr_hold_take(self.hold.as_ptr()) };
-        while !next.is_null() {
-            let raw = next;
-            // SAFETY: on the list taken from the hold; unlinked here.
-            next = unsafe { b::dmr_bio_list_next(raw) };
-            // SAFETY: a held clone, ours (type invariant), ended once.
-            unsafe { end_bio(raw, b::dmr_status_DMR_STS_IOERR as u8) };
-        }
+        drop(self.take());
         // SAFETY: valid (type invariant), its list empty.
         unsafe { b::dmr_hold_free(self.hold.as_ptr()) };
     }

@@ -61,6 +61,7 @@ mod offsets {
 const _: () = assert!(offsets::DM_TIO_FLAGS_SIZE == size_of::<u16>());
 
 mod bio;
+mod bio_list;
 mod bio_queue;
 mod callbacks;
 mod ctr;

@@ -34,6 +34,16 @@ unsafe impl<T: Target> Sync for Registration<T> {}
 impl<T: Target> Registration<T> {
     /// Registers target type `T`, owned by `module`.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        // The callback of an optional method, if the target has it.
+        macro_rules! optional {
+            ($has:ident, $callback:ident) => {
+                if T::$has {
+                    Some(callbacks::$callback::<T>)
+                } else {
+                    None
+                }
+            };
+        }
         let tt = b::target_type {
             features: T::FEATURES,
             name: T::NAME.as_char_ptr(),
@@ -42,56 +52,16 @@ impl<T: Target> Registration<T> {
             ctr: Some(callbacks::ctr::<T>),
             dtr: Some(callbacks::dtr::<T>),
             map: Some(callbacks::map::<T>),
-            end_io: if T::HAS_END_IO {
-                Some(callbacks::end_io::<T>)
-            } else {
-                None
-            },
-            status: if T::HAS_STATUS {
-                Some(callbacks::status::<T>)
-            } else {
-                None
-            },
-            message: if T::HAS_MESSAGE {
-                Some(callbacks::message::<T>)
-            } else {
-                None
-            },
-            iterate_devices: if T::HAS_ITERATE_DEVICES {
-                Some(callbacks::iterate_devices::<T>)
-            } else {
-                None
-            },
-            io_hints: if T::HAS_IO_HINTS {
-                Some(callbacks::io_hints::<T>)
-            } else {
-                None
-            },
-            presuspend: if T::HAS_PRESUSPEND {
-                Some(callbacks::presuspend::<T>)
-            } else {
-                None
-            },
-            presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
-                Some(callbacks::presuspend_undo::<T>)
-            } else {
-                None
-            },
-            postsuspend: if T::HAS_POSTSUSPEND {
-                Some(callbacks::postsuspend::<T>)
-            } else {
-                None
-            },
-            preresume: if T::HAS_PRERESUME {
-                Some(callbacks::preresume::<T>)
-            } else {
-                None
-            },
-            resume: if T::HAS_RESUME {
-                Some(callbacks::resume::<T>)
-            } else {
-                None
-            },
+            end_io: optional!(HAS_END_IO, end_io),
+            status: optional!(HAS_STATUS, status),
+            message: optional!(HAS_MESSAGE, message),
+            iterate_devices: optional!(HAS_ITERATE_DEVICES, iterate_devices),
+            io_hints: optional!(HAS_IO_HINTS, io_hints),
+            presuspend: optional!(HAS_PRESUSPEND, presuspend),
+            presuspend_undo: optional!(HAS_PRESUSPEND_UNDO, presuspend_undo),
+            postsuspend: optional!(HAS_POSTSUSPEND, postsuspend),
+            preresume: optional!(HAS_PRERESUME, preresume),
+            resume: optional!(HAS_RESUME, resume),
             ..Default::default()
         };
         let tt = KBox::into_raw(KBox::new(tt, GFP_KERNEL)?);
