@@ -3,48 +3,27 @@
 //! The constructor, and loading the table and allocator from metadata
 //! (at construction and again in `preresume` after a reload).
 
-use crate::breakage::broken;
-use crate::breakage::Breakage;
-use crate::claim::ClaimError;
-use crate::claim::SpareClaim;
+use crate::breakage::{broken, Breakage};
+use crate::claim::{ClaimError, SpareClaim};
 use crate::device_stats::DeviceStats;
-use crate::entry::Entry;
-use crate::entry::Spare;
-use crate::entry::MAX_SPARE_BLOCKS;
+use crate::entry::{Entry, Spare, MAX_SPARE_BLOCKS};
 use crate::kapi::bufio::BufioClient;
 use crate::kapi::percpu::PerCpuCounters;
 use crate::kapi::srcu::Srcu;
 use crate::kapi::workqueue::OrderedQueue;
-use crate::low_water;
-use crate::metadata;
-use crate::metadata::Format;
-use crate::metadata::FormatError;
-use crate::metadata::Identity;
-use crate::metadata::LoadError;
-use crate::metadata::MetaImage;
-use crate::metadata::MetaWriter;
-use crate::metadata::Slot;
-use crate::remap_table::RemapTable;
-use crate::remap_table::TableError;
-use crate::remap_table::Writer;
+use crate::metadata::{Format, FormatError, Identity, LoadError, MetaImage, MetaWriter, Slot};
+use crate::remap_table::{RemapTable, TableError, Writer};
 use crate::scrub::Scrub;
-use crate::spare_alloc::SpareAllocator;
-use crate::spare_alloc::METADATA_COPIES;
-use crate::table_args;
+use crate::spare_alloc::{SpareAllocator, METADATA_COPIES};
 use crate::table_args::Geometry;
-use crate::Admin;
-use crate::BioHold;
-use crate::Ctr;
-use crate::RemapTarget;
-use crate::DEFAULT_READ_RETRIES;
+use crate::{
+    low_water, metadata, table_args, Admin, BioHold, Ctr, RemapTarget, DEFAULT_READ_RETRIES,
+};
 use core::sync::atomic::AtomicBool;
-use kernel::new_condvar;
-use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::rcu;
-use kernel::sync::Arc;
-use kernel::time::Instant;
-use kernel::time::Monotonic;
+use kernel::sync::{rcu, Arc};
+use kernel::time::{Instant, Monotonic};
+use kernel::{new_condvar, new_mutex};
 
 impl RemapTarget {
     /// Loads the metadata again and rebuilds the table and allocator from

@@ -4,19 +4,13 @@
 //! lives; `end_io` leaves the bio's read section and keeps failed bios
 //! for the worker.
 
-use crate::breakage::broken;
-use crate::breakage::Breakage;
+use crate::breakage::{broken, Breakage};
 use crate::entry::Entry;
-use crate::kapi::dm::BioOp;
-use crate::kapi::dm::EndIoResult;
-use crate::kapi::dm::MapResult;
+use crate::kapi::dm::{BioOp, EndIoResult, MapResult};
 use crate::kapi::srcu::ReadIndex;
 use crate::per_bio::Tag;
-use crate::stat;
 use crate::worker::remappable;
-use crate::Bio;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::{stat, Bio, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
 

@@ -5,9 +5,7 @@
 //! status flag while they are below.
 
 use crate::spare_alloc::SpareAllocator;
-use crate::Admin;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::{Admin, RemapTarget, TargetInfo};
 use kernel::prelude::*;
 
 /// Whether the free spares of `spares` are below `percent` of them.

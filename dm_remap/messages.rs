@@ -2,18 +2,14 @@
 
 //! `dmsetup message`: remap, unremap, lookup, list, stats.
 
-use crate::entry::Entry;
-use crate::entry::Spare;
+use crate::entry::{Entry, Spare};
 use crate::first_blocks::FirstBlocks;
 use crate::kapi::dm::Emitter;
 use crate::kapi::sched::NoIoScope;
 use crate::metadata::Slot;
-use crate::refuse;
-use crate::stat;
 use crate::switch::Switch;
 use crate::table_args::parse_u64;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::{refuse, stat, RemapTarget, TargetInfo};
 use kernel::prelude::*;
 
 const HELP_TEXT: &str = "\

@@ -23,26 +23,17 @@
 //! table (a reload) starts with no scrub: `scrub start` begins at block 0.
 //! `map` never looks at any of this.
 
-use crate::breakage::broken;
-use crate::breakage::Breakage;
+use crate::breakage::{broken, Breakage};
 use crate::entry::Entry;
 use crate::kapi::dm::Emitter;
 use crate::kapi::sched::NoIoScope;
-use crate::metadata;
-use crate::metadata::check_block;
-use crate::metadata::Pending;
-use crate::metadata::Slot;
-use crate::refuse;
+use crate::metadata::{check_block, Pending, Slot};
 use crate::spare_alloc::METADATA_COPIES;
-use crate::stat;
 use crate::switch::Switch;
-use crate::table_args;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::{metadata, refuse, stat, table_args, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
-use kernel::time::Instant;
-use kernel::time::Monotonic;
+use kernel::time::{Instant, Monotonic};
 
 /// The rate a scrub reads at when `scrub start` gives none, in MiB/s.
 pub(super) const DEFAULT_RATE_MIB: u32 = 16;

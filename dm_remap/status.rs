@@ -2,12 +2,9 @@
 
 //! `dmsetup status`, `dmsetup table` and the IMA measurement.
 
-use crate::kapi::dm::Emitter;
-use crate::kapi::dm::StatusType;
+use crate::kapi::dm::{Emitter, StatusType};
 use crate::spare_alloc::METADATA_COPIES;
-use crate::stat;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::{stat, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 
 impl RemapTarget {

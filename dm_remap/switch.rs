@@ -10,16 +10,11 @@
 //! ends it by the outcome of its commit (rolled back when none was made),
 //! so no block stays switching and no bio stays held.
 
-use crate::breakage::broken;
-use crate::breakage::Breakage;
+use crate::breakage::{broken, Breakage};
 use crate::ctr::table_errno;
-use crate::entry::Entry;
-use crate::entry::Spare;
-use crate::metadata::CommitError;
-use crate::metadata::MetaImage;
-use crate::Admin;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::entry::{Entry, Spare};
+use crate::metadata::{CommitError, MetaImage};
+use crate::{Admin, RemapTarget, TargetInfo};
 use kernel::prelude::*;
 
 /// One block of a switch.

@@ -4,24 +4,14 @@
 //! whose writes fail again, marks unreadable blocks pending, and commits
 //! each group at once.
 
-use crate::breakage::broken;
-use crate::breakage::Breakage;
-use crate::entry::Entry;
-use crate::entry::Spare;
+use crate::breakage::{broken, Breakage};
+use crate::entry::{Entry, Spare};
 use crate::kapi::dm;
 use crate::kapi::sched::NoIoScope;
-use crate::metadata::CommitError;
-use crate::metadata::Pending;
-use crate::metadata::Slot;
+use crate::metadata::{CommitError, Pending, Slot};
 use crate::per_bio::Tag;
-use crate::relocation;
-use crate::stat;
-use crate::switch::Switch;
-use crate::switch::Switched;
-use crate::Admin;
-use crate::KeptBio;
-use crate::RemapTarget;
-use crate::TargetInfo;
+use crate::switch::{Switch, Switched};
+use crate::{relocation, stat, Admin, KeptBio, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
 use relocation::{OldMapping, RelocState, Relocation};

@@ -3,11 +3,7 @@
 //! One commit, encoded, as the writer holds it.
 
 use crate::metadata::Crc;
-use crate::ondisk::write_commit;
-use crate::ondisk::CommitBlocks;
-use crate::ondisk::Format;
-use crate::ondisk::MetadataDev;
-use crate::ondisk::METADATA_COPIES;
+use crate::ondisk::{write_commit, CommitBlocks, Format, MetadataDev, METADATA_COPIES};
 use kernel::prelude::*;
 
 /// How a commit went (see [`crate::ondisk::CommitOutcome`]).

@@ -2,16 +2,8 @@
 
 //! The metadata in memory, as the next commit writes it.
 
-use crate::metadata::Commit;
-use crate::metadata::CommitOutcome;
-use crate::metadata::Crc;
-use crate::ondisk::encode_commit;
-use crate::ondisk::Format;
-use crate::ondisk::Pending;
-use crate::ondisk::Recovered;
-use crate::ondisk::Slot;
-use crate::ondisk::METADATA_COPIES;
-use crate::ondisk::UUID_BYTES;
+use crate::metadata::{Commit, CommitOutcome, Crc};
+use crate::ondisk::{encode_commit, Format, Pending, Recovered, Slot, METADATA_COPIES, UUID_BYTES};
 use kernel::alloc::AllocError;
 use kernel::prelude::*;
 

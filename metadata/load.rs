@@ -7,17 +7,11 @@ use super::image::filled;
 use crate::breakage::{broken, Breakage};
 use crate::kapi::bufio::BufioClient;
 use crate::kapi::dm::DmDev;
-use crate::metadata::Crc;
-use crate::metadata::MetaImage;
-use crate::ondisk::any_superblock;
-use crate::ondisk::superblock_size;
-use crate::ondisk::Format;
-use crate::ondisk::Identity;
-use crate::ondisk::LoadBuffers;
-use crate::ondisk::MetadataDev;
-use crate::ondisk::Recovered;
-use crate::ondisk::METADATA_COPIES;
-use crate::ondisk::UUID_BYTES;
+use crate::metadata::{Crc, MetaImage};
+use crate::ondisk::{
+    any_superblock, superblock_size, Format, Identity, LoadBuffers, MetadataDev, Recovered,
+    METADATA_COPIES, UUID_BYTES,
+};
 use kernel::alloc::AllocError;
 use kernel::prelude::*;
 

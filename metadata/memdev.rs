@@ -3,9 +3,7 @@
 //! The in-memory device of the unit tests.
 
 use super::image::filled;
-use crate::ondisk::Format;
-use crate::ondisk::MetadataDev;
-use crate::ondisk::METADATA_COPIES;
+use crate::ondisk::{Format, MetadataDev, METADATA_COPIES};
 use kernel::prelude::*;
 
 /// The in-memory device of the unit tests: five copies of `copy_blocks`

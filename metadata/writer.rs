@@ -6,27 +6,14 @@
 
 use crate::kapi::bufio::BufioClient;
 use crate::kapi::sched::NoIoScope;
-use crate::metadata::LatencyHistogram;
-use crate::metadata::MetaImage;
-use crate::ondisk::Format;
-use crate::ondisk::MetadataDev;
-use crate::ondisk::METADATA_COPIES;
-use kernel::impl_has_work;
-use kernel::new_condvar;
-use kernel::new_mutex;
-use kernel::new_work;
+use crate::metadata::{LatencyHistogram, MetaImage};
+use crate::ondisk::{Format, MetadataDev, METADATA_COPIES};
 use kernel::prelude::*;
-use kernel::sync::Arc;
-use kernel::sync::CondVar;
-use kernel::sync::Mutex;
-use kernel::sync::MutexGuard;
+use kernel::sync::{Arc, CondVar, Mutex, MutexGuard};
 use kernel::time::delay::fsleep;
-use kernel::time::Delta;
-use kernel::time::Instant;
-use kernel::time::Monotonic;
-use kernel::workqueue::Queue;
-use kernel::workqueue::Work;
-use kernel::workqueue::WorkItem;
+use kernel::time::{Delta, Instant, Monotonic};
+use kernel::workqueue::{Queue, Work, WorkItem};
+use kernel::{impl_has_work, new_condvar, new_mutex, new_work};
 
 /// The metadata copies on the spare device, through dm-bufio: metadata
 /// block `index` of copy `copy` is block `area_block(copy, index)` of a
