@@ -16,6 +16,7 @@
 //! block is refused. The allocator is rebuilt from the list of blocks in
 //! use, which is what the metadata records.
 
+use crate::kapi::warn::warn_on;
 use kernel::{alloc::AllocError, prelude::*};
 
 pub(crate) use crate::ondisk::{MetadataLayout, METADATA_COPIES};
@@ -204,13 +205,13 @@ impl SpareAllocator {
     /// bookkeeping is right, and a failure, which would say it is not, is
     /// warned about.
     pub(crate) fn release_held(&mut self, b: u32) {
-        kernel::warn_on!(self.release(b).is_err());
+        warn_on(self.release(b).is_err());
     }
 
     /// Retires a block the caller knows to be in use, as
     /// [`Self::release_held`] releases one.
     pub(crate) fn retire_held(&mut self, b: u32) {
-        kernel::warn_on!(self.retire(b).is_err());
+        warn_on(self.retire(b).is_err());
     }
 
     /// The metadata layout.

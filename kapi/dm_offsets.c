@@ -6,6 +6,9 @@
  * They come from dm core's private dm-core.h, of the kernel the module is
  * built against: dm_per_bio_data() is out of line in dm.c, and computing
  * the same address inline saves a call on every bio's map and end_io.
+ * Kbuild compiles this only where dm-core.h is there (a kernel source
+ * tree, not a headers package); the module checks the answer against
+ * dm_per_bio_data() at run time (kapi/dm/per_bio.rs).
  */
 #include <linux/kbuild.h>
 #include "dm-core.h"
@@ -23,6 +26,4 @@ void dmr_offsets(void)
 	       DM_TARGET_IO_BIO_OFFSET - offsetof(struct dm_target_io, flags));
 	DEFINE(DM_TIO_FLAGS_SIZE, sizeof_field(struct dm_target_io, flags));
 	DEFINE(DM_TIO_INSIDE_DM_IO_BIT, DM_TIO_INSIDE_DM_IO);
-	/* A duplicate of a flush or discard, which cannot be cut short. */
-	DEFINE(DM_TIO_IS_DUPLICATE_BIO_BIT, DM_TIO_IS_DUPLICATE_BIO);
 }

@@ -351,6 +351,16 @@ void dmr_cond_resched(void)
 	cond_resched();
 }
 
+/*
+ * A WARN from C: the kernel crate's warn_on! includes assembly generated
+ * into the kernel's build tree (rust/kernel/generated_arch_warn_asm.rs),
+ * which some distributions' headers packages leave out.
+ */
+void dmr_warn(const char *file, size_t len, unsigned int line)
+{
+	WARN(1, "dm-remap: warning at %.*s:%u\n", (int)len, file, line);
+}
+
 unsigned int dmr_noio_save(void)
 {
 	return memalloc_noio_save();

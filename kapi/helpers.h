@@ -100,4 +100,7 @@ unsigned int dmr_noio_save(void);
 void dmr_cond_resched(void);
 void dmr_noio_restore(unsigned int flags);
 
+/* kapi/warn.rs */
+void dmr_warn(const char *file, size_t len, unsigned int line);
+
 #endif

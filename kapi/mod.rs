@@ -35,4 +35,5 @@ pub(crate) mod percpu;
 pub(crate) mod rcu_box;
 pub(crate) mod sched;
 pub(crate) mod srcu;
+pub(crate) mod warn;
 pub(crate) mod workqueue;

@@ -23,7 +23,7 @@ say "building dm-remap.ko against the $FLAVOR kernel (CLIPPY=1)"
 # exactly these sources (an incremental make that does nothing would print
 # none), and it is kept with the sources' hash for the next run.
 built=$CACHE/module-$FLAVOR.built
-sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./kapi/*.rs ./kapi/dm/*.rs ./kapi/*.[ch] ./linear/*.rs ./linear/*.c Kbuild Makefile) | sha256sum | cut -c1-32)
+sources=$( (cd "$PROJ" && cat ./*.rs ./dm_remap/*.rs ./metadata/*.rs ./ondisk/src/format/*.rs ./kapi/*.rs ./kapi/dm/*.rs ./kapi/*.[ch] ./kapi/bindgen_parameters ./linear/*.rs ./linear/*.c Kbuild Makefile) | sha256sum | cut -c1-32)
 kernel=$(stat -c %Y "$ROOT$OUT/arch/x86/boot/bzImage")
 # The stamp names the checkout too: the cache is shared by every checkout
 # on the machine, and another one's build of the same sources says nothing

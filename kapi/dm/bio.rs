@@ -272,8 +272,8 @@ impl<'a, T: Target> Bio<'a, T> {
             return false;
         }
         let atomic = 1 << kernel::bindings::req_flag_bits___REQ_ATOMIC;
-        // SAFETY: a valid dm clone (type invariant).
-        if self.opf() & atomic != 0 || unsafe { per_bio::is_duplicate(self.bio) } {
+        // SAFETY: the bio's target is valid (type invariant).
+        if self.opf() & atomic != 0 || unsafe { per_bio::is_duplicate(self.ti, self.op()) } {
             return false;
         }
         if !matches!(self.op(), BioOp::Read | BioOp::Discard | BioOp::SecureErase)

@@ -52,12 +52,15 @@ pub(crate) mod bindings {
 
 /// Layout constants of device-mapper core's private `dm-core.h`, generated
 /// from `dm_offsets.c` by Kbuild for the kernel the module is built
-/// against (as `asm-offsets.h` is for the kernel itself).
+/// against (as `asm-offsets.h` is for the kernel itself), where that header
+/// is there: a kernel source tree has it, a headers package does not.
+#[cfg(dmr_dm_core)]
 mod offsets {
     include!("../dm_offsets_generated.rs");
 }
 
-// `dm_target_io.flags` is a `blk_short_t`, read as a `u16` below.
+// `dm_target_io.flags` is a `blk_short_t`, read as a `u16` in `per_bio`.
+#[cfg(dmr_dm_core)]
 const _: () = assert!(offsets::DM_TIO_FLAGS_SIZE == size_of::<u16>());
 
 mod bio;
