@@ -51,17 +51,26 @@ run "cargo fmt: remapctl and the format crate are rustfmt-clean" \
 units=$(mktemp -d)
 trap 'rm -rf "$units"' EXIT
 # The generator's units for a remaptab of two lines: written where they
-# belong, with quoted ExecStart words, and clean under systemd-analyze.
+# belong (linked from remap.target and the dev-mapper device unit, as
+# crypttab's are), bound to the by-uuid device unit for UUID= (no
+# udev-settle), with quoted ExecStart words, and clean under systemd-analyze
+# (with the package's remap.target beside them).
 generated_units_verify() {
 	local out=$units/out rc=$PWD/target/release/remapctl
 	printf 'home /dev/null -\nmedia UUID=0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0 no-check,readonly,nofail\n' >"$units/remaptab"
 	"$rc" generate-units --remaptab "$units/remaptab" --remapctl "$rc" "$out" || return 1
 	[ -f "$out/remapctl-open@home.service" ] || return 1
-	[ -L "$out/local-fs-pre.target.requires/remapctl-open@home.service" ] || return 1
-	[ -L "$out/local-fs-pre.target.wants/remapctl-open@media.service" ] || return 1
+	[ -L "$out/remap.target.requires/remapctl-open@home.service" ] || return 1
+	[ -L "$out/remap.target.wants/remapctl-open@media.service" ] || return 1
+	[ -L "$out/dev-mapper-home.device.requires/remapctl-open@home.service" ] || return 1
+	[ -L "$out/sysinit.target.wants/remap.target" ] || return 1
+	grep -qx 'BindsTo=dev-disk-by\\x2duuid-0f1e2d3c\\x2d4b5a\\x2d4978\\x2d8796\\x2da5b4c3d2e1f0.device' \
+		"$out/remapctl-open@media.service" || return 1
+	! grep -q settle "$out"/*.service || return 1
 	grep -qF "ExecStart=\"$rc\" open --no-check --readonly \"UUID=0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\" media" \
 		"$out/remapctl-open@media.service" || return 1
-	systemd-analyze verify --man=no "$out/remapctl-open@home.service" "$out/remapctl-open@media.service" \
+	cp systemd/remap.target "$out/"
+	systemd-analyze verify --man=no "$out/remapctl-open@home.service" "$out/remapctl-open@media.service" "$out/remap.target" \
 		>"$units/verify" 2>&1 || { cat "$units/verify"; return 1; }
 	# Any warning at all fails it.
 	if [ -s "$units/verify" ]; then cat "$units/verify"; return 1; fi
@@ -75,3 +84,32 @@ monitor_unit_verify() {
 	if [ -s "$units/verify" ]; then cat "$units/verify"; return 1; fi
 }
 run "systemd: the monitor's unit passes systemd-analyze verify" monitor_unit_verify
+# The man pages, from the clap definitions and docs/: each renders without
+# a warning (groff -ww) and man -l formats it.
+man_pages_lint() {
+	command -v rst2man >/dev/null || command -v rst2man.py >/dev/null ||
+		DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3-docutils groff-base man-db >/dev/null
+	bash "$PROJ/scripts/man-pages.sh" "$units/man" "$PWD/target/release/remapctl" >/dev/null || return 1
+	local p n=0
+	for p in "$units"/man/*.[458]; do
+		echo "== $p"
+		[ -z "$(groff -ww -z -man "$p" 2>&1)" ] || { groff -ww -z -man "$p"; return 1; }
+		MANWIDTH=80 man -l "$p" 2>&1 | grep -q . || return 1
+		n=$((n + 1))
+	done
+	# remapctl.8, a page per command, remaptab.5, remapctl-generator.8, dm-remap.4.
+	[ "$n" -ge 16 ] && [ -f "$units/man/remaptab.5" ] && [ -f "$units/man/dm-remap.4" ] &&
+		grep -q 'Exit status' "$units/man/remapctl.8"
+}
+run "man pages: remapctl(8) and its commands', remaptab(5), remapctl-generator(8), dm-remap(4) render clean (groff -ww)" man_pages_lint
+# The completions load in their shells and name the commands.
+completions_load() {
+	target/release/remapctl completions bash >"$units/remapctl.bash" &&
+		bash -c ". $units/remapctl.bash && complete -p remapctl | grep -q _remapctl &&
+			COMP_WORDS=(remapctl ch) COMP_CWORD=1 && _remapctl remapctl ch remapctl &&
+			printf '%s
+' "\${COMPREPLY[@]}" | grep -qx check" || return 1
+	target/release/remapctl completions zsh | grep -q '#compdef remapctl' &&
+		target/release/remapctl completions fish | grep -q 'complete -c remapctl'
+}
+run "completions: bash's loads and completes 'remapctl ch' to check; zsh's and fish's are made" completions_load

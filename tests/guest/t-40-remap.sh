@@ -178,7 +178,7 @@ check "lookup flags its data as lost" sh -c "dmsetup message ru 0 lookup 800 | g
 check "list flags it lost" sh -c "dmsetup message ru 0 list | grep -qx '800 [0-9]* lost'"
 check "status and stats count 1 lost block" [ "$(lost_of ru)" = "1 1" ]
 remapctl status ru >/tmp/ru-status
-check "remapctl status: degraded (exit 1), 1 lost" sh -c "[ $? = 1 ] && grep -q ', 1 lost (reads fail until written)' /tmp/ru-status && remapctl status ru --json | jq -e '.[0].lost_blocks == 1 and .[0].health == \"degraded\"' >/dev/null"
+check "remapctl status: degraded (exit 1), 1 lost" sh -c "[ $? = 1 ] && grep -q ', 1 lost (reads fail until written)' /tmp/ru-status && remapctl status ru --json | jq -e '.devices[0].lost_blocks == 1 and .devices[0].health == \"degraded\"' >/dev/null"
 check "a read of it fails: the zero-filled spare is not its data" sh -c "! dd if=/dev/mapper/ru of=/dev/null bs=512 skip=800 count=1 iflag=direct 2>/dev/null"
 check "the read was failed by the target" [ "$(stat_of ru failed_bios)" -ge 1 ]
 message_refused ru "unremap of a lost block refused" \

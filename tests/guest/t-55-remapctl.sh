@@ -12,6 +12,13 @@ a=$(nullb_make rca 64 512)
 b=$(nullb_make rcb 64 512)
 
 check "format a blank disk" remapctl format $a
+# What udev imports (60-remapctl.rules): the member's type and UUID, the
+# UUID format printed; nothing and exit 2 for a disk without a label.
+check "probe: a remap member's udev properties (ID_FS_TYPE, ID_FS_UUID)" sh -c "remapctl probe $a >/tmp/rc-probe &&
+	grep -qx ID_FS_TYPE=dm_remap_member /tmp/rc-probe && grep -qx ID_FS_USAGE=raid /tmp/rc-probe &&
+	grep -qx ID_REMAP_ROLE=whole /tmp/rc-probe && grep -qE '^ID_FS_UUID=[0-9a-f-]{36}$' /tmp/rc-probe &&
+	remapctl dump $a | grep -qx \"uuid \$(sed -n 's/^ID_FS_UUID=//p' /tmp/rc-probe)\""
+check "probe: a disk without a label prints nothing, exit 2" sh -c "remapctl probe $b >/tmp/rc-probe; [ \$? = 2 ] && [ ! -s /tmp/rc-probe ]"
 check "open it by the device alone" remapctl open $a rc
 check "/dev/mapper/rc exists" [ -b /dev/mapper/rc ]
 uuid=$(remapctl dump $a | sed -n 's/^uuid //p')
@@ -33,10 +40,10 @@ umount /mnt/rc
 
 # status, for people and for scripts.
 check "status: healthy, exit 0" remapctl status rc
-check "status --json parses: rc, ok, 0 remapped, 5 of 5 copies" \
-	sh -c "remapctl status --json rc | jq -e '.[0].name == \"rc\" and .[0].health == \"ok\" and .[0].remapped_blocks == 0 and .[0].copies_intact == 5 and .[0].spares_left_percent == 100'"
+check "status --json parses (version 1): rc, ok, 0 remapped, 5 of 5 copies" \
+	sh -c "remapctl status --json rc | jq -e '.version == 1 and (.devices | length) == 1 and .devices[0].name == \"rc\" and .devices[0].health == \"ok\" and .devices[0].remapped_blocks == 0 and .devices[0].copies_intact == 5 and .devices[0].spares_left_percent == 100'"
 for sector in 800 1600 2400; do dmsetup message rc 0 remap $sector >/dev/null; done
-check "status --json counts 3 remaps" sh -c "remapctl status --json | jq -e 'map(select(.name == \"rc\"))[0].remapped_blocks == 3'"
+check "status --json counts 3 remaps" sh -c "remapctl status --json | jq -e '.devices | map(select(.name == \"rc\"))[0].remapped_blocks == 3'"
 check "status of a device that does not exist: exit 4" sh -c "remapctl status nosuch 2>/dev/null; [ \$? = 4 ]"
 dmsetup message rc 0 list >/tmp/rc-list
 
@@ -116,12 +123,14 @@ dd if=$a of=$b bs=4096 count=1 conv=notrunc 2>/dev/null
 dd if=$a of=$b bs=4096 skip=$((64 * 256 - 1)) seek=$((64 * 256 - 1)) count=1 conv=notrunc 2>/dev/null
 check "open refuses metadata of another geometry" sh -c "remapctl open $b rb 2>/tmp/rc-err; [ \$? = 3 ] && grep -q 'another geometry' /tmp/rc-err"
 check "check says so, exit 3" sh -c "remapctl check $b >/dev/null 2>&1; [ \$? = 3 ]"
+check "check --json: beyond repair, and why" sh -c "remapctl check --json $b >/tmp/rc-json; [ \$? = 3 ] && jq -e '.version == 1 and .verdict == \"beyond_repair\" and (.problem | test(\"another geometry\"))' /tmp/rc-json"
 remapctl format --force $b >/dev/null
 dd if=$a of=$b bs=4096 count=1 conv=notrunc 2>/dev/null
 dd if=$a of=$b bs=4096 skip=$((64 * 256 - 1)) seek=$((64 * 256 - 1)) count=1 conv=notrunc 2>/dev/null
 check "open refuses another device's metadata of the same geometry" sh -c "remapctl open $b rb 2>/tmp/rc-err; [ \$? = 3 ] && grep -q 'metadata of another device' /tmp/rc-err"
 remapctl format --force $b >/dev/null
 check "a damaged primary label: open uses the backup and says so" sh -c "dd if=/dev/zero of=$b bs=512 count=1 conv=notrunc 2>/dev/null && remapctl open $b rb 2>/tmp/rc-err && grep -q BackupOnly /tmp/rc-err && remapctl close rb"
+check "check --json: a damaged label is repairable, exit 1" sh -c "remapctl check --json $b >/tmp/rc-json; [ \$? = 1 ] && jq -e '.version == 1 and .verdict == \"repairable\" and (.label | test(\"primary\")) and .copies_intact == 5 and (.findings | length) == 0' /tmp/rc-json"
 check "repair rewrites the label" sh -c "remapctl repair $b | grep -q 'rewrote the damaged remap label' && remapctl check $b"
 check "a device held by a table: check refuses" sh -c "remapctl open $b rb && ! remapctl check $b 2>/tmp/rc-err && grep -q 'in use' /tmp/rc-err && remapctl close rb"
 check "open refuses a second open of the same device" sh -c "remapctl open $a ra && ! remapctl open $a ra2 2>/dev/null && remapctl close ra"
@@ -137,6 +146,7 @@ check "a remap through it" dmsetup message rs 0 remap 800
 dmsetup message rs 0 list >/tmp/rs-list
 check "close, open again: the remap is back" sh -c "remapctl close rs && remapctl open $c rs && dmsetup message rs 0 list | /sbin/cmp - /tmp/rs-list && remapctl close rs"
 check "check reads the metadata on the spare device" sh -c "remapctl check $c | grep -q '5 of 5 copies intact'"
+check "check --json: clean, 5 copies, the UUID; probe: the spare device is a member, role spare" sh -c "remapctl check --json $c | jq -e '.verdict == \"clean\" and .copies_intact == 5 and (.uuid | length) == 36 and .findings == []' >/dev/null && remapctl probe $e | grep -qx ID_REMAP_ROLE=spare"
 check "dump lists the remap" sh -c "remapctl dump $c | grep -qx 'remap 100 [0-9]*'"
 check "open refuses the spare device itself" sh -c "! remapctl open $e rx 2>/tmp/rc-err && grep -q 'holds the spare area' /tmp/rc-err"
 nullb_drop rcc
@@ -156,7 +166,7 @@ check "reboot: close both" remapctl close rc rb
 check "reboot: rmmod" rmmod dm_remap
 check "reboot: modprobe" modprobe dm_remap
 check "open --all after the reboot" remapctl open --all
-check "both are back, healthy" sh -c "[ \"\$(remapctl status --json | jq -r 'map(select(.health == \"ok\")) | map(.name) | sort | join(\" \")')\" = 'rb rc' ]"
+check "both are back, healthy" sh -c "[ \"\$(remapctl status --json | jq -r '.devices | map(select(.health == \"ok\")) | map(.name) | sort | join(\" \")')\" = 'rb rc' ]"
 check "the filesystem is back" sh -c "mount -t ext4 /dev/mapper/rc /mnt/rc && [ \"\$(md5sum </mnt/rc/file)\" = '$sum' ] && umount /mnt/rc"
 check "a remaptab with a bad line is refused, naming the line" sh -c "printf 'rc\n' >/tmp/bad-tab && remapctl open --all --remaptab /tmp/bad-tab 2>/tmp/bad-tab.err; [ \$? = 3 ] && grep -q 'remaptab line 1' /tmp/bad-tab.err"
 remapctl close rc rb

@@ -30,33 +30,77 @@ check "monitor --once: a healthy device exits 0" remapctl monitor --once mo
 mkdir -p /tmp/prom
 check "monitor --once --textfile: writes dm_remap.prom, nothing else" sh -c "remapctl monitor --once --textfile /tmp/prom mo 2>/dev/null && [ \"\$(ls -A /tmp/prom)\" = dm_remap.prom ]"
 total=$(dmsetup status mo | cut -d' ' -f5 | cut -d/ -f2)
-check "textfile: spares total as status shows" grep -qx "dm_remap_spares_total{device=\"mo\"} $total" /tmp/prom/dm_remap.prom
-check "textfile: 0 remapped, 0 pending, 5 of 5 copies" sh -c "grep -qx 'dm_remap_remapped_blocks{device=\"mo\"} 0' /tmp/prom/dm_remap.prom && grep -qx 'dm_remap_pending_blocks{device=\"mo\"} 0' /tmp/prom/dm_remap.prom && grep -qx 'dm_remap_metadata_copies_intact{device=\"mo\"} 5' /tmp/prom/dm_remap.prom"
+# Every series carries device="dm-N" (node_exporter's diskstats label) and
+# name="mo".
+dmn=$(dmsetup info -c --noheadings -o blkdevname mo)
+L="device=\"$dmn\",name=\"mo\""
+check "textfile: spare blocks as status shows, labelled device=$dmn name=mo" grep -qxF "dm_remap_spare_blocks{$L} $total" /tmp/prom/dm_remap.prom
+check "textfile: 0 remapped, 0 pending, 5 of 5 copies, 4096-byte blocks" sh -c "grep -qxF 'dm_remap_block_size_bytes{$L} 4096' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_remapped_blocks{$L} 0' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_pending_blocks{$L} 0' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_metadata_copies_intact{$L} 5' /tmp/prom/dm_remap.prom"
+check "textfile: dm_remap_info with the UUID; _total only on counters" sh -c "grep -qE '^dm_remap_info\{device=\"$dmn\",name=\"mo\",uuid=\"[0-9a-f-]{36}\",state=\"ok\",health=\"ok\"\} 1$' /tmp/prom/dm_remap.prom && ! grep -E '^# TYPE [a-z_]+_total gauge' /tmp/prom/dm_remap.prom"
 check "monitor --once: a device that does not exist exits 4" sh -c "remapctl monitor --once nosuch 2>/dev/null; [ \$? = 4 ]"
 
 # The running monitor. (The test kernel has no Unix sockets, so no
 # /dev/log: the lines sent to the system log are checked by cargo test.)
-remapctl monitor --textfile /tmp/prom 2>/tmp/mon.err &
+# --exec's command writes what its environment says of each line.
+remapctl monitor --textfile /tmp/prom --interval 1 \
+	--exec 'echo "$REMAP_NAME|$REMAP_DEVICE|$REMAP_SEVERITY|$REMAP_REMAPPED_BLOCKS|$REMAP_MESSAGE" >>/tmp/hook.log' 2>/tmp/mon.err &
 mpid=$!
 check "monitor: says it watches the device" mon_wait 'mo: monitoring: mo: ok'
+# Without any event, the textfile is written again within --interval.
+textfile_refreshed() {
+	local before after n=0
+	before=$(stat -c %i /tmp/prom/dm_remap.prom) || return 1
+	while [ $n -lt 50 ]; do
+		sleep 0.1
+		after=$(stat -c %i /tmp/prom/dm_remap.prom 2>/dev/null)
+		[ -n "$after" ] && [ "$after" != "$before" ] && return 0
+		n=$((n + 1))
+	done
+	return 1
+}
+check "monitor --interval 1: the textfile is refreshed without an event" textfile_refreshed
 dmsetup message mo 0 remap 8 >/dev/null
 dmsetup message mo 0 remap 16 >/dev/null
 check "monitor: new remaps" mon_wait 'new remapped blocks (2 remapped'
+hook_saw() {
+	local n=0
+	while [ $n -lt 50 ]; do
+		grep -qE "$1" /tmp/hook.log 2>/dev/null && return 0
+		sleep 0.1
+		n=$((n + 1))
+	done
+	cat /tmp/hook.log
+	return 1
+}
+check "monitor --exec: the command ran with the change in its environment" \
+	hook_saw "^mo\|$dmn\|warning\|2\|.*new remapped blocks"
 dmsetup message modata 0 addbadblock 1000 >/dev/null
 dmsetup message modata 0 addbadblock 2000 >/dev/null
 dmsetup message modata 0 enable >/dev/null
 dd if=/dev/mapper/mo of=/dev/null bs=4096 skip=1000 count=1 iflag=direct 2>/dev/null
 check "monitor: a new pending block" mon_wait 'mo: 1 new pending (unreadable) blocks (1 pending'
-check "textfile: the pending block and the remaps" sh -c "grep -qx 'dm_remap_pending_blocks{device=\"mo\"} 1' /tmp/prom/dm_remap.prom && grep -qx 'dm_remap_remapped_blocks{device=\"mo\"} 2' /tmp/prom/dm_remap.prom"
+check "textfile: the pending block and the remaps" sh -c "grep -qxF 'dm_remap_pending_blocks{$L} 1' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_remapped_blocks{$L} 2' /tmp/prom/dm_remap.prom"
 n=3
 while ! dmsetup status mo | grep -q ' low_water ' && [ $n -lt 100 ]; do
 	dmsetup message mo 0 remap $((n * 8)) >/dev/null
 	n=$((n + 1))
 done
 check "monitor: the low-water mark" mon_wait 'mo: free spares fell below the low-water mark'
-dmsetup message mo 0 scrub start 1000 >/dev/null
+# remapctl scrub: a slow one is running, a second start is refused, stop
+# stops it; then one followed to its end with --wait.
+check "scrub start: starts a scrub (status: running)" sh -c "remapctl scrub start --rate 1 mo &&
+	remapctl scrub status --json mo | jq -e '.version == 1 and .devices[0].state == \"running\" and .devices[0].rate_limit_mib == 1' >/dev/null"
+check "scrub start while one runs: refused, exit 3" sh -c "remapctl scrub start mo 2>/tmp/scrub.err; [ \$? = 3 ] && grep -q 'running already' /tmp/scrub.err"
+check "scrub stop: stops it (status: stopped); a second stop exits 3" sh -c "remapctl scrub stop mo &&
+	remapctl scrub status --json mo | jq -e '.devices[0].state == \"stopped\"' >/dev/null &&
+	{ remapctl scrub stop mo 2>/dev/null; [ \$? = 3 ]; }"
+check "scrub start --wait: follows it to its end, says what it found, exit 1" sh -c "remapctl scrub start --rate 1000 --wait mo >/tmp/scrub.out; [ \$? = 1 ] &&
+	grep -qx 'mo: scrub done: 1 unreadable data blocks, 0 unreadable spares, 0 damaged metadata blocks (0 copies rewritten)' /tmp/scrub.out"
+check "scrub status: done, 100%, what it found (exit 1)" sh -c "remapctl scrub status mo >/tmp/scrub.out; [ \$? = 1 ] &&
+	grep -q '^mo ($dmn): scrub done' /tmp/scrub.out && grep -q 'found: *1 unreadable data blocks' /tmp/scrub.out &&
+	remapctl scrub status --json | jq -e '.devices[0].progress_ratio == 1 and .devices[0].bad_data_blocks == 1' >/dev/null"
 check "monitor: the scrub's end and what it found" mon_wait 'mo: scrub finished: 1 unreadable data blocks, 0 unreadable spares'
-check "textfile: the scrub's figures" sh -c "grep -qx 'dm_remap_scrub_bad_blocks{device=\"mo\"} 1' /tmp/prom/dm_remap.prom && grep -qx 'dm_remap_scrub_running{device=\"mo\"} 0' /tmp/prom/dm_remap.prom"
+check "textfile: the scrub's figures, its findings by kind" sh -c "grep -qxF 'dm_remap_scrub_bad_blocks{$L,kind=\"data\"} 1' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_scrub_bad_blocks{$L,kind=\"metadata\"} 0' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_scrub_running{$L} 0' /tmp/prom/dm_remap.prom && grep -qxF 'dm_remap_scrub_progress_ratio{$L} 1' /tmp/prom/dm_remap.prom"
 # Copy 1's superblock fails its writes: the next commit misses that copy.
 dmsetup message mospare 0 addbadblock 254 255 >/dev/null
 dmsetup message mospare 0 enable >/dev/null

@@ -3,6 +3,7 @@
 //! A live device's figures at one moment: its status line and its `stats`
 //! answer, for the monitor's change lines and the metrics textfile.
 
+use crate::dmdev::Dm;
 use crate::status::Health;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -17,6 +18,21 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// Reads the figures of one live device: its status line and its
+    /// `stats` answer.
+    pub fn read(dm: &Dm, name: &str) -> Result<Self> {
+        let live = dm.get(name)?;
+        let health = Health::parse(
+            &live.name,
+            live.uuid.clone(),
+            &live.kernel_name,
+            &live.status,
+        )?;
+        let stats = dm.message(name, "stats")?;
+        check_stats(&stats)?;
+        Ok(Figures::parse(health, &stats))
+    }
+
     /// Reads the figures from a status line and a `stats` answer.
     pub fn parse(health: Health, stats: &str) -> Self {
         let stats = stats

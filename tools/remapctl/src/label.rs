@@ -34,7 +34,7 @@ use dm_remap_ondisk::{block_crc, get_u16, get_u32, get_u64, Identity, UUID_BYTES
 /// Bytes of one label.
 pub const LABEL_BYTES: usize = 4096;
 const MAGIC: [u8; 8] = *b"DMRLABEL";
-const VERSION: u16 = 1;
+pub const VERSION: u16 = 1;
 const NO_AUTO_REMAP: u32 = 1;
 const DEFAULT_RETRIES: u32 = u32::MAX;
 

@@ -7,24 +7,30 @@
 //! (`label.rs`; the metadata format itself is the `dm-remap-ondisk`
 //! crate, which the kernel module compiles too).
 
+mod cli;
 mod cmd;
 mod crc;
 mod device;
 mod dmdev;
 mod dump;
 mod figures;
+mod hook;
+mod journal;
 mod label;
+mod man;
 mod meta;
+mod progress;
 mod remaptab;
 mod status;
 mod syslog;
 mod textfile;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::{CommandFactory, Parser};
+pub use cli::{Cli, DumpFormat};
+use cli::{Command, ScrubCommand};
 use std::process::ExitCode;
 
-/// Exit codes, as each command's "exit status" in README.md, "Using a failing disk: remapctl".
+/// Exit codes, as each command's help and man page give them (`cli.rs`).
 pub mod exit {
     /// Done; the device or metadata is healthy.
     pub const OK: u8 = 0;
@@ -36,159 +42,6 @@ pub mod exit {
     pub const FAILED: u8 = 3;
     /// The command could not be carried out (I/O error, device missing).
     pub const ERROR: u8 = 4;
-}
-
-#[derive(Parser)]
-#[command(
-    name = "remapctl",
-    version,
-    about = "Set up, open, inspect, check and repair dm-remap devices"
-)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Command,
-}
-
-/// A dump's form.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DumpFormat {
-    /// One item a line.
-    Text,
-    /// One JSON object.
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Lay out data and spare areas on a device and write blank metadata
-    /// with a new UUID.
-    Format(cmd::format::Options),
-    /// Create the device-mapper device of a formatted device.
-    Open {
-        /// The formatted device (a path or UUID=<uuid>).
-        #[arg(required_unless_present = "all")]
-        dev: Option<String>,
-        /// The name of the device to create (/dev/mapper/<name>).
-        #[arg(required_unless_present = "all")]
-        name: Option<String>,
-        /// Open every device of the remaptab that is not open yet.
-        #[arg(long, conflicts_with_all = ["dev", "name"])]
-        all: bool,
-        /// The remaptab for --all.
-        #[arg(long, default_value = "/etc/remaptab")]
-        remaptab: PathBuf,
-        /// Skip the offline metadata check.
-        #[arg(long)]
-        no_check: bool,
-        /// A read-only table.
-        #[arg(long)]
-        readonly: bool,
-    },
-    /// Remove device-mapper devices that open made.
-    Close {
-        /// Their names.
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Health of live remap devices (all when none is named).
-    Status {
-        /// Device names.
-        names: Vec<String>,
-        /// One JSON array for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Wait for device-mapper events and report each change of remap
-    /// devices (all when none is named) on stderr and in the system log.
-    Monitor {
-        /// Device names.
-        names: Vec<String>,
-        /// Report the figures once and exit (by the worst health, as
-        /// status does).
-        #[arg(long)]
-        once: bool,
-        /// Keep a Prometheus node_exporter textfile (dm_remap.prom) in
-        /// this directory.
-        #[arg(long)]
-        textfile: Option<PathBuf>,
-    },
-    /// Remap or mark pending the blocks a `badblocks -o` list names.
-    Import {
-        /// The open device.
-        name: String,
-        /// The list: one block number a line ("-" for stdin).
-        file: PathBuf,
-        /// The block size of the list, in bytes (badblocks -b; its
-        /// default is 1024).
-        #[arg(short = 'b', long, default_value_t = 1024)]
-        block_size: u64,
-    },
-    /// Print the remap table of a device's metadata.
-    Dump {
-        /// The device.
-        dev: PathBuf,
-        /// The form.
-        #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
-        format: DumpFormat,
-        /// The areas of a device without a remap label:
-        /// data_offset:data_len:spare_offset:spare_len:block_size.
-        #[arg(long)]
-        geometry: Option<String>,
-    },
-    /// Write metadata holding a dumped remap table.
-    Restore {
-        /// The device (without a remap label: the spare device of the
-        /// dump's geometry).
-        dev: PathBuf,
-        /// The dump, text or JSON ("-" for stdin).
-        file: PathBuf,
-        /// Write the table even if the kernel would refuse it (a data
-        /// block listed twice): for testing the kernel's checks.
-        #[arg(long)]
-        unchecked: bool,
-        /// Write to a device without a remap label although it holds a
-        /// filesystem or another signature (at its start or in the spare
-        /// area).
-        #[arg(long)]
-        force: bool,
-        /// The dump's data and spare areas lie on two devices, this one
-        /// holding the spare area: their ranges may overlap as numbers.
-        #[arg(long)]
-        separate_devices: bool,
-    },
-    /// Read all five metadata copies and report every damaged or stale
-    /// block.
-    Check {
-        /// The device.
-        dev: PathBuf,
-        /// Print nothing; the exit code tells.
-        #[arg(short, long)]
-        quiet: bool,
-        /// As for dump.
-        #[arg(long)]
-        geometry: Option<String>,
-    },
-    /// Rewrite damaged copies from the newest intact version.
-    Repair {
-        /// The device.
-        dev: PathBuf,
-        /// As for dump.
-        #[arg(long)]
-        geometry: Option<String>,
-    },
-    /// The systemd generator: units for the remaptab.
-    GenerateUnits {
-        /// The generator's output directory (then the early and late
-        /// ones, which are not used).
-        #[arg(required = true, num_args = 1..=3)]
-        dirs: Vec<PathBuf>,
-        /// The remaptab.
-        #[arg(long, default_value = "/etc/remaptab")]
-        remaptab: PathBuf,
-        /// remapctl's path in the units.
-        #[arg(long, default_value = "/usr/sbin/remapctl")]
-        remapctl: String,
-    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -208,11 +61,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         Command::Close { names } => cmd::close::run(&names),
         Command::Status { names, json } => cmd::status::run(&names, json),
+        Command::Scrub(ScrubCommand::Start { name, rate, wait }) => {
+            cmd::scrub::start(&name, rate, wait)
+        }
+        Command::Scrub(ScrubCommand::Stop { name }) => cmd::scrub::stop(&name),
+        Command::Scrub(ScrubCommand::Status { names, json }) => cmd::scrub::status(&names, json),
         Command::Monitor {
             names,
             once,
             textfile,
-        } => cmd::monitor::run(&names, once, textfile.as_deref()),
+            interval,
+            exec,
+        } => cmd::monitor::run(
+            &names,
+            cmd::monitor::Options {
+                once,
+                textfile: textfile.as_deref(),
+                interval: std::time::Duration::from_secs(interval),
+                exec,
+            },
+        ),
         Command::Import {
             name,
             file,
@@ -233,9 +101,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check {
             dev,
             quiet,
+            json,
             geometry,
-        } => cmd::check::run(&dev, quiet, geometry.as_deref()),
+        } => cmd::check::run(&dev, quiet, json, geometry.as_deref()),
         Command::Repair { dev, geometry } => cmd::repair::run(&dev, geometry.as_deref()),
+        Command::Probe { dev } => cmd::probe::run(&dev),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "remapctl",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
+        Command::Manpages { dir } => man::write_pages(Cli::command(), &dir),
         Command::GenerateUnits {
             dirs,
             remaptab,

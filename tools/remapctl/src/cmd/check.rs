@@ -9,6 +9,7 @@ use crate::label::Found;
 use crate::{exit, meta};
 use anyhow::Result;
 use dm_remap_ondisk::{BadBlock, BlockKind, Finding, Format, LoadError, UuidText};
+use serde::Serialize;
 use std::path::Path;
 
 /// Why metadata cannot be loaded, for people.
@@ -56,71 +57,139 @@ fn what(f: &Finding, newest: u64) -> String {
     }
 }
 
-/// Checks the device; exits 0 clean, 1 repairable, 3 beyond repair.
-pub fn run(path: &Path, quiet: bool, geometry: Option<&str>) -> Result<u8> {
-    let dev = BlockDev::open(path, Access::ReadExclusive)?;
-    let say = |s: String| {
-        if !quiet {
-            println!("{s}");
+/// One damaged, stale or unfinished block of one copy.
+#[derive(Serialize)]
+struct BlockFinding {
+    copy: usize,
+    block: u32,
+    kind: &'static str,
+    finding: String,
+}
+
+/// What `check` found: the lines it prints, or with `--json` one object
+/// (`{"version": 1, ...}`, versioned as `status --json` is).
+#[derive(Serialize)]
+struct Report {
+    version: u32,
+    device: String,
+    /// `clean`, `repairable` or `beyond_repair` (exit status 0, 1, 3).
+    verdict: &'static str,
+    /// Why it is beyond repair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+    /// A label damaged in one of its two places.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copies_intact: Option<usize>,
+    findings: Vec<BlockFinding>,
+}
+
+impl Report {
+    fn code(&self) -> u8 {
+        match self.verdict {
+            "clean" => exit::OK,
+            "repairable" => exit::DEGRADED,
+            _ => exit::FAILED,
         }
-    };
+    }
+
+    fn beyond_repair(mut self, problem: String) -> Self {
+        self.verdict = "beyond_repair";
+        self.problem = Some(problem);
+        self
+    }
+
+    fn print_text(&self) {
+        if let Some(l) = &self.label {
+            println!("label: {l}: run remapctl repair to rewrite it");
+        }
+        if let Some(p) = &self.problem {
+            println!("{}: {p}", self.device);
+            return;
+        }
+        for f in &self.findings {
+            println!(
+                "copy {} block {} ({}): {}",
+                f.copy, f.block, f.kind, f.finding
+            );
+        }
+        if let (Some(uuid), Some(generation), Some(intact)) =
+            (&self.uuid, self.generation, self.copies_intact)
+        {
+            println!(
+                "{}: metadata UUID {uuid}, generation {generation}, {intact} of 5 copies intact",
+                self.device
+            );
+        }
+    }
+}
+
+/// Checks the device; exits 0 clean, 1 repairable, 3 beyond repair.
+pub fn run(path: &Path, quiet: bool, json: bool, geometry: Option<&str>) -> Result<u8> {
+    let report = examine(path, geometry)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !quiet {
+        report.print_text();
+    }
+    Ok(report.code())
+}
+
+fn examine(path: &Path, geometry: Option<&str>) -> Result<Report> {
+    let dev = BlockDev::open(path, Access::ReadExclusive)?;
     let loc = locate(&dev, geometry, Access::ReadExclusive)?;
     let spare = loc.spare_dev(&dev);
-    let mut code = exit::OK;
+    let mut report = Report {
+        version: 1,
+        device: path.display().to_string(),
+        verdict: "clean",
+        problem: None,
+        label: None,
+        uuid: None,
+        generation: None,
+        copies_intact: None,
+        findings: Vec::new(),
+    };
     if let Some((_, found)) = &loc.label {
         if *found != Found::Both {
-            say(format!(
-                "label: {}: run remapctl repair to rewrite it",
-                found.describe()
-            ));
-            code = exit::DEGRADED;
+            report.label = Some(found.describe().to_string());
+            report.verdict = "repairable";
         }
     }
     let m = match meta::load(spare, loc.identity)? {
         Ok(m) => m,
-        Err(e) => {
-            say(format!(
-                "{}: beyond repair: {}",
-                path.display(),
-                describe(&e)
-            ));
-            return Ok(exit::FAILED);
-        }
+        Err(e) => return Ok(report.beyond_repair(format!("beyond repair: {}", describe(&e)))),
     };
     if m.rec.blank {
-        say(format!(
-            "{}: the spare area holds no metadata",
-            path.display()
-        ));
-        return Ok(exit::FAILED);
+        return Ok(report.beyond_repair("the spare area holds no metadata".into()));
     }
     if let Some((l, _)) = &loc.label {
         if l.uuid != m.rec.uuid {
-            say(format!(
-                "{}: the metadata (UUID {}) is not the label's (UUID {})",
-                path.display(),
+            return Ok(report.beyond_repair(format!(
+                "the metadata (UUID {}) is not the label's (UUID {})",
                 UuidText(&m.rec.uuid),
                 UuidText(&l.uuid)
-            ));
-            return Ok(exit::FAILED);
+            )));
         }
     }
     for (copy, index, f) in &m.findings {
-        say(format!(
-            "copy {copy} block {index} ({}): {}",
-            kind(&m.fmt, *index),
-            what(f, m.rec.generation)
-        ));
+        report.findings.push(BlockFinding {
+            copy: *copy,
+            block: *index,
+            kind: kind(&m.fmt, *index),
+            finding: what(f, m.rec.generation),
+        });
     }
-    say(format!(
-        "{}: metadata UUID {}, generation {}, {} of 5 copies intact",
-        path.display(),
-        UuidText(&m.rec.uuid),
-        m.rec.generation,
-        m.rec.intact_copies()
-    ));
+    report.uuid = Some(UuidText(&m.rec.uuid).to_string());
+    report.generation = Some(m.rec.generation);
+    report.copies_intact = Some(m.rec.intact_copies());
     if !m.findings.is_empty() {
-        code = exit::DEGRADED;
+        report.verdict = "repairable";
     }
-    Ok(code)
+    Ok(report)
 }

@@ -30,6 +30,6 @@ pub fn run(dir: &Path, remaptab: &Path, remapctl: &str) -> Result<u8> {
             ),
         }
     }
-    remaptab::generate(&entries, dir, remapctl)?;
+    remaptab::generate(&entries, dir, remaptab, remapctl)?;
     Ok(exit::OK)
 }

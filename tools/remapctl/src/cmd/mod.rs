@@ -11,8 +11,10 @@ pub mod generate;
 pub mod import;
 pub mod monitor;
 pub mod open;
+pub mod probe;
 pub mod repair;
 pub mod restore;
+pub mod scrub;
 pub mod status;
 
 use crate::device::{Access, BlockDev};

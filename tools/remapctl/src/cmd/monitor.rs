@@ -1,48 +1,77 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `monitor [<name>...] [--once] [--textfile <dir>]`: waits for
-//! device-mapper events (no polling loop) and, for each change of a remap
-//! device (new remaps, new pending blocks, the low-water mark, exhaustion,
-//! damaged or failed metadata, a scrub's end), writes one line to stderr
-//! and the system log; with `--textfile`, keeps a Prometheus textfile of
-//! every device's figures up to date.
+//! `monitor [<name>...] [--once] [--textfile <dir>] [--interval S]
+//! [--exec CMD]`: waits for device-mapper events and, for each change of
+//! a remap device (new remaps, new pending blocks, the low-water mark,
+//! exhaustion, damaged or failed metadata, a scrub's end), says one line
+//! (`journal.rs`) and runs `--exec`'s command (`hook.rs`); with
+//! `--textfile`, keeps a Prometheus textfile of every device's figures.
+//! The figures are also read every `--interval` seconds without an event,
+//! so that a scrub's progress (which raises no event) and the textfile do
+//! not go stale.
 
 use crate::dmdev::Dm;
 use crate::exit;
-use crate::figures::{check_stats, Figures};
-use crate::status::Health;
-use crate::syslog::{Severity, Syslog};
+use crate::figures::Figures;
+use crate::hook::{Event, Hook};
+use crate::journal::Log;
+use crate::syslog::Severity;
 use crate::textfile;
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
-/// Says one line, on stderr and in the system log.
-fn say(log: &Syslog, severity: Severity, name: &str, line: &str) {
-    eprintln!("remapctl monitor: {name}: {line}");
-    log.send(severity, &format!("{name}: {line}"));
+/// What the monitor is asked to do besides saying lines.
+pub struct Options<'a> {
+    /// Read and report once, then exit by the worst health.
+    pub once: bool,
+    /// The directory of the Prometheus textfile.
+    pub textfile: Option<&'a Path>,
+    /// The longest time between two readings.
+    pub interval: Duration,
+    /// The command run for each line.
+    pub exec: Option<String>,
 }
 
-/// Reads the figures of one live device.
-fn figures(dm: &Dm, name: &str) -> Result<Figures> {
-    let live = dm.get(name)?;
-    let health = Health::parse(
-        &live.name,
-        live.uuid.clone(),
-        &live.kernel_name,
-        &live.status,
-    )?;
-    let stats = dm.message(name, "stats")?;
-    check_stats(&stats)?;
-    Ok(Figures::parse(health, &stats))
+/// The monitor's outputs: its log and the `--exec` command.
+struct Outputs {
+    log: Log,
+    hook: Option<Hook>,
+}
+
+impl Outputs {
+    /// Says one line about `name`, and runs the hook for it.
+    fn say(&mut self, severity: Severity, name: &str, line: &str, figures: Option<&Figures>) {
+        self.log.say(severity, &format!("{name}: {line}"));
+        if let Some(hook) = &mut self.hook {
+            let e = Event {
+                name,
+                severity: match severity {
+                    Severity::Warning => "warning",
+                    Severity::Info => "info",
+                },
+                message: line,
+                figures,
+            };
+            if let Err(err) = hook.run(&e) {
+                self.log.say(Severity::Warning, &err);
+            }
+        }
+    }
 }
 
 /// Runs the monitor; with `once`, reads and reports the figures once and
 /// exits by the worst device's health, as `status` does.
-pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<u8> {
+pub fn run(names: &[String], opts: Options<'_>) -> Result<u8> {
+    let once = opts.once;
+    let textfile_dir = opts.textfile;
     let dm = Dm::new()?;
-    let log = Syslog::open();
-    if !log.connected() && !once {
+    let mut out = Outputs {
+        log: Log::open(),
+        hook: opts.exec.map(Hook::new),
+    };
+    if !out.log.persistent() && !once {
         eprintln!("remapctl monitor: no /dev/log: lines go to stderr only");
     }
     let mut last: BTreeMap<String, Figures> = BTreeMap::new();
@@ -60,7 +89,7 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
         let mut code = exit::OK;
         let mut now = BTreeMap::new();
         for name in &wanted {
-            match figures(&dm, name) {
+            match Figures::read(&dm, name) {
                 Ok(f) => {
                     missing.remove(name);
                     now.insert(name.clone(), f);
@@ -68,11 +97,11 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
                 Err(e) => {
                     code = exit::ERROR;
                     if missing.insert(name.clone()) {
-                        say(
-                            &log,
+                        out.say(
                             Severity::Warning,
                             name,
                             &format!("cannot be read: {e:#}"),
+                            None,
                         );
                     }
                 }
@@ -80,15 +109,15 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
         }
         for (name, f) in &now {
             match last.get(name) {
-                None => say(
-                    &log,
+                None => out.say(
                     Severity::Info,
                     name,
                     &format!("monitoring: {}", f.summary()),
+                    Some(f),
                 ),
                 Some(before) => {
                     for line in f.changes(before) {
-                        say(&log, Severity::Warning, name, &line);
+                        out.say(Severity::Warning, name, &line, Some(f));
                     }
                 }
             }
@@ -99,7 +128,7 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
         }
         for name in last.keys().filter(|n| !now.contains_key(*n)) {
             if names.is_empty() {
-                say(&log, Severity::Info, name, "removed");
+                out.say(Severity::Info, name, "removed", None);
             }
         }
         if let Some(dir) = textfile_dir {
@@ -113,6 +142,6 @@ pub fn run(names: &[String], once: bool, textfile_dir: Option<&Path>) -> Result<
         if once {
             return Ok(code);
         }
-        dm.wait_event(None)?;
+        dm.wait_event(Some(opts.interval))?;
     }
 }

@@ -6,6 +6,28 @@ use crate::dmdev::{Dm, Live};
 use crate::exit;
 use crate::status::Health;
 use anyhow::Result;
+use serde::Serialize;
+
+/// `status --json`: a versioned object, as `zpool status -j` and
+/// `smartctl -j` print theirs, so that a field can be added (or, in a new
+/// version, changed) without breaking a reader that checks the version.
+#[derive(Serialize)]
+struct Report {
+    version: u32,
+    devices: Vec<Health>,
+}
+
+impl Report {
+    /// The version of the object's form.
+    const VERSION: u32 = 1;
+
+    fn new(devices: Vec<Health>) -> Self {
+        Self {
+            version: Self::VERSION,
+            devices,
+        }
+    }
+}
 
 /// Prints the health of the devices named (every remap device when none
 /// is); exits by the worst.
@@ -44,7 +66,7 @@ pub fn run(names: &[String], json: bool) -> Result<u8> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        println!("{}", serde_json::to_string_pretty(&Report::new(all))?);
     } else if all.is_empty() && names.is_empty() {
         println!("no remap devices");
     } else {
