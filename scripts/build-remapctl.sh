@@ -112,4 +112,21 @@ completions_load() {
 	target/release/remapctl completions zsh | grep -q '#compdef remapctl' &&
 		target/release/remapctl completions fish | grep -q 'complete -c remapctl'
 }
+# Long commands show their progress on a terminal (script(1) gives them
+# one), and print none into a pipe.
+progress_on_a_terminal() {
+	local img loop rc=1 out
+	img=$(mktemp "$CACHE/progress.XXXXXX")
+	truncate -s 512M "$img"
+	loop=$(losetup -f --show "$img") || { rm -f "$img"; return 1; }
+	out=$(script -qec "target/release/remapctl format $loop && target/release/remapctl check $loop" /dev/null | tr '\r' '\n')
+	echo "$out"
+	echo "$out" | grep -qE "^(.\[K)?$loop: writing the metadata: ([0-9]+)/\2 metadata blocks \(100\.0%\)" &&
+		echo "$out" | grep -qE "^(.\[K)?$loop: reading the metadata: ([0-9]+)/\2 metadata blocks \(100\.0%\)" &&
+		! target/release/remapctl check "$loop" 2>&1 | grep -q 'reading the metadata' && rc=0
+	losetup -d "$loop"
+	rm -f "$img"
+	return $rc
+}
+run "progress: format and check show theirs on a terminal, and none into a pipe" progress_on_a_terminal
 run "completions: bash's loads and completes 'remapctl ch' to check; zsh's and fish's are made" completions_load

@@ -125,6 +125,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
+    // Output into a pipe that closed (`remapctl status | head -1`) ends the
+    // process quietly, as it ends C tools, instead of a panic on EPIPE.
+    // SAFETY: at the start of main, before any thread or handler exists;
+    // SIG_DFL installs no handler of ours.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -5,16 +5,22 @@
 
 use crate::crc::Crc;
 use crate::device::BlockDev;
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use dm_remap_ondisk::{
     encode_commit, recover, write_commit, CommitBlocks, CommitOutcome, Finding, Format, Identity,
     LoadBuffers, LoadError, MetadataDev, Pending, Recovered, Slot, METADATA_COPIES, UUID_BYTES,
 };
 
-/// The spare area of a device, as the format reads and writes it.
+/// The spare area of a device, as the format reads and writes it, with
+/// the progress of the whole read or write on a terminal.
 pub struct SpareArea<'a> {
     dev: &'a BlockDev,
     fmt: Format,
+    progress: Progress,
+    /// Blocks read or written, and in all.
+    done: u64,
+    total: u64,
 }
 
 impl<'a> SpareArea<'a> {
@@ -33,7 +39,26 @@ impl<'a> SpareArea<'a> {
                 id.spare_len
             );
         }
-        Ok(Self { dev, fmt })
+        Ok(Self {
+            dev,
+            fmt,
+            progress: Progress::new(dev.path().display().to_string()),
+            done: 0,
+            total: 0,
+        })
+    }
+
+    /// Shows the progress of `what` (reading, writing), `blocks` blocks in
+    /// all.
+    fn expect(&mut self, what: &str, blocks: u64) {
+        self.progress = Progress::new(format!("{}: {what}", self.dev.path().display()));
+        self.done = 0;
+        self.total = blocks;
+    }
+
+    fn step(&mut self) {
+        self.done += 1;
+        self.progress.show(self.done, self.total, "metadata blocks");
     }
 
     fn offset(&self, copy: usize, index: u32) -> u64 {
@@ -50,12 +75,14 @@ impl MetadataDev for SpareArea<'_> {
     type Error = i32;
 
     fn read(&mut self, copy: usize, index: u32, out: &mut [u8]) -> Result<(), i32> {
+        self.step();
         self.dev
             .read_at(self.offset(copy, index), out)
             .map_err(errno)
     }
 
     fn write(&mut self, copy: usize, index: u32, data: &[u8]) -> Result<(), i32> {
+        self.step();
         self.dev
             .write_at(self.offset(copy, index), data)
             .map_err(errno)
@@ -89,6 +116,11 @@ pub fn load(dev: &BlockDev, identity: Identity) -> Result<Result<Offline, LoadEr
         Err(e) => bail!("the geometry cannot hold metadata: {}", e.reason()),
     };
     let mut area = SpareArea::new(dev, fmt)?;
+    // Recovery reads every block of every copy.
+    area.expect(
+        "reading the metadata",
+        METADATA_COPIES as u64 * u64::from(fmt.copy_blocks()),
+    );
     let mut blocks = vec![0u8; METADATA_COPIES * fmt.block_bytes()];
     let mut words = vec![0u64; fmt.words()];
     let mut block_gen = vec![0u64; fmt.copy_blocks() as usize];
@@ -125,6 +157,12 @@ pub fn write(
     copies: [bool; METADATA_COPIES],
 ) -> Result<CommitOutcome<i32>> {
     let mut area = SpareArea::new(dev, *fmt)?;
+    // Every block of the copies given, and the superblock of the others.
+    let stale = copies.iter().filter(|&&c| c).count() as u64;
+    area.expect(
+        "writing the metadata",
+        stale * u64::from(fmt.copy_blocks()) + (METADATA_COPIES as u64 - stale),
+    );
     let indices: Vec<u32> = (1..fmt.copy_blocks()).collect();
     let mut data = vec![0u8; (indices.len() + 1) * fmt.block_bytes()];
     let is_rewritten = |index: u32| rewritten.get(index as usize).copied().unwrap_or(false);

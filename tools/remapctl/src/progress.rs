@@ -59,6 +59,18 @@ impl Progress {
         self.drawn = true;
     }
 
+    /// Clears the line, so that a line printed next stands alone; the next
+    /// [`Self::show`] draws it again.
+    pub fn clear(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+            self.drawn = false;
+            self.last = None;
+        }
+    }
+
     /// Ends the line, so that what follows starts on its own.
     pub fn finish(&mut self) {
         if self.drawn {

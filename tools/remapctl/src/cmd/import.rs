@@ -10,6 +10,7 @@
 use crate::device::{Access, BlockDev};
 use crate::dmdev::Dm;
 use crate::exit;
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -93,7 +94,9 @@ pub fn run(name: &str, file: &Path, list_bytes: u64) -> Result<u8> {
         }
     }
     let mut out = Outcome::default();
-    for &block in &blocks {
+    let mut progress = Progress::new(format!("import {name}"));
+    for (i, &block) in blocks.iter().enumerate() {
+        progress.show(i as u64, blocks.len() as u64, "blocks");
         let sector = block * remap_bytes / 512;
         let before = dm.message(name, &format!("lookup {sector}"))?;
         if !before.contains("not remapped") {
@@ -106,16 +109,19 @@ pub fn run(name: &str, file: &Path, list_bytes: u64) -> Result<u8> {
                 // have failed since: its answer says whether it copied.
                 Ok(answer) if answer.contains("data unreadable") => {
                     out.lost += 1;
+                    progress.clear();
                     println!(
                         "block {block}: remapped, but unreadable when the kernel copied it: its data is lost (reads fail until it is written)"
                     );
                 }
                 Ok(_) => {
                     out.remapped += 1;
+                    progress.clear();
                     println!("block {block}: readable, remapped (data copied)");
                 }
                 Err(e) => {
                     out.failed += 1;
+                    progress.clear();
                     eprintln!("remapctl: import: block {block}: {e:#}");
                 }
             }
@@ -125,15 +131,19 @@ pub fn run(name: &str, file: &Path, list_bytes: u64) -> Result<u8> {
         let after = dm.message(name, &format!("lookup {sector}"))?;
         if after.contains("pending") {
             out.pending += 1;
+            progress.clear();
             println!("block {block}: unreadable, pending (its data is lost; its next write relocates it)");
         } else {
             out.failed += 1;
+            progress.clear();
             eprintln!(
                 "remapctl: import: block {block}: unreadable, but not marked pending: {}",
                 after.trim()
             );
         }
     }
+    progress.show(blocks.len() as u64, blocks.len() as u64, "blocks");
+    progress.finish();
     println!(
         "{name}: {} listed blocks of {list_bytes} bytes cover {} blocks of {remap_bytes}: {} remapped, {} remapped with their data lost, {} pending, {} already remapped or pending, {} failed",
         list.len(),
