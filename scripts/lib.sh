@@ -114,13 +114,17 @@ boot_guest() {
 		-append 'console=ttyS0 panic=-1 rdinit=/init dmr.mode=$mode${DM_REMAP_ONLY:+ dmr.only=$DM_REMAP_ONLY}${DM_REMAP_SEED:+ dmr.seed=$DM_REMAP_SEED}${DM_REMAP_ROUNDS:+ dmr.rounds=$DM_REMAP_ROUNDS}${extra:+ $extra}'"
 }
 
-# guest_image FLAVOR MODE: build the initramfs for a flavour; prints its
+# guest_image FLAVOR MODE [MODULE.ko...]: build the initramfs for a flavour,
+# with the given modules (default: the two this checkout built); prints its
 # path inside the build root.
 guest_image() {
-	local img=/build/initramfs-$1-$2.cpio.gz
+	local flavor=$1 img=/build/initramfs-$1-$2.cpio.gz
+	shift 2
+	local modules="$*"
+	[ -n "$modules" ] || modules="$PROJ/dm-remap.ko $PROJ/dm-rust-linear.ko"
 	# The image carries remapctl: built here if missing or stale.
 	bash "$PROJ/scripts/build-remapctl.sh" >&2 || die "remapctl build failed"
-	in_root "bash scripts/guest-image.sh /build/out-$1 $img $PROJ/dm-remap.ko $PROJ/dm-rust-linear.ko" >&2 ||
-		die "the $1 guest image ($2) could not be built"
+	in_root "bash scripts/guest-image.sh /build/out-$flavor $img $modules" >&2 ||
+		die "the guest image $img could not be built"
 	echo "$img"
 }

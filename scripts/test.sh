@@ -59,6 +59,9 @@ failed=$(grep -c '^DMR-RESULT not ok ' "$glog" || true)
 skipped=$(grep -c '^DMR-RESULT skip ' "$glog" || true)
 problems=()
 [ "$passed" -gt 0 ] || problems+=("no test ran")
+# What the kernel's own checks report, and the module's warning that its
+# inline per-bio layout does not match the running kernel (kapi/dm/per_bio.rs).
+kernel_problems='\] +(# )?not ok [0-9]+ |Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall|detected stalls|rcu_sched self-detected|soft lockup|hard LOCKUP|workqueue lockup|printk messages dropped|dm per-bio data is not where' 
 # Every file ran to its end ("DMR-END <name> <seconds>") and reported the
 # checks it has; without DM_REMAP_ONLY, every file ran.
 expected=$PROJ/tests/guest/checks
@@ -98,7 +101,45 @@ while IFS= read -r l; do
 	esac
 	host=$((host + 1))
 done <"$hostlog"
-[ "$host" = 6 ] || problems+=("host: $host checks reported by scripts/build-remapctl.sh --check, not 6")
+[ "$host" = 9 ] || problems+=("host: $host checks reported by scripts/build-remapctl.sh --check, not 9")
+# The install test (scripts/test-install.sh): a fresh root with only the
+# kernel's headers packages builds the module with DKMS, the packages
+# install, and the module DKMS built passes the passthrough checks in the
+# guest (its own boot, results/guest-dkms.log).
+if [ -z "${DM_REMAP_ONLY:-}" ] && [ "$FLAVOR" = test ]; then
+	installlog=$PROJ/results/install.log
+	say "the install test: DKMS from a headers package in a fresh root, the packages, the module it built in the guest"
+	bash "$PROJ/scripts/test-install.sh" "$FLAVOR" >"$installlog" 2>&1 || true
+	inst=0
+	while IFS= read -r l; do
+		case $l in
+		"INSTALL-RESULT ok "*) passed=$((passed + 1)); echo "  ok    install: ${l#INSTALL-RESULT ok }" ;;
+		"INSTALL-RESULT not ok "*) problems+=("install: ${l#INSTALL-RESULT not ok } (see $CACHE/install-test.log)") ;;
+		*) continue ;;
+		esac
+		inst=$((inst + 1))
+	done <"$installlog"
+	[ "$inst" = 17 ] || problems+=("install: $inst checks reported by scripts/test-install.sh, not 17 (see $installlog)")
+	dlog=$PROJ/results/guest-dkms.log
+	sed -i 's/\r$//' "$dlog" "$PROJ/results/kernel-dkms.log" 2>/dev/null || true
+	for t in kunit 10-passthrough; do
+		n=$(grep -c "^DMR-RESULT ok $t: " "$dlog" 2>/dev/null || true)
+		want=$(awk -v t="$t" '$1 == t { print $2 }' "$expected")
+		if [ "$n" = "$want" ] && grep -q "^DMR-END $t " "$dlog"; then
+			passed=$((passed + 1))
+			echo "  ok    install: the module DKMS built passes $t in the guest ($n checks)"
+		else
+			problems+=("install: the module DKMS built: $t reported $n checks passed, tests/guest/checks says $want (see $dlog)")
+		fi
+	done
+	grep '^DMR-RESULT not ok ' "$dlog" 2>/dev/null | sed 's/^DMR-RESULT not ok /install guest: /' |
+		while IFS= read -r f; do echo "  FAIL  $f"; done
+	failed=$((failed + $(grep -c '^DMR-RESULT not ok ' "$dlog" 2>/dev/null || true)))
+	grep -q '^DMR-DONE' "$dlog" 2>/dev/null || problems+=("install: the guest with the module DKMS built did not finish (see $PROJ/results/kernel-dkms.log)")
+	while IFS= read -r hit; do
+		problems+=("install: kernel log: $hit")
+	done < <(grep -E "$kernel_problems" "$PROJ/results/kernel-dkms.log" 2>/dev/null | head -n 20 || true)
+fi
 # The module builds without a compiler or clippy warning and is rustfmt-clean
 # with the kernel's .rustfmt.toml. The log is that of the last whole build
 # of these very sources (build-module.sh rebuilds all when they change).
@@ -145,7 +186,7 @@ fi
 # Anything the kernel's own checks reported fails the run.
 while IFS= read -r hit; do
 	problems+=("kernel log: $hit")
-done < <(grep -E '\] +(# )?not ok [0-9]+ |Oops|BUG:|WARNING:|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|sleeping function called from invalid context|scheduling while atomic|KFENCE:|kmemleak: [0-9]+ new suspected|list_add corruption|list_del corruption|Kernel panic|general protection fault|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|RCU stall|detected stalls|rcu_sched self-detected|soft lockup|hard LOCKUP|workqueue lockup|printk messages dropped' "$checked" 2>/dev/null | head -n 20 || true)
+done < <(grep -E "$kernel_problems" "$checked" 2>/dev/null | head -n 20 || true)
 
 echo
 echo "== summary ($(($(date +%s) - start)) s; logs: $glog, $klog)"
