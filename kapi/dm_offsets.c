@@ -26,4 +26,15 @@ void dmr_offsets(void)
 	       DM_TARGET_IO_BIO_OFFSET - offsetof(struct dm_target_io, flags));
 	DEFINE(DM_TIO_FLAGS_SIZE, sizeof_field(struct dm_target_io, flags));
 	DEFINE(DM_TIO_INSIDE_DM_IO_BIT, DM_TIO_INSIDE_DM_IO);
+	/*
+	 * The magic numbers dm core stamps on every dm_target_io and dm_io,
+	 * and where they lie before the clone: the module checks them on
+	 * every bio before it trusts the rest of the layout.
+	 */
+	DEFINE(DM_TIO_MAGIC_BEFORE_BIO,
+	       DM_TARGET_IO_BIO_OFFSET - offsetof(struct dm_target_io, magic));
+	DEFINE(DM_TIO_MAGIC_VALUE, DM_TIO_MAGIC);
+	DEFINE(DM_IO_MAGIC_BEFORE_BIO, DM_IO_BIO_OFFSET - offsetof(struct dm_io, magic));
+	DEFINE(DM_IO_MAGIC_VALUE, DM_IO_MAGIC);
+	DEFINE(DM_MAGIC_SIZE, sizeof_field(struct dm_target_io, magic));
 }

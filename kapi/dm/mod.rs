@@ -59,9 +59,13 @@ mod offsets {
     include!("../dm_offsets_generated.rs");
 }
 
-// `dm_target_io.flags` is a `blk_short_t`, read as a `u16` in `per_bio`.
+// `dm_target_io.flags` is a `blk_short_t` and the magic numbers of
+// `dm_target_io` and `dm_io` are `unsigned short`, all read as `u16` in
+// `per_bio`.
 #[cfg(dmr_dm_core)]
-const _: () = assert!(offsets::DM_TIO_FLAGS_SIZE == size_of::<u16>());
+const _: () = assert!(
+    offsets::DM_TIO_FLAGS_SIZE == size_of::<u16>() && offsets::DM_MAGIC_SIZE == size_of::<u16>()
+);
 
 mod bio;
 mod bio_list;
