@@ -59,6 +59,12 @@ install-remapctl:
 	install -D -m 644 $(RC)/target/dist/completions/_remapctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_remapctl
 	install -D -m 644 $(RC)/target/dist/completions/remapctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/remapctl.fish
 	install -D -m 644 README.md $(DESTDIR)$(DATADIR)/doc/remapctl/README.md
+	# The generator, the monitor's unit and the udev rule name remapctl
+	# where SBINDIR put it.
+	sed -i 's|/usr/sbin/remapctl|$(SBINDIR)/remapctl|g' \
+		$(DESTDIR)$(LIBDIR)/systemd/system-generators/remapctl-generator \
+		$(DESTDIR)$(LIBDIR)/systemd/system/remapctl-monitor.service \
+		$(DESTDIR)$(LIBDIR)/udev/rules.d/60-remapctl.rules
 
 dkms-tarball:
 	scripts/package-dkms.sh

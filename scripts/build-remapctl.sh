@@ -67,7 +67,7 @@ generated_units_verify() {
 	grep -qx 'BindsTo=dev-disk-by\\x2duuid-0f1e2d3c\\x2d4b5a\\x2d4978\\x2d8796\\x2da5b4c3d2e1f0.device' \
 		"$out/remapctl-open@media.service" || return 1
 	! grep -q settle "$out"/*.service || return 1
-	grep -qF "ExecStart=\"$rc\" open --no-check --readonly \"UUID=0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\" media" \
+	grep -qF "ExecStart=\"$rc\" open --no-check --readonly --spare-timeout 90 \"/dev/disk/by-uuid/0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0\" media" \
 		"$out/remapctl-open@media.service" || return 1
 	cp systemd/remap.target "$out/"
 	systemd-analyze verify --man=no "$out/remapctl-open@home.service" "$out/remapctl-open@media.service" "$out/remap.target" \

@@ -23,7 +23,7 @@ trap 'rm -rf "$stage"' EXIT
 src=$stage/dm-remap-$VER
 mkdir -p "$src"
 # The sources Kbuild reads, listed by kind so that nothing built comes along.
-files=$(ls Kbuild dkms.conf ./*.rs dm_remap/*.rs metadata/*.rs ondisk/src/format/*.rs \
+files=$(ls Kbuild dkms.conf dkms-pre-build.sh ./*.rs dm_remap/*.rs metadata/*.rs ondisk/src/format/*.rs \
 	kapi/*.rs kapi/dm/*.rs kapi/*.[ch] kapi/bindgen_parameters linear/*.rs linear/*.c |
 	grep -v _generated)
 tar -c $files docs/dm-remap.rst | tar -x -C "$src"

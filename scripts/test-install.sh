@@ -22,6 +22,9 @@ RUSTC_VER=$(awk '$1 == "rustc" { print $2 }' "$ROOT/build/versions.txt")
 [ -n "$RUSTC_VER" ] || die "no rustc version in $ROOT/build/versions.txt"
 log=$CACHE/install-test.log
 : >"$log"
+# A run that stops before its guest boot leaves no guest log of an earlier
+# run for scripts/test.sh to count.
+rm -f "$PROJ/results/guest-dkms.log" "$PROJ/results/kernel-dkms.log"
 
 result() { if [ "$1" = 0 ]; then echo "INSTALL-RESULT ok $2"; else echo "INSTALL-RESULT not ok $2"; fi; }
 check() {
@@ -122,6 +125,22 @@ check "dkms refuses a kernel without CONFIG_RUST (BUILD_EXCLUSIVE_CONFIG)" in_fr
 	out=\$(dkms build dm-remap/\$(sed -n 's/^PACKAGE_VERSION=\"\\(.*\\)\"/\\1/p' /usr/src/dm-remap-*/dkms.conf) -k $KVER-norust 2>&1); rc=\$?
 	echo \"\$out\"; rm -rf /usr/src/linux-headers-$KVER-norust /lib/modules/$KVER-norust
 	[ \$rc != 0 ] && echo \"\$out\" | grep -q 'BUILD_EXCLUSIVE' && ! dkms status -m dm-remap -k $KVER-norust | grep -q built"
+# What DKMS says, through the module's PRE_BUILD, for a kernel whose
+# headers lack the Rust metadata, and for one another rustc built.
+check "dkms says why it cannot build: no Rust metadata in the headers; the kernel built by another rustc" in_fresh "
+	ver=\$(sed -n 's/^PACKAGE_VERSION=\"\\(.*\\)\"/\\1/p' /usr/src/dm-remap-*/dkms.conf)
+	try() {
+		mkdir -p /lib/modules/$KVER-x && ln -sfn /usr/src/linux-headers-$KVER-x /lib/modules/$KVER-x/build
+		dkms build dm-remap/\$ver -k $KVER-x >/dev/null 2>&1; rc=\$?
+		cat /var/lib/dkms/dm-remap/\$ver/build/make.log
+		rm -rf /usr/src/linux-headers-$KVER-x /lib/modules/$KVER-x
+		[ \$rc != 0 ] && grep -q \"\$1\" /var/lib/dkms/dm-remap/\$ver/build/make.log
+	}
+	cp -a /usr/src/linux-headers-$KVER /usr/src/linux-headers-$KVER-x && rm -rf /usr/src/linux-headers-$KVER-x/rust &&
+	try 'have no Rust metadata (rust/\*.rmeta): install the package' &&
+	cp -a /usr/src/linux-headers-$KVER /usr/src/linux-headers-$KVER-x &&
+	sed -i 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT=\"rustc 1.0.0\"/' /usr/src/linux-headers-$KVER-x/include/config/auto.conf &&
+	try \"the kernel was built by 'rustc 1.0.0' and rustc here is\""
 check "apt removes dm-remap-dkms, and DKMS removes the module" in_fresh "
 	mkdir -p /tmp/ko && cp /lib/modules/$KVER/updates/dkms/*.ko* /tmp/ko/ &&
 	apt-get remove -y dm-remap-dkms && ! dkms status -m dm-remap | grep -q . &&
@@ -180,6 +199,28 @@ udev_rule_routes() {
 	return $rc
 }
 check "udev: the rule asks remapctl probe about a disk remapctl formatted, not about an ext4 one (udevadm test)" udev_rule_routes
+# contrib/util-linux: libblkid's probe for the label, built into Debian's
+# util-linux (the build kept in $CACHE/util-linux between runs).
+blkid_probe_patch() {
+	local img uuid loop rc=0
+	img=$W/tmp/member.img
+	rm -f "$img"
+	truncate -s 64M "$img"
+	loop=$(losetup -f --show "$img") || return 1
+	"$PROJ/tools/remapctl/target/release/remapctl" format "$loop" || rc=1
+	uuid=$("$PROJ/tools/remapctl/target/release/remapctl" probe "$loop" | sed -n 's/^ID_FS_UUID=//p')
+	losetup -d "$loop"
+	[ $rc = 0 ] && [ -n "$uuid" ] || return 1
+	# One byte of the primary label's geometry changed: its CRC fails.
+	cp "$img" "$W/tmp/damaged.img"
+	printf '\x5a' | dd of="$W/tmp/damaged.img" bs=1 seek=100 conv=notrunc status=none
+	rm -rf "$W/tmp/contrib" && cp -r "$PROJ/contrib/util-linux" "$W/tmp/contrib"
+	[ -d "$CACHE/util-linux" ] && cp -a "$CACHE/util-linux" "$W/tmp/ul-cache"
+	in_fresh "bash /tmp/contrib/test-blkid.sh /tmp/member.img /tmp/damaged.img $uuid" || rc=1
+	[ -x "$W/tmp/ul-cache/build/blkid" ] && rm -rf "$CACHE/util-linux" && cp -a "$W/tmp/ul-cache" "$CACHE/util-linux"
+	return $rc
+}
+check "util-linux with contrib's libblkid probe: blkid -p and wipefs know a remap member, reject a bad CRC; Debian's blkid does not know it" blkid_probe_patch
 check "apt removes the remapctl package" in_fresh "apt-get remove -y remapctl && ! command -v remapctl"
 
 # The module DKMS built, in the guest: the passthrough checks.

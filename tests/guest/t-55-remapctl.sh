@@ -19,6 +19,14 @@ check "probe: a remap member's udev properties (ID_FS_TYPE, ID_FS_UUID)" sh -c "
 	grep -qx ID_REMAP_ROLE=whole /tmp/rc-probe && grep -qE '^ID_FS_UUID=[0-9a-f-]{36}$' /tmp/rc-probe &&
 	remapctl dump $a | grep -qx \"uuid \$(sed -n 's/^ID_FS_UUID=//p' /tmp/rc-probe)\""
 check "probe: a disk without a label prints nothing, exit 2" sh -c "remapctl probe $b >/tmp/rc-probe; [ \$? = 2 ] && [ ! -s /tmp/rc-probe ]"
+# A failing disk whose first sector no longer reads (dm-dust): the backup
+# label still makes it a member, with its UUID.
+dmsetup create rcdust --table "0 $(blockdev --getsz $a) dust $a 0 512"
+dmsetup message rcdust 0 addbadblock 0 >/dev/null
+dmsetup message rcdust 0 enable >/dev/null
+check "probe: the primary label unreadable: the backup says it is a member" sh -c "! dd if=/dev/mapper/rcdust of=/dev/null bs=512 count=1 iflag=direct 2>/dev/null &&
+	remapctl probe /dev/mapper/rcdust | grep -qx \"ID_FS_UUID=\$(remapctl probe $a | sed -n 's/^ID_FS_UUID=//p')\""
+dmsetup remove rcdust
 check "open it by the device alone" remapctl open $a rc
 check "/dev/mapper/rc exists" [ -b /dev/mapper/rc ]
 uuid=$(remapctl dump $a | sed -n 's/^uuid //p')

@@ -124,6 +124,16 @@ Examples:
         /// A read-only table.
         #[arg(long)]
         readonly: bool,
+        /// Wait up to this many seconds for the spare device of a disk
+        /// whose spare area is on another device, when it is not there
+        /// yet (the boot units wait 90, as systemd waits for a device).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 0,
+            conflicts_with = "all"
+        )]
+        spare_timeout: u64,
     },
     /// Remove device-mapper devices that open made.
     #[command(after_help = "Exit status: 0 removed, 4 a device could not be removed.")]

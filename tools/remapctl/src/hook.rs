@@ -4,10 +4,16 @@
 //! the change in its environment, as smartd runs its `-M exec` program and
 //! ZFS's zed its zedlets. The command runs through `/bin/sh -c`, with
 //! stdin from /dev/null; the monitor does not wait for it (a hung command
-//! does not stop the monitoring) but reaps it on its next round.
+//! does not stop the monitoring) but reaps it on each round (at least every
+//! `--interval`), says when one failed, runs at most [`MAX_RUNNING`] at
+//! once, and with `--once` waits a while for them before it exits.
 
 use crate::figures::Figures;
 use std::process::{Child, Command, Stdio};
+
+/// The most runs of the command at once: beyond, a change's run is skipped
+/// and said so (a command that hangs does not pile up processes).
+pub const MAX_RUNNING: usize = 16;
 
 /// The command, and the runs not reaped yet.
 pub struct Hook {
@@ -64,7 +70,12 @@ impl Hook {
     /// Starts the command for `e`; a command that cannot be started is an
     /// error in words, returned for the monitor to say.
     pub fn run(&mut self, e: &Event<'_>) -> Result<(), String> {
-        self.reap();
+        if self.running.len() >= MAX_RUNNING {
+            return Err(format!(
+                "{MAX_RUNNING} runs of the --exec command are still running: not run for {}: {}",
+                e.name, e.message
+            ));
+        }
         let child = Command::new("/bin/sh")
             .arg("-c")
             .arg(&self.command)
@@ -76,10 +87,41 @@ impl Hook {
         Ok(())
     }
 
-    /// Collects the runs that have ended.
-    pub fn reap(&mut self) {
-        self.running
-            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    /// Collects the runs that have ended; returns a line for each that
+    /// failed.
+    pub fn reap(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
+        let command = &self.command;
+        self.running.retain_mut(|c| match c.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                if !status.success() {
+                    failed.push(format!("the --exec command {command:?} failed: {status}"));
+                }
+                false
+            }
+            Err(_) => false,
+        });
+        failed
+    }
+
+    /// Waits up to `timeout` for the runs still going (before `--once`
+    /// exits); returns a line for each that failed or is left running.
+    pub fn finish(&mut self, timeout: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut said = self.reap();
+        while !self.running.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            said.extend(self.reap());
+        }
+        if !self.running.is_empty() {
+            said.push(format!(
+                "{} runs of the --exec command {:?} still running: left to finish alone",
+                self.running.len(),
+                self.command
+            ));
+        }
+        said
     }
 }
 
@@ -103,15 +145,38 @@ mod tests {
             figures: None,
         };
         hook.run(&e).unwrap();
-        for _ in 0..100 {
-            hook.reap();
-            if hook.running.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        assert!(hook.finish(std::time::Duration::from_secs(5)).is_empty());
         let got = std::fs::read_to_string(&out).unwrap();
         assert_eq!(got, "mo|warning|2 new remapped blocks\n");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failures_are_said_and_runs_are_capped() {
+        let mut hook = Hook::new("exit 3".to_owned());
+        let e = Event {
+            name: "mo",
+            severity: "warning",
+            message: "x",
+            figures: None,
+        };
+        hook.run(&e).unwrap();
+        let said = hook.finish(std::time::Duration::from_secs(5));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("exit status: 3"), "{said:?}");
+        let mut slow = Hook::new("sleep 5".to_owned());
+        for _ in 0..MAX_RUNNING {
+            slow.run(&e).unwrap();
+        }
+        assert!(slow.run(&e).unwrap_err().contains("still running"));
+        for c in &mut slow.running {
+            let _ = c.kill();
+        }
+        // Killed, each is said to have failed, and none is left.
+        assert_eq!(
+            slow.finish(std::time::Duration::from_secs(5)).len(),
+            MAX_RUNNING
+        );
+        assert!(slow.running.is_empty());
     }
 }

@@ -175,13 +175,30 @@ pub fn probe(dev: &BlockDev) -> Result<Option<(Label, Found)>> {
     if dev.size() < 2 * LABEL_BYTES as u64 {
         return Ok(None);
     }
-    let mut b = vec![0u8; LABEL_BYTES];
-    dev.read_at(0, &mut b)?;
-    let primary = Label::decode(&b, false);
-    let primary_magic = Label::has_magic(&b);
-    dev.read_at(backup_offset(dev.size()), &mut b)?;
-    let backup = Label::decode(&b, true);
-    let backup_magic = Label::has_magic(&b);
+    // A copy that cannot be read counts as damaged, so that the other one
+    // is still tried (a failing disk may lose either); only both
+    // unreadable is an error.
+    let read = |offset: u64, backup: bool| -> std::io::Result<(Option<Label>, bool)> {
+        let mut b = vec![0u8; LABEL_BYTES];
+        dev.read_at(offset, &mut b)?;
+        Ok((Label::decode(&b, backup), Label::has_magic(&b)))
+    };
+    let (primary, primary_magic, backup, backup_magic) =
+        match (read(0, false), read(backup_offset(dev.size()), true)) {
+            (Err(e), Err(_)) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{}: neither remap label place (first and last 4 KiB) can be read",
+                        dev.path().display()
+                    )
+                })
+            }
+            (p, b) => {
+                let (p, pm) = p.unwrap_or((None, false));
+                let (b, bm) = b.unwrap_or((None, false));
+                (p, pm, b, bm)
+            }
+        };
     let usable = |l: Option<Label>| l.map(|l| (l, l.check_fits(dev)));
     let found = match (usable(primary), usable(backup)) {
         (Some((p, Ok(()))), Some((b, _))) if p == b => (p, Found::Both),

@@ -54,9 +54,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             remaptab,
             no_check,
             readonly,
+            spare_timeout,
         } => match (all, dev, name) {
             (true, _, _) => cmd::open::all(&remaptab),
-            (false, Some(dev), Some(name)) => cmd::open::one(&dev, &name, no_check, readonly),
+            (false, Some(dev), Some(name)) => cmd::open::one(
+                &dev,
+                &name,
+                no_check,
+                readonly,
+                std::time::Duration::from_secs(spare_timeout),
+            ),
             _ => unreachable!("clap requires both without --all"),
         },
         Command::Close { names } => cmd::close::run(&names),

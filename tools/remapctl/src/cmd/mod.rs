@@ -65,6 +65,17 @@ pub fn parse_geometry(s: &str) -> Result<Identity> {
 /// Finds the metadata of `dev`; a spare area on another device is opened
 /// with `access` too.
 pub fn locate(dev: &BlockDev, geometry: Option<&str>, access: Access) -> Result<Located> {
+    locate_waiting(dev, geometry, access, std::time::Duration::ZERO)
+}
+
+/// [`locate`], waiting up to `wait` for a spare device that has not
+/// appeared yet (at boot, the data disk may come before it).
+pub fn locate_waiting(
+    dev: &BlockDev,
+    geometry: Option<&str>,
+    access: Access,
+    wait: std::time::Duration,
+) -> Result<Located> {
     if let Some(g) = geometry {
         return Ok(Located {
             identity: parse_geometry(g)?,
@@ -81,7 +92,13 @@ pub fn locate(dev: &BlockDev, geometry: Option<&str>, access: Access) -> Result<
             UuidText(&l.uuid)
         ),
         Role::Data => {
-            let path = find_label(&l.uuid, Role::Spare)?.with_context(|| {
+            let deadline = std::time::Instant::now() + wait;
+            let mut found_spare = find_label(&l.uuid, Role::Spare)?;
+            while found_spare.is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                found_spare = find_label(&l.uuid, Role::Spare)?;
+            }
+            let path = found_spare.with_context(|| {
                 format!(
                     "{}: its spare area is on another device, with metadata UUID {}, and no block device holds that label",
                     dev.path().display(),
@@ -122,6 +139,14 @@ pub fn find_label(uuid: &[u8; UUID_BYTES], role: Role) -> Result<Option<PathBuf>
     names.sort();
     let mut found = Vec::new();
     for name in names {
+        // Not a suspended device-mapper device (a read would wait for its
+        // resume), nor an empty one (a loop or nbd device with nothing
+        // behind it).
+        let sys = Path::new("/sys/class/block").join(&name);
+        let attr = |a: &str| std::fs::read_to_string(sys.join(a)).unwrap_or_default();
+        if attr("dm/suspended").trim() == "1" || attr("size").trim() == "0" {
+            continue;
+        }
         let path = Path::new("/dev").join(&name);
         let Ok(dev) = BlockDev::open(&path, Access::Read) else {
             continue;

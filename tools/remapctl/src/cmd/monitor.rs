@@ -131,6 +131,11 @@ pub fn run(names: &[String], opts: Options<'_>) -> Result<u8> {
                 out.say(Severity::Info, name, "removed", None);
             }
         }
+        if let Some(hook) = &mut out.hook {
+            for line in hook.reap() {
+                out.log.say(Severity::Warning, &line);
+            }
+        }
         if let Some(dir) = textfile_dir {
             let devices: Vec<(String, Figures)> = now.clone().into_iter().collect();
             if let Err(e) = textfile::write(dir, &devices) {
@@ -140,6 +145,11 @@ pub fn run(names: &[String], opts: Options<'_>) -> Result<u8> {
         }
         last = now;
         if once {
+            if let Some(hook) = &mut out.hook {
+                for line in hook.finish(Duration::from_secs(10)) {
+                    out.log.say(Severity::Warning, &line);
+                }
+            }
             return Ok(code);
         }
         dm.wait_event(Some(opts.interval))?;

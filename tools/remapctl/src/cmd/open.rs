@@ -4,7 +4,7 @@
 //! formatted device, with the table line derived from its label, after
 //! the same offline check as `check` (as LVM runs thin_check first).
 
-use super::{dm_uuid, locate, resolve, table_params, usable};
+use super::{dm_uuid, locate_waiting, resolve, table_params, usable};
 use crate::device::{Access, BlockDev};
 use crate::dmdev::Dm;
 use crate::exit;
@@ -15,7 +15,13 @@ use dm_remap_ondisk::UuidText;
 use std::path::Path;
 
 /// Opens the device `source` (a path or `UUID=`) as `name`.
-pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u8> {
+pub fn one(
+    source: &str,
+    name: &str,
+    no_check: bool,
+    readonly: bool,
+    spare_timeout: std::time::Duration,
+) -> Result<u8> {
     let dm = Dm::new()?;
     if dm.get(name).is_ok() {
         eprintln!("remapctl: a device named {name} exists already");
@@ -25,7 +31,7 @@ pub fn one(source: &str, name: &str, no_check: bool, readonly: bool) -> Result<u
     let (params, uuid, len) = {
         // Exclusive while it is checked: nothing else may have it open.
         let dev = BlockDev::open(&path, Access::ReadExclusive)?;
-        let loc = locate(&dev, None, Access::ReadExclusive)?;
+        let loc = locate_waiting(&dev, None, Access::ReadExclusive, spare_timeout)?;
         let spare = loc.spare_dev(&dev);
         let Some((l, found)) = loc.label else {
             anyhow::bail!("{}: no remap label", path.display());
@@ -97,7 +103,14 @@ pub fn all(remaptab: &Path) -> Result<u8> {
             Source::Path(p) => p.clone(),
             Source::Uuid(u) => format!("UUID={u}"),
         };
-        let c = one(&source, &e.name, e.no_check, e.readonly).unwrap_or_else(|err| {
+        let c = one(
+            &source,
+            &e.name,
+            e.no_check,
+            e.readonly,
+            std::time::Duration::ZERO,
+        )
+        .unwrap_or_else(|err| {
             eprintln!("remapctl: open {}: {err:#}", e.name);
             exit::ERROR
         });

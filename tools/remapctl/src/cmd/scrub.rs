@@ -104,6 +104,18 @@ impl ScrubReport {
     }
 }
 
+/// Says why `scrub <what>` failed and gives its exit status: the device
+/// gone (removed meanwhile) is an error (4); a device that is still there
+/// refused, for a reason of its own (3).
+fn message_failed(dm: &Dm, name: &str, what: &str, e: &anyhow::Error, why: &str) -> u8 {
+    if let Err(gone) = dm.get(name) {
+        eprintln!("remapctl: scrub {what} {name}: {gone:#}");
+        return exit::ERROR;
+    }
+    eprintln!("remapctl: scrub {what} {name}: refused by the target: {e:#} ({why})");
+    exit::FAILED
+}
+
 /// Starts a scrub; with `wait`, follows it to its end.
 pub fn start(name: &str, rate: Option<u32>, wait: bool) -> Result<u8> {
     let dm = Dm::new()?;
@@ -124,10 +136,13 @@ pub fn start(name: &str, rate: Option<u32>, wait: bool) -> Result<u8> {
     // The target refuses only for a reason of its own: a read-only table,
     // no_auto_remap, a scrub started meanwhile (dm-remap(4), Messages).
     if let Err(e) = dm.message(name, &msg) {
-        eprintln!(
-            "remapctl: scrub start {name}: refused by the target: {e:#} (a read-only table or no_auto_remap refuse scrubs)"
-        );
-        return Ok(exit::FAILED);
+        return Ok(message_failed(
+            &dm,
+            name,
+            "start",
+            &e,
+            "a read-only table or no_auto_remap refuse scrubs",
+        ));
     }
     if !wait {
         return Ok(exit::OK);
@@ -171,8 +186,7 @@ pub fn stop(name: &str) -> Result<u8> {
         return Ok(exit::FAILED);
     }
     if let Err(e) = dm.message(name, "scrub stop") {
-        eprintln!("remapctl: scrub stop {name}: refused by the target: {e:#}");
-        return Ok(exit::FAILED);
+        return Ok(message_failed(&dm, name, "stop", &e, "it ended meanwhile"));
     }
     Ok(exit::OK)
 }
