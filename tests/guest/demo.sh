@@ -126,13 +126,12 @@ step "watch it: remapctl monitor waits for device-mapper events and logs each ch
 remapctl monitor demo 2>/tmp/monitor.log &
 mpid=$!
 sleep 1
-run dmsetup message demo 0 scrub start 64
-i=0
-while ! dmsetup status demo | grep -q ' done:' && [ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-dmsetup status demo | grep -q ' done:' || die "the scrub did not finish"
+# --wait follows the scrub to its end; it exits 1 when it found bad blocks.
+echo "# remapctl scrub start --rate 64 --wait demo"
+rc=0
+remapctl scrub start --rate 64 --wait demo || rc=$?
+[ $rc = 1 ] || die "the scrub should have found the bad blocks nothing had touched (exit $rc)"
+run remapctl scrub status demo
 sleep 1
 kill $mpid
 wait $mpid 2>/dev/null
