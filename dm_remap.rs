@@ -492,8 +492,10 @@ impl dm::Target for RemapTarget {
         // goes out before the device stops. A failure is reported by the
         // commit itself and latched: resume and status show it.
         if self.writable {
-            // The failure is handled where it happens (latched, logged).
-            let _ = self.meta.sync(self.queue.queue());
+            // The commit latched and logged its failure; status shows it.
+            if self.meta.sync(self.queue.queue()).is_err() {
+                pr_warn!("remap: suspend: the pending metadata writes did not complete\n");
+            }
         }
     }
 

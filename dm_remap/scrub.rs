@@ -27,6 +27,7 @@ use crate::breakage::{broken, Breakage};
 use crate::entry::Entry;
 use crate::kapi::dm::Emitter;
 use crate::kapi::sched::NoIoScope;
+use crate::kapi::warn::warn_on;
 use crate::metadata::{check_block, Pending, Slot};
 use crate::spare_alloc::METADATA_COPIES;
 use crate::switch::Switch;
@@ -189,8 +190,9 @@ impl StepResult {
 /// [`STEP_BYTES`] (every length a step asks for: a block is at most
 /// 64 KiB), so without allocating.
 fn set_len(buf: &mut KVec<u8>, len: usize) {
-    // Within the capacity: no allocation, so it cannot fail.
-    let _ = buf.resize(len.min(buf.capacity()), 0, GFP_NOWAIT);
+    // Within the capacity: no allocation, so a failure would be a
+    // bookkeeping error, warned about.
+    warn_on(buf.resize(len.min(buf.capacity()), 0, GFP_NOWAIT).is_err());
 }
 
 impl RemapTarget {
@@ -523,7 +525,11 @@ impl RemapTarget {
                 r.bad_data += 1;
                 // Without the memory to note it, it is not marked pending:
                 // the next foreground read that fails marks it.
-                let _ = unreadable.push(block, GFP_KERNEL);
+                if unreadable.push(block, GFP_KERNEL).is_err() {
+                    kernel::pr_warn_once!(
+                        "remap: scrub: out of memory: an unreadable block is not marked pending\n"
+                    );
+                }
             }
         }
         // Halted (stop, suspend, remove), the step ends now: marking would

@@ -13,6 +13,7 @@
 use crate::breakage::{broken, Breakage};
 use crate::ctr::table_errno;
 use crate::entry::{Entry, Spare};
+use crate::kapi::warn::warn_on;
 use crate::metadata::{CommitError, MetaImage};
 use crate::{Admin, RemapTarget, TargetInfo};
 use kernel::prelude::*;
@@ -121,15 +122,16 @@ impl<'a> Switch<'a> {
                 .update(&mut admin.writer, block, switching),
         };
         marked.map_err(table_errno)?;
-        // Room was reserved above: this cannot fail.
-        let _ = self.blocks.push_within_capacity(Switched {
+        // Room was reserved above: a failure would be a bookkeeping error.
+        let switched = Switched {
             block,
             old,
             to,
             allocated,
             abandoned: false,
             lost_in: None,
-        });
+        };
+        warn_on(self.blocks.push_within_capacity(switched).is_err());
         Ok(self.blocks.len() - 1)
     }
 

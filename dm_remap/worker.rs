@@ -8,6 +8,7 @@ use crate::breakage::{broken, Breakage};
 use crate::entry::{Entry, Spare};
 use crate::kapi::dm;
 use crate::kapi::sched::NoIoScope;
+use crate::kapi::warn::warn_on;
 use crate::metadata::{CommitError, Pending, Slot};
 use crate::per_bio::Tag;
 use crate::switch::{Switch, Switched};
@@ -145,10 +146,14 @@ impl RemapTarget {
             // Every block worked when tried again.
             self.stats.inc(stat::TRANSIENT_ERRORS);
         }
-        // Room was reserved above: this cannot fail.
-        let _ = group
-            .bios
-            .push_within_capacity(GroupBio { bio, error, failed });
+        // Room was reserved above: a failure would be a bookkeeping error
+        // (and the bio would never end), warned about.
+        warn_on(
+            group
+                .bios
+                .push_within_capacity(GroupBio { bio, error, failed })
+                .is_err(),
+        );
     }
 
     /// Gathers a failed write (or a write to a pending block), block by
@@ -215,8 +220,11 @@ impl RemapTarget {
             // scrub): the data block it read is not its data.
             let readable = matches!(self.entry(block), Some(Entry::Pending { lost: false, .. }));
             if readable && !group.readable.contains(&block) {
-                // Without the memory, the block stays pending (above).
-                let _ = group.readable.push(block, GFP_KERNEL);
+                if group.readable.push(block, GFP_KERNEL).is_err() {
+                    kernel::pr_warn_once!(
+                        "remap: out of memory: a pending block that reads again stays pending\n"
+                    );
+                }
             }
         }
     }
@@ -242,8 +250,11 @@ impl RemapTarget {
             // note it, the block is not marked pending: the bio fails
             // all the same, and the next failed read notes it again.
             if self.table.get(block).is_none() && !broken(Breakage::NoPending) {
-                // Without the memory, not marked pending (above).
-                let _ = group.unreadable.push(block, GFP_KERNEL);
+                if group.unreadable.push(block, GFP_KERNEL).is_err() {
+                    kernel::pr_warn_once!(
+                        "remap: out of memory: an unreadable block is not marked pending\n"
+                    );
+                }
             }
         }
         failed
@@ -522,14 +533,22 @@ impl RemapTarget {
                 // Not marked pending: the read failed all the same.
                 continue;
             }
-            // Room was reserved above: this cannot fail.
-            let _ = group.pending_new.push_within_capacity((block, slot));
+            // Room was reserved above: a failure would be a bookkeeping error.
+            warn_on(
+                group
+                    .pending_new
+                    .push_within_capacity((block, slot))
+                    .is_err(),
+            );
         }
         // `readable` holds each block once.
         for &block in group.readable.iter() {
             if let Some(Entry::Pending { slot, lost: false }) = self.entry(block) {
-                // Without the memory, the block stays pending.
-                let _ = group.pending_gone.push((block, slot), GFP_KERNEL);
+                if group.pending_gone.push((block, slot), GFP_KERNEL).is_err() {
+                    kernel::pr_warn_once!(
+                        "remap: out of memory: a pending block that reads again stays pending\n"
+                    );
+                }
             }
         }
     }

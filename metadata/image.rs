@@ -2,6 +2,7 @@
 
 //! The metadata in memory, as the next commit writes it.
 
+use crate::kapi::warn::warn_on;
 use crate::metadata::{Commit, CommitOutcome, Crc};
 use crate::ondisk::{encode_commit, Format, Pending, Recovered, Slot, METADATA_COPIES, UUID_BYTES};
 use kernel::alloc::AllocError;
@@ -113,8 +114,9 @@ impl MetaImage {
             return;
         }
         self.is_dirty[i] = true;
-        // Room for every block was reserved at creation.
-        let _ = self.dirty.push_within_capacity(index);
+        // Room for every block was reserved at creation: a failure would be
+        // a bookkeeping error, warned about.
+        warn_on(self.dirty.push_within_capacity(index).is_err());
     }
 
     /// Sets spare slot `spare`.
@@ -285,7 +287,7 @@ impl MetaImage {
                     self.is_dirty[index as usize] = true;
                     // Room for every block was reserved at creation, and
                     // `is_dirty` keeps each index in it once.
-                    let _ = self.dirty.push_within_capacity(index);
+                    warn_on(self.dirty.push_within_capacity(index).is_err());
                 }
             }
         }

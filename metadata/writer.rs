@@ -348,9 +348,11 @@ impl MetaWriter {
         // The next commit prepared carries this change: one in flight was
         // prepared before it.
         let wanted = st.prepared + 1;
-        // `false` means the work is queued already and not yet running:
-        // that run sees this change.
-        let _ = queue.enqueue(self.clone());
+        // An `Err` hands the reference back: the work is queued already and
+        // not yet running, and that run sees this change.
+        if let Err(queued) = queue.enqueue(self.clone()) {
+            drop(queued);
+        }
         // Every way out of `commit_pending` that leaves `wanted` unserved
         // latches `failed` and notifies: this loop never outwaits it.
         while st.last_ok < wanted {

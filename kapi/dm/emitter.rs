@@ -39,8 +39,9 @@ impl<'a> Emitter<'a> {
 
     /// Appends formatted text.
     pub(crate) fn emit(&mut self, args: fmt::Arguments<'_>) {
-        // `write_str` never fails: text that does not fit is cut off.
-        let _ = fmt::Write::write_fmt(self, args);
+        // `write_str` never fails (text that does not fit is cut off): only
+        // a `Display` of the caller's that fails can, a bug, warned about.
+        crate::kapi::warn::warn_on(fmt::Write::write_fmt(self, args).is_err());
     }
 
     /// Bytes that can still be written.

@@ -158,6 +158,16 @@ impl Dm {
         }
     }
 
+    /// The names given, or with none every live `remap` device's (what
+    /// the commands that take `[<name>...]` go through).
+    pub fn named_or_all(&self, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            Ok(self.list()?.into_iter().map(|l| l.name).collect())
+        } else {
+            Ok(names.to_vec())
+        }
+    }
+
     /// Every live `remap` device, by name.
     pub fn list(&self) -> Result<Vec<Live>> {
         let mut out = Vec::new();

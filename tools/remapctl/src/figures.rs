@@ -8,6 +8,25 @@ use crate::status::Health;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
+/// `part` of `whole` as a fraction, 0 to 1 (0 of nothing is 0).
+pub fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// `done` of `total` in percent, rounded down to a tenth, so that 100.0
+/// means all (nothing to do is all done).
+pub fn percent(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        100.0
+    } else {
+        (done as f64 * 1000.0 / total as f64).floor() / 10.0
+    }
+}
+
 /// One device's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figures {

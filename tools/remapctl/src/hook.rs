@@ -170,7 +170,7 @@ mod tests {
         }
         assert!(slow.run(&e).unwrap_err().contains("still running"));
         for c in &mut slow.running {
-            let _ = c.kill();
+            c.kill().expect("each `sleep 5` is still running");
         }
         // Killed, each is said to have failed, and none is left.
         assert_eq!(

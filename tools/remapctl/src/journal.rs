@@ -49,12 +49,15 @@ impl Log {
     }
 
     /// Says one line.
-    pub fn say(&self, severity: Severity, line: &str) {
+    pub fn say(&mut self, severity: Severity, line: &str) {
         match self {
             Log::Journal => eprintln!("<{}>{line}", severity as u8),
             Log::Stderr(log) => {
                 eprintln!("remapctl monitor: {line}");
-                log.send(severity, line);
+                // Without a log daemon the line is on stderr only.
+                if !log.send(severity, line) && log.connected() {
+                    eprintln!("remapctl monitor: the system log did not take that line");
+                }
             }
         }
     }

@@ -136,11 +136,15 @@ fn main() -> ExitCode {
     // process quietly, as it ends C tools, instead of a panic on EPIPE.
     // SAFETY: at the start of main, before any thread or handler exists;
     // SIG_DFL installs no handler of ours.
-    unsafe {
-        let _ = nix::sys::signal::signal(
+    let reset = unsafe {
+        nix::sys::signal::signal(
             nix::sys::signal::Signal::SIGPIPE,
             nix::sys::signal::SigHandler::SigDfl,
-        );
+        )
+    };
+    // signal(2) fails only for a signal that cannot be caught: not SIGPIPE.
+    if let Err(e) = reset {
+        eprintln!("remapctl: cannot reset SIGPIPE: {e}");
     }
     let cli = Cli::parse();
     match run(cli) {

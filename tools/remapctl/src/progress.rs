@@ -33,11 +33,7 @@ impl Progress {
 
     /// The line for `done` of `total` `unit`.
     pub fn line(&self, done: u64, total: u64, unit: &str) -> String {
-        let pct = if total == 0 {
-            100.0
-        } else {
-            (done as f64 * 1000.0 / total as f64).floor() / 10.0
-        };
+        let pct = crate::figures::percent(done, total);
         format!("{}: {done}/{total} {unit} ({pct:.1}%)", self.label)
     }
 
@@ -53,21 +49,27 @@ impl Progress {
             return;
         }
         self.last = Some(now);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K{}", self.line(done, total, unit));
-        let _ = err.flush();
-        self.drawn = true;
+        let line = self.line(done, total, unit);
+        self.draw(&format!("\r\x1b[K{line}"));
+        self.drawn = self.shown;
     }
 
     /// Clears the line, so that a line printed next stands alone; the next
     /// [`Self::show`] draws it again.
     pub fn clear(&mut self) {
         if self.drawn {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
+            self.draw("\r\x1b[K");
             self.drawn = false;
             self.last = None;
+        }
+    }
+
+    /// Writes `text` to the terminal; a terminal that no longer takes it
+    /// (closed, hung up) gets no more progress, and the command goes on.
+    fn draw(&mut self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        if write!(err, "{text}").and_then(|()| err.flush()).is_err() {
+            self.shown = false;
         }
     }
 

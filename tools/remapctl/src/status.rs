@@ -87,11 +87,7 @@ impl ScrubProgress {
 
     /// Done, in percent.
     pub fn percent(&self) -> f64 {
-        if self.total == 0 {
-            100.0
-        } else {
-            (self.done as f64 * 1000.0 / self.total as f64).floor() / 10.0
-        }
+        crate::figures::percent(self.done, self.total)
     }
 }
 

@@ -13,8 +13,10 @@ pub enum Severity {
     Info = 6,
 }
 
-/// The log socket, if there is one.
+/// The log socket, if there is one, and where it is (to connect again
+/// after the log daemon restarted).
 pub struct Syslog {
+    path: std::path::PathBuf,
     socket: Option<UnixDatagram>,
 }
 
@@ -30,10 +32,16 @@ impl Syslog {
 
     /// Connects to the log socket at `path`.
     pub fn open_at(path: &std::path::Path) -> Self {
-        let socket = UnixDatagram::unbound()
+        Syslog {
+            path: path.to_owned(),
+            socket: Self::connect(path),
+        }
+    }
+
+    fn connect(path: &std::path::Path) -> Option<UnixDatagram> {
+        UnixDatagram::unbound()
             .and_then(|s| s.connect(path).map(|()| s))
-            .ok();
-        Syslog { socket }
+            .ok()
     }
 
     /// Whether lines reach a system log.
@@ -41,18 +49,26 @@ impl Syslog {
         self.socket.is_some()
     }
 
-    /// Sends one line.
-    pub fn send(&self, severity: Severity, line: &str) {
-        if let Some(s) = &self.socket {
-            let msg = format!(
-                "<{}>remapctl[{}]: {}",
-                DAEMON | severity as u8,
-                std::process::id(),
-                line
-            );
-            // A log daemon that went away loses the line; stderr has it.
-            let _ = s.send(msg.as_bytes());
+    /// Sends one line; a log daemon that went away (restarted) is
+    /// connected to again once. Returns whether the line reached it (the
+    /// caller's stderr has it either way).
+    pub fn send(&mut self, severity: Severity, line: &str) -> bool {
+        if self.socket.is_none() {
+            return false;
         }
+        let msg = format!(
+            "<{}>remapctl[{}]: {}",
+            DAEMON | severity as u8,
+            std::process::id(),
+            line
+        );
+        let sent =
+            |s: &Option<UnixDatagram>| s.as_ref().is_some_and(|s| s.send(msg.as_bytes()).is_ok());
+        if sent(&self.socket) {
+            return true;
+        }
+        self.socket = Self::connect(&self.path).or(self.socket.take());
+        sent(&self.socket)
     }
 }
 
@@ -66,9 +82,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log");
         let server = UnixDatagram::bind(&path).unwrap();
-        let log = Syslog::open_at(&path);
+        let mut log = Syslog::open_at(&path);
         assert!(log.connected());
-        log.send(Severity::Warning, "mo: 2 new remapped blocks");
+        assert!(log.send(Severity::Warning, "mo: 2 new remapped blocks"));
         let mut buf = [0u8; 256];
         let n = server.recv(&mut buf).unwrap();
         let got = std::str::from_utf8(&buf[..n]).unwrap();
@@ -79,6 +95,16 @@ mod tests {
                 std::process::id()
             )
         );
+        // The daemon restarts (a new socket at the same path): the next
+        // line reaches it.
+        drop(server);
+        std::fs::remove_file(&path).unwrap();
+        let server = UnixDatagram::bind(&path).unwrap();
+        assert!(log.send(Severity::Info, "after the restart"));
+        let n = server.recv(&mut buf).unwrap();
+        assert!(std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .ends_with("after the restart"));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(!Syslog::open_at(&path).connected());
     }

@@ -4,7 +4,7 @@
 //! shaped like the SMART attributes a disk reports (Reallocated_Sector_Ct,
 //! Current_Pending_Sector), written whole and renamed into place.
 
-use crate::figures::Figures;
+use crate::figures::{ratio, Figures};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -81,14 +81,7 @@ const SERIES: &[Series] = &[
         help: "Fraction of the spare blocks in use (0 to 1).",
         kind: "gauge",
         label: None,
-        value: |f| {
-            let total = f.health.spares_total;
-            Some(if total == 0 {
-                0.0
-            } else {
-                f.health.spares_used as f64 / total as f64
-            })
-        },
+        value: |f| Some(ratio(f.health.spares_used, f.health.spares_total)),
     },
     Series {
         name: "dm_remap_spare_low_water",
@@ -165,14 +158,7 @@ const SERIES: &[Series] = &[
         help: "Fraction of the current or last scrub done (0 to 1).",
         kind: "gauge",
         label: None,
-        value: |f| {
-            let total = f.stat("scrub_total");
-            Some(if total == 0 {
-                0.0
-            } else {
-                f.stat("scrub_done") as f64 / total as f64
-            })
-        },
+        value: |f| Some(ratio(f.stat("scrub_done"), f.stat("scrub_total"))),
     },
     Series {
         name: "dm_remap_scrub_units",
@@ -278,9 +264,15 @@ pub fn write(dir: &Path, devices: &[(String, Figures)]) -> Result<()> {
         std::fs::rename(&tmp, &path)
     })();
     if let Err(e) = written {
-        // What is left of the temporary file is of no use.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        // What is left of the temporary file is of no use; one that cannot
+        // be removed is named in the error.
+        let left = match std::fs::remove_file(&tmp) {
+            Err(rm) if rm.kind() != std::io::ErrorKind::NotFound => {
+                format!(" ({} is left behind: {rm})", tmp.display())
+            }
+            _ => String::new(),
+        };
+        return Err(e).with_context(|| format!("cannot write {}{left}", path.display()));
     }
     Ok(())
 }

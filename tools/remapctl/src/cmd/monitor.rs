@@ -81,11 +81,7 @@ pub fn run(names: &[String], opts: Options<'_>) -> Result<u8> {
         // Armed before the figures are read: an event that comes after the
         // reading wakes the wait below.
         dm.arm_events()?;
-        let wanted: Vec<String> = if names.is_empty() {
-            dm.list()?.into_iter().map(|l| l.name).collect()
-        } else {
-            names.to_vec()
-        };
+        let wanted = dm.named_or_all(names)?;
         let mut code = exit::OK;
         let mut now = BTreeMap::new();
         for name in &wanted {

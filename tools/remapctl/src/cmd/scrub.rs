@@ -6,7 +6,7 @@
 
 use crate::dmdev::Dm;
 use crate::exit;
-use crate::figures::Figures;
+use crate::figures::{ratio, Figures};
 use crate::progress::Progress;
 use anyhow::Result;
 use serde::Serialize;
@@ -46,11 +46,7 @@ impl ScrubReport {
             state,
             done,
             total,
-            progress_ratio: if total == 0 {
-                0.0
-            } else {
-                done as f64 / total as f64
-            },
+            progress_ratio: ratio(done, total),
             rate_limit_mib: f.stat("scrub_rate_limit_mib"),
             read_bytes: f.stat("scrub_read_bytes"),
             elapsed_ms: f.stat("scrub_ms"),
@@ -202,14 +198,9 @@ struct Report {
 /// is).
 pub fn status(names: &[String], json: bool) -> Result<u8> {
     let dm = Dm::new()?;
-    let names: Vec<String> = if names.is_empty() {
-        dm.list()?.into_iter().map(|l| l.name).collect()
-    } else {
-        names.to_vec()
-    };
     let mut code = exit::OK;
     let mut devices = Vec::new();
-    for n in &names {
+    for n in &dm.named_or_all(names)? {
         match Figures::read(&dm, n) {
             Ok(f) => devices.push(ScrubReport::of(&f)),
             Err(e) => {
