@@ -64,6 +64,10 @@ mod status;
 #[path = "dm_remap/switch.rs"]
 mod switch;
 mod table_args;
+#[path = "dm_remap/timed_read.rs"]
+mod timed_read;
+#[path = "dm_remap/weak.rs"]
+mod weak;
 #[path = "dm_remap/worker.rs"]
 mod worker;
 
@@ -87,6 +91,7 @@ use remap_table::{RemapTable, Writer};
 use scrub::Scrub;
 use spare_alloc::SpareAllocator;
 use table_args::{parse_u64, Features};
+use timed_read::{ReadLimits, ReadOutcome};
 
 /// The abstractions' types, for this target.
 type Bio<'a> = dm::Bio<'a, RemapTarget>;
@@ -126,13 +131,18 @@ remap_module! {
 
 #[pin_data]
 struct RemapModule {
+    // Dropped first: no target is left to start a timed I/O when the
+    // queue goes.
     registration: dm::Registration<RemapTarget>,
+    io_queue: dm::IoQueue,
 }
 
 impl kernel::InPlaceModule for RemapModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         breakage::announce();
         try_pin_init!(Self {
+            // Before the target is registered: a table may use it at once.
+            io_queue: dm::IoQueue::new()?,
             registration: dm::Registration::new(module)?,
         })
     }
@@ -141,6 +151,15 @@ impl kernel::InPlaceModule for RemapModule {
 /// Reads of a failed read are retried this often per block, unless the
 /// table line says otherwise (`read_retries`).
 const DEFAULT_READ_RETRIES: u32 = 1;
+
+/// A data block read slower than this (ms) is checked for a weak sector
+/// (`weak.rs`), unless the table line says otherwise (`slow_read_ms`).
+/// Above what a healthy disk takes even under load: a seek and a
+/// rotation are tens of ms, and the deadline I/O scheduler serves a read
+/// that waited 500 ms before anything else; below the 7 s after which a
+/// drive with SCT ERC (TLER) gives up on a sector. A busy disk does not
+/// count: a control read elsewhere must be fast.
+const DEFAULT_SLOW_READ_MS: u32 = 1000;
 
 /// What changes the remap table and the allocator.
 struct Admin {
@@ -230,6 +249,9 @@ struct RemapTarget {
     auto_remap: bool,
     /// Reads of a failed read are retried this often per block.
     read_retries: u32,
+    /// A data block read slower than this (ms) is checked for a weak
+    /// sector; 0 for never.
+    slow_read_ms: u32,
     _claim: SpareClaim,
     table: RemapTable,
     /// Bios are inside a read section from `map` to `end_io`.
@@ -243,6 +265,9 @@ struct RemapTarget {
     /// The data device failed every probe read (see `check_data_device`);
     /// cleared by the next bio that completes on it without error.
     data_down: AtomicBool,
+    /// The last probe of the data device got no answer in time (said once
+    /// in the kernel log until one answers).
+    probe_unanswered: AtomicBool,
     /// Switches ended, and their signal (see `wait_switch`).
     #[pin]
     switches: Mutex<u64>,
@@ -407,29 +432,41 @@ impl RemapTarget {
             .change(self.queue.queue(), |image| image.set_slot(spare, slot))
     }
 
-    /// Reads data block `block` into `buf`, retrying as a failed read is.
-    fn read_data(&self, block: u64, buf: &mut KVec<u8>) -> Result {
-        let mut result = self.data.rw_sync(self.data_sector(block), buf, false);
-        for _ in 0..self.read_retries {
-            if result.is_ok() {
-                break;
-            }
-            result = self.data.rw_sync(self.data_sector(block), buf, false);
-        }
-        result
+    /// Reads data block `block` into `buf`, retrying as a failed read is,
+    /// until `halt` says to give up.
+    fn read_data(&self, block: u64, buf: &mut KVec<u8>, halt: &dyn Fn() -> bool) -> ReadOutcome {
+        self.read_retrying(&self.data, self.data_sector(block), buf, halt)
     }
 
     /// Reads spare block `spare` into `buf`, retrying as a data block is.
-    fn read_spare(&self, spare: u32, buf: &mut KVec<u8>) -> Result {
-        let sector = self.spare_sector(spare);
-        let mut result = self.spare.rw_sync(sector, buf, false);
+    fn read_spare(&self, spare: u32, buf: &mut KVec<u8>, halt: &dyn Fn() -> bool) -> ReadOutcome {
+        self.read_retrying(&self.spare, self.spare_sector(spare), buf, halt)
+    }
+
+    /// Reads a block of `dev` at `sector`, and `read_retries` times more
+    /// while the device returns an error. No time limit: these reads (the
+    /// scrub's, a `remap` message's copy) wait for the disk as a
+    /// foreground read does, or for `halt`.
+    fn read_retrying(
+        &self,
+        dev: &DmDev,
+        sector: u64,
+        buf: &mut KVec<u8>,
+        halt: &dyn Fn() -> bool,
+    ) -> ReadOutcome {
+        let limits = ReadLimits {
+            failfast: false,
+            limit_ms: None,
+            halt,
+        };
+        let mut outcome = self.read_timed(dev, sector, buf, &limits);
         for _ in 0..self.read_retries {
-            if result.is_ok() {
+            if outcome != ReadOutcome::Failed {
                 break;
             }
-            result = self.spare.rw_sync(sector, buf, false);
+            outcome = self.read_timed(dev, sector, buf, &limits);
         }
-        result
+        outcome
     }
 
     fn block_buffer(&self) -> Result<KVec<u8>> {
@@ -451,7 +488,7 @@ impl PinnedDrop for RemapTarget {
 #[vtable]
 impl dm::Target for RemapTarget {
     const NAME: &'static CStr = c"remap";
-    const VERSION: [u32; 3] = [0, 2, 0];
+    const VERSION: [u32; 3] = [0, 3, 0];
     const FEATURES: u64 = dm::bindings::DM_TARGET_NOWAIT as u64;
     type PerBio = PerBio;
 

@@ -6,7 +6,7 @@
 //! <data_dev> <data_offset> <spare_dev> <spare_offset> <spare_len>
 //!     [<#features> <feature>...]
 //! features: block_size <bytes> | no_auto_remap | read_retries <n>
-//!     | spare_low_water <percent>
+//!     | spare_low_water <percent> | slow_read_ms <ms>
 //! ```
 //!
 //! Parsing is split in two so that both halves can be tested without
@@ -25,6 +25,9 @@ pub(crate) const MAX_BLOCK_SIZE: u32 = 65536;
 pub(crate) const MAX_READ_RETRIES: u32 = 16;
 /// Largest accepted `spare_low_water`: a percentage of the spares.
 pub(crate) const MAX_LOW_WATER: u32 = 100;
+/// Largest accepted `slow_read_ms`: two minutes, the longest a desktop
+/// drive without SCT ERC retries a sector.
+pub(crate) const MAX_SLOW_READ_MS: u32 = 120_000;
 
 /// Why a table line was refused; the text is shown as `ti->error`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -42,6 +45,9 @@ pub(crate) struct Features {
     /// The percentage of spares below which free spares raise one table
     /// event, when given.
     pub(crate) spare_low_water: Option<u32>,
+    /// The time above which a read of a data block is slow (0: never),
+    /// when given.
+    pub(crate) slow_read_ms: Option<u32>,
 }
 
 impl Features {
@@ -51,6 +57,7 @@ impl Features {
             + u32::from(self.no_auto_remap)
             + 2 * u32::from(self.read_retries.is_some())
             + 2 * u32::from(self.spare_low_water.is_some())
+            + 2 * u32::from(self.slow_read_ms.is_some())
     }
 }
 
@@ -207,6 +214,16 @@ fn parse_features(mut words: &[&CStr]) -> Result<Features, ArgError> {
                     duplicate: c"Duplicate feature spare_low_water",
                     missing: c"Feature spare_low_water requires a value",
                     invalid: c"spare_low_water must be a percentage from 0 to 100",
+                },
+            )?,
+            b"slow_read_ms" => numeric_feature(
+                &mut f.slow_read_ms,
+                &mut words,
+                |n| n <= MAX_SLOW_READ_MS,
+                NumericFeature {
+                    duplicate: c"Duplicate feature slow_read_ms",
+                    missing: c"Feature slow_read_ms requires a value",
+                    invalid: c"slow_read_ms must be milliseconds from 0 (never slow) to 120000",
                 },
             )?,
             _ => return Err(ArgError(c"Unrecognised feature")),
@@ -407,6 +424,23 @@ mod tests {
             assert_eq!(r.is_ok(), ok);
             if ok {
                 assert_eq!(r.unwrap().features.word_count(), 2);
+            }
+        }
+    }
+
+    #[test]
+    fn slow_read_ms_limits() {
+        for (word, ok) in [
+            (c"0", true),
+            (c"1000", true),
+            (c"120000", true),
+            (c"120001", false),
+            (c"1s", false),
+        ] {
+            let r = parse(&[DATA, c"0", SPARE, c"0", c"8", c"2", c"slow_read_ms", word]);
+            assert_eq!(r.is_ok(), ok);
+            if ok {
+                assert_eq!(r.unwrap().features.slow_read_ms, parse_u32(word));
             }
         }
     }

@@ -38,6 +38,15 @@ pub(crate) enum Breakage {
     /// comparing the others (their blocks after the superblock read as
     /// failed), so an older version there goes live.
     OlderVersionLoaded = 12,
+    /// A weak-block check makes no control read: a busy disk's slow reads
+    /// are taken for weak blocks.
+    WeakWithoutControl = 13,
+    /// The target's own reads are not given up on when it halts (a
+    /// suspend, `scrub stop`).
+    ReadsIgnoreHalt = 14,
+    /// Retries of failed reads and the dead-device probe wait for the
+    /// disk with no time limit.
+    ReadsUnbounded = 15,
 }
 
 /// Says in the kernel log which behaviour this test build breaks, if

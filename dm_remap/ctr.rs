@@ -18,6 +18,7 @@ use crate::spare_alloc::{SpareAllocator, METADATA_COPIES};
 use crate::table_args::Geometry;
 use crate::{
     low_water, metadata, table_args, Admin, BioHold, Ctr, RemapTarget, DEFAULT_READ_RETRIES,
+    DEFAULT_SLOW_READ_MS,
 };
 use core::sync::atomic::AtomicBool;
 use kernel::prelude::*;
@@ -438,6 +439,7 @@ impl RemapTarget {
             .map_err(|e| ctx.fail(c"Cannot allocate the device's statistics", e))?;
         let auto_remap = writable && !parsed.features.no_auto_remap;
         let read_retries = parsed.features.read_retries.unwrap_or(DEFAULT_READ_RETRIES);
+        let slow_read_ms = parsed.features.slow_read_ms.unwrap_or(DEFAULT_SLOW_READ_MS);
         // Below the mark at load: no event, which marks a crossing.
         let low_water_reported = low_water::below(parsed.features.spare_low_water, &spares);
         ctx.set_bio_queue(c"dm-remap-err")
@@ -465,6 +467,7 @@ impl RemapTarget {
                 writable,
                 auto_remap,
                 read_retries,
+                slow_read_ms,
                 _claim: claim,
                 table,
                 in_flight,
@@ -472,6 +475,7 @@ impl RemapTarget {
                 stats,
                 device_stats,
                 data_down: AtomicBool::new(false),
+                probe_unanswered: AtomicBool::new(false),
                 switches <- new_mutex!(0),
                 switched <- new_condvar!("RemapTarget::switched"),
                 admin <- new_mutex!(Admin {

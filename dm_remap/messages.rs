@@ -9,6 +9,8 @@ use crate::kapi::sched::NoIoScope;
 use crate::metadata::Slot;
 use crate::switch::Switch;
 use crate::table_args::parse_u64;
+use crate::timed_read::{never, ReadLimits, ReadOutcome};
+use crate::worker::RETRY_LIMIT_MS;
 use crate::{refuse, stat, RemapTarget, TargetInfo};
 use kernel::prelude::*;
 
@@ -29,6 +31,22 @@ remap target messages (<sector> counts from the target's first sector):
   scrub stop                  stop the scrub
 ";
 
+/// Why a block moves to a spare with its data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Move {
+    /// A `remap` message.
+    Message,
+    /// It reads, but slowly (see `weak.rs`).
+    Weak,
+}
+
+/// Where a block moved.
+pub(super) struct Moved {
+    pub(super) spare: u32,
+    /// Its data could not be read: the spare holds zeros and reads fail.
+    pub(super) lost: bool,
+}
+
 impl RemapTarget {
     pub(super) fn msg_remap(
         &self,
@@ -37,6 +55,35 @@ impl RemapTarget {
         out: &mut Emitter<'_>,
     ) -> Result {
         let block = self.block_arg(ti, arg)?;
+        let moved = self.move_to_spare(ti, block, Move::Message)?;
+        out.emit(format_args!(
+            "remapped block {} to spare block {} (spare device sector {}){}\n",
+            block,
+            moved.spare,
+            self.spare_sector(moved.spare),
+            if moved.lost {
+                ", data unreadable: lost, reads fail until the block is written"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
+    /// Moves data block `block` (in no table entry) to a spare with its
+    /// data, for a `remap` message or because it is weak: a spare is taken
+    /// and the block marked switching (bios starting in it wait), bios
+    /// mapped to it before are waited for, its data is read and written to
+    /// the spare, and the move is committed. A block the message cannot
+    /// read is zero-filled and flagged lost (not while the whole device
+    /// fails: its data is not gone then); a weak block that cannot be read
+    /// now is left as it is, for the reads that fail to mark it pending.
+    pub(super) fn move_to_spare(
+        &self,
+        ti: &TargetInfo<'_>,
+        block: u64,
+        why: Move,
+    ) -> Result<Moved> {
         // Bios wait for this switch: its allocations must not wait for
         // reclaim that may write through the device.
         let _noio = NoIoScope::enter();
@@ -91,10 +138,50 @@ impl RemapTarget {
         // data goes to the spare, and the metadata records the move. Other
         // remaps run meanwhile and share the commit.
         switch.wait_mapped();
-        let lost = self.read_data(block, &mut buf).is_err();
+        let read = match why {
+            // Given up on at a suspend, which waits for the bios this
+            // switch holds.
+            Move::Message => self.read_data(block, &mut buf, &|| self.suspending()),
+            // Bounded as a retry is, and given up at a suspend: no
+            // foreground bio waits for this move but those it holds.
+            Move::Weak => self.read_timed(
+                &self.data,
+                self.data_sector(block),
+                &mut buf,
+                &ReadLimits {
+                    failfast: false,
+                    limit_ms: Some(RETRY_LIMIT_MS),
+                    halt: &|| self.suspending(),
+                },
+            ),
+        };
+        let lost = match read {
+            ReadOutcome::Read { .. } => false,
+            ReadOutcome::Failed | ReadOutcome::NoAnswer => true,
+            // The switch's drop gives the spare back.
+            ReadOutcome::Halted | ReadOutcome::NotSent => {
+                return refuse(
+                    EAGAIN,
+                    format_args!(
+                        "remap of block {} not done: its read was not sent (no memory, or a hanging disk) or the table is suspending",
+                        block
+                    ),
+                )
+            }
+        };
+        if lost && why == Move::Weak {
+            // The switch's drop gives the spare back.
+            return refuse(
+                EIO,
+                format_args!(
+                    "weak block {} failed its copy's read: left for its reads to mark it pending",
+                    block
+                ),
+            );
+        }
         // A block that cannot be read is zero-filled and flagged lost, but
         // not while the whole device fails: its data is not gone then.
-        if lost && self.data_device_down(ti, |b| b == block) {
+        if lost && self.data_device_down(ti, |b| b == block, &never) == Some(true) {
             return refuse(
                 EIO,
                 format_args!(
@@ -142,18 +229,7 @@ impl RemapTarget {
                 ),
             );
         }
-        out.emit(format_args!(
-            "remapped block {} to spare block {} (spare device sector {}){}\n",
-            block,
-            spare,
-            self.spare_sector(spare),
-            if lost {
-                ", data unreadable: lost, reads fail until the block is written"
-            } else {
-                ""
-            }
-        ));
-        Ok(())
+        Ok(Moved { spare, lost })
     }
 
     pub(super) fn msg_unremap(
@@ -208,10 +284,24 @@ impl RemapTarget {
             }
         };
         switch.wait_mapped();
-        let copied = self
-            .spare
-            .rw_sync(self.spare_sector(old.block), &mut buf, false)
-            .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true));
+        // The read may be given up on at a suspend, which waits for the
+        // bios this switch holds; the write is not (see timed_read.rs).
+        let read = self.read_timed(
+            &self.spare,
+            self.spare_sector(old.block),
+            &mut buf,
+            &ReadLimits {
+                failfast: false,
+                limit_ms: None,
+                halt: &|| self.suspending(),
+            },
+        );
+        let copied = match read {
+            ReadOutcome::Read { .. } => Ok(()),
+            ReadOutcome::Halted | ReadOutcome::NotSent => Err(EAGAIN),
+            ReadOutcome::Failed | ReadOutcome::NoAnswer => Err(EIO),
+        }
+        .and_then(|()| self.data.rw_sync(self.data_sector(block), &mut buf, true));
         if let Err(e) = copied {
             // Rolled back: the block stays remapped.
             drop(switch);

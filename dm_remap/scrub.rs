@@ -31,6 +31,9 @@ use crate::kapi::warn::warn_on;
 use crate::metadata::{check_block, Pending, Slot};
 use crate::spare_alloc::METADATA_COPIES;
 use crate::switch::Switch;
+use crate::timed_read::{AnyRead, ReadLimits, ReadOutcome};
+use crate::weak::WeakCheck;
+use crate::worker::PROBE_LIMIT_MS;
 use crate::{metadata, refuse, stat, table_args, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
@@ -48,6 +51,9 @@ const BUSY_WAIT_MS: u64 = 20;
 /// Unreadable data blocks a step deals with, at most: each costs
 /// `1 + read_retries` failed reads.
 const FAILED_PER_STEP: usize = 4;
+/// Blocks read slowly that a step checks for weak sectors, at most: each
+/// check costs six reads of a slow disk.
+const WEAK_CHECKS_PER_STEP: usize = 2;
 /// Spare slots a step looks at, at most (each one read is one block).
 const SLOTS_PER_STEP: u32 = 4096;
 
@@ -362,9 +368,15 @@ impl RemapTarget {
     /// Whether the scrub was stopped or paused since its step began: the
     /// step ends before its next block, so that `scrub stop`, a suspend
     /// and a remove wait for one block's reads at most, not a step's.
-    fn scrub_halted(&self) -> bool {
+    pub(super) fn scrub_halted(&self) -> bool {
         let scrub = self.scrub.lock();
         scrub.state != ScrubState::Running || scrub.paused
+    }
+
+    /// Whether the table is suspending or suspended (or not yet resumed):
+    /// the target's own reads outside the scrub give up then too.
+    pub(super) fn suspending(&self) -> bool {
+        self.scrub.lock().paused
     }
 
     /// Spare slots of the area: every block of it (the metadata copies'
@@ -494,13 +506,29 @@ impl RemapTarget {
         let bytes = (blocks << (self.block_shift + 9)) as usize;
         set_len(buf, bytes);
         r.bytes = bytes as u64;
-        let whole = self.data.rw_sync(self.data_sector(next), buf, false);
-        if whole.is_ok() {
-            return r;
+        let halt = || self.scrub_halted();
+        let limits = ReadLimits {
+            failfast: false,
+            limit_ms: None,
+            halt: &halt,
+        };
+        let whole = self.read_timed(&self.data, self.data_sector(next), buf, &limits);
+        match whole {
+            ReadOutcome::Read { took_ms } if !self.is_slow(took_ms) => return r,
+            ReadOutcome::Halted | ReadOutcome::NotSent => {
+                // Again from `next` when the scrub goes on (not sent: no
+                // memory, or a hanging disk's reads fill the queue).
+                r.units = 0;
+                r.bytes = 0;
+                r.next = Some(Phase::Data { next });
+                return r;
+            }
+            _ => {}
         }
-        // Block by block, each as a foreground read is retried.
+        // Block by block, each as a foreground read is retried, and timed.
         set_len(buf, self.block_size as usize);
         let mut unreadable = KVec::new();
+        let mut weak_checks = 0;
         for block in next..end {
             if self.scrub_halted() {
                 r.units = block - next;
@@ -520,15 +548,39 @@ impl RemapTarget {
                 continue;
             }
             r.bytes += u64::from(self.block_size);
-            if self.read_data(block, buf).is_err() {
-                pr_warn!("remap: scrub: data block {} cannot be read\n", block);
-                r.bad_data += 1;
-                // Without the memory to note it, it is not marked pending:
-                // the next foreground read that fails marks it.
-                if unreadable.push(block, GFP_KERNEL).is_err() {
-                    kernel::pr_warn_once!(
-                        "remap: scrub: out of memory: an unreadable block is not marked pending\n"
-                    );
+            match self.read_data(block, buf, &halt) {
+                ReadOutcome::Read { took_ms } if self.is_slow(took_ms) => {
+                    weak_checks += 1;
+                    if self.check_weak(ti, block, &halt) == WeakCheck::Halted {
+                        r.units = block - next;
+                        r.next = Some(Phase::Data { next: block });
+                        break;
+                    }
+                    if weak_checks == WEAK_CHECKS_PER_STEP {
+                        // Each check costs reads of a slow disk: the
+                        // worker, which shares the workqueue, gets its
+                        // turn before the rest.
+                        r.units = block + 1 - next;
+                        r.next = Some(Phase::Data { next: block + 1 });
+                        break;
+                    }
+                }
+                ReadOutcome::Read { .. } => {}
+                ReadOutcome::Halted | ReadOutcome::NotSent => {
+                    r.units = block - next;
+                    r.next = Some(Phase::Data { next: block });
+                    break;
+                }
+                ReadOutcome::Failed | ReadOutcome::NoAnswer => {
+                    pr_warn!("remap: scrub: data block {} cannot be read\n", block);
+                    r.bad_data += 1;
+                    // Without the memory to note it, it is not marked
+                    // pending: the next foreground read that fails marks it.
+                    if unreadable.push(block, GFP_KERNEL).is_err() {
+                        kernel::pr_warn_once!(
+                            "remap: scrub: out of memory: an unreadable block is not marked pending\n"
+                        );
+                    }
                 }
             }
         }
@@ -543,7 +595,16 @@ impl RemapTarget {
             return r;
         }
         if !unreadable.is_empty() {
+            let found = unreadable.len() as u64;
             self.mark_unreadable(ti, unreadable);
+            if self.scrub_halted() {
+                // Halted during the probe, which then marked nothing:
+                // this step again when the scrub goes on.
+                r.units = 0;
+                r.next = Some(Phase::Data { next });
+                r.bad_data -= found;
+                return r;
+            }
             if self.data_down.load(Relaxed) {
                 r.device_down = Some("data");
             }
@@ -577,7 +638,13 @@ impl RemapTarget {
             }
             r.bytes += u64::from(self.block_size);
             reads += 1;
-            if self.read_spare(spare, buf).is_err() {
+            let outcome = self.read_spare(spare, buf, &|| self.scrub_halted());
+            if matches!(outcome, ReadOutcome::Halted | ReadOutcome::NotSent) {
+                r.units -= 1;
+                r.next = Some(Phase::Spares { next: spare });
+                break;
+            }
+            if !outcome.is_read() {
                 match self.spare_unreadable(ti, block, spare) {
                     // Counted whether it became pending or not (the table
                     // shows which).
@@ -649,7 +716,11 @@ impl RemapTarget {
             slot
         };
         switch.wait_mapped();
-        if self.read_spare(spare, &mut buf).is_ok() {
+        let outcome = self.read_spare(spare, &mut buf, &|| self.scrub_halted());
+        if matches!(outcome, ReadOutcome::Halted | ReadOutcome::NotSent) {
+            return UnreadableSpare::Left;
+        }
+        if outcome.is_read() {
             pr_info!(
                 "remap: spare block {} reads again: block {} keeps its remap\n",
                 spare,
@@ -660,13 +731,18 @@ impl RemapTarget {
         if self.scrub_halted() {
             return UnreadableSpare::Left;
         }
-        if !self.spare_device_reads(&mut buf) {
-            pr_warn!(
+        match self.spare_device_reads() {
+            AnyRead::Answered => {}
+            // Nothing known (a suspend, no memory): left, tried again.
+            AnyRead::Halted | AnyRead::NotSent => return UnreadableSpare::Left,
+            AnyRead::NoneWorked | AnyRead::NoAnswer => {
+                pr_warn!(
                 "remap: scrub: the spare device fails every read: spare block {} of data block {} is left as it is (the device is down, the data is not known lost)\n",
                 spare,
                 block
             );
-            return UnreadableSpare::DeviceDown;
+                return UnreadableSpare::DeviceDown;
+            }
         }
         pr_err!(
             "remap: scrub: spare block {} of data block {} cannot be read: the data of block {} is lost\n",
@@ -698,12 +774,14 @@ impl RemapTarget {
     /// known lost: the device is down (a cable, a controller reset), as
     /// the data device's probe tells for the data area, and its blocks
     /// may read again.
-    fn spare_device_reads(&self, buf: &mut KVec<u8>) -> bool {
+    fn spare_device_reads(&self) -> AnyRead {
         let starts = self.meta.lock().image().format().layout.starts;
-        starts.iter().any(|&start| {
-            self.spare
-                .rw_sync(self.spare_sector(start), buf, false)
-                .is_ok()
+        let mut sectors = [0u64; METADATA_COPIES];
+        for (sector, &start) in sectors.iter_mut().zip(starts.iter()) {
+            *sector = self.spare_sector(start);
+        }
+        self.any_reads(&self.spare, &sectors, PROBE_LIMIT_MS, &|| {
+            self.scrub_halted()
         })
     }
 
@@ -748,7 +826,21 @@ impl RemapTarget {
                 break;
             }
             let sector = self.spare_offset + (fmt.area_block(copy, i) << self.block_shift);
-            let read = self.spare.rw_sync(sector, buf, false);
+            let read = self.read_timed(
+                &self.spare,
+                sector,
+                buf,
+                &ReadLimits {
+                    failfast: false,
+                    limit_ms: None,
+                    halt: &|| self.scrub_halted(),
+                },
+            );
+            if matches!(read, ReadOutcome::Halted | ReadOutcome::NotSent) {
+                r.next = Some(Phase::Metadata { copy, index: i });
+                break;
+            }
+            let read = if read.is_read() { Ok(()) } else { Err(EIO) };
             let meta = self.meta.lock();
             let after = meta.quiet_commit();
             if before != after {

@@ -21,7 +21,9 @@ pub(crate) const PENDING_CLEARED: usize = 15;
 pub(crate) const FAILED_BIOS: usize = 16;
 pub(crate) const FENCED_BIOS: usize = 17;
 pub(crate) const DEVICE_DOWN_GROUPS: usize = 18;
-pub(crate) const COUNT: usize = 19;
+pub(crate) const SLOW_READS: usize = 19;
+pub(crate) const WEAK_REMAPS: usize = 20;
+pub(crate) const COUNT: usize = 21;
 pub(crate) const NAMES: [&str; COUNT] = [
     "reads",
     "writes",
@@ -42,4 +44,6 @@ pub(crate) const NAMES: [&str; COUNT] = [
     "failed_bios",
     "fenced_bios",
     "device_down_groups",
+    "slow_reads",
+    "weak_remaps",
 ];

@@ -73,6 +73,9 @@ impl RemapTarget {
                     if let Some(n) = f.spare_low_water {
                         out.emit(format_args!(" spare_low_water {}", n));
                     }
+                    if let Some(n) = f.slow_read_ms {
+                        out.emit(format_args!(" slow_read_ms {}", n));
+                    }
                 }
             }
             StatusType::Ima => {

@@ -6,15 +6,18 @@
 
 use crate::breakage::{broken, Breakage};
 use crate::entry::{Entry, Spare};
-use crate::kapi::dm;
+use crate::kapi::dm::{self, Msecs, Op, TimedIo};
 use crate::kapi::sched::NoIoScope;
 use crate::kapi::warn::warn_on;
 use crate::metadata::{CommitError, Pending, Slot};
 use crate::per_bio::Tag;
 use crate::switch::{Switch, Switched};
+use crate::timed_read::{never, AnyRead, ReadLimits, ReadOutcome};
+use crate::weak::WeakCheck;
 use crate::{relocation, stat, Admin, KeptBio, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
+use kernel::time::{Instant, Monotonic};
 use relocation::{OldMapping, RelocState, Relocation};
 
 /// Relocations the worker gathers before it commits them together.
@@ -23,6 +26,29 @@ const GROUP_MAX: usize = 128;
 /// Blocks of the data area that a group with errors reads, spread from the
 /// first to the last, to tell a dead data device from bad blocks.
 const DEVICE_PROBES: u64 = 8;
+
+/// How long a retry of a failed read may take, in ms: a read that the
+/// disk does not answer within it counts as failed. The foreground read
+/// already had the whole error handling of the layers below (the SCSI
+/// layer's timeout and retries); its retries are sent `failfast`, so a
+/// hanging disk costs one command timeout per retry at most, and this
+/// bounds even that. Neither can relocate a block: a read that fails only
+/// marks its block pending, its data left in place, and the next read
+/// that works clears it (see docs/dm-remap.rst).
+pub(super) const RETRY_LIMIT_MS: u32 = 5_000;
+
+/// Blocks read slowly by a group's retries that are checked for weak
+/// sectors after it, at most.
+const WEAK_CHECKS_PER_GROUP: usize = 4;
+
+/// The most bytes of blocks whose failed reads a batch retries at once
+/// (the rest are retried one by one, each within [`RETRY_LIMIT_MS`]).
+const BATCH_RETRY_BYTES: usize = 1 << 20;
+
+/// How long the data device's probe reads may take in all, in ms: they
+/// are sent at once; a device that answers none of them in this time is
+/// not known dead (a busy disk is slow too), and the group goes on.
+pub(super) const PROBE_LIMIT_MS: u32 = 5_000;
 
 /// Whether an I/O error may go away on another block: a medium or device
 /// error. Others (not supported, would block, no space, reservation
@@ -44,6 +70,38 @@ struct GroupBio {
     failed: bool,
 }
 
+/// The batch's retry of one block of a failed read: sent with the retries
+/// of every other block of the batch at once, so that one block that does
+/// not answer delays the others by one [`RETRY_LIMIT_MS`] at most, not by
+/// its own wait each.
+struct RetryAnswer {
+    /// The bio's place in the batch, and the block's in the bio.
+    bio: usize,
+    index: u32,
+    block: u64,
+    /// `None` while not tried (or a message switches the block, or there
+    /// was no memory): the block's own retry does it then.
+    outcome: Option<ReadOutcome>,
+    /// The block's data once read.
+    data: KVec<u8>,
+}
+
+impl RetryAnswer {
+    fn read(&self) -> bool {
+        self.outcome.is_some_and(ReadOutcome::is_read)
+    }
+}
+
+/// The answers of bio `bio` of the batch (they are in the batch's order).
+fn answers_of(answers: &mut [RetryAnswer], bio: usize) -> &mut [RetryAnswer] {
+    let start = answers
+        .iter()
+        .position(|a| a.bio == bio)
+        .unwrap_or(answers.len());
+    let len = answers[start..].iter().take_while(|a| a.bio == bio).count();
+    &mut answers[start..start + len]
+}
+
 /// What the worker gathered from kept bios, committed together.
 struct Group {
     bios: KVec<GroupBio>,
@@ -57,6 +115,8 @@ struct Group {
     pending_gone: KVec<(u64, u32)>,
     /// Spares that failed a write.
     retired: KVec<u32>,
+    /// Data blocks whose retried read worked but was slow.
+    slow: KVec<u64>,
 }
 
 impl Group {
@@ -69,6 +129,7 @@ impl Group {
             pending_new: KVec::new(),
             pending_gone: KVec::new(),
             retired: KVec::new(),
+            slow: KVec::new(),
         }
     }
 }
@@ -108,10 +169,39 @@ impl RemapTarget {
         }
     }
 
+    /// Reads `block` where it maps now, as [`Self::retry_io`] does, within
+    /// [`RETRY_LIMIT_MS`] and `failfast`: a retry of a failed read.
+    fn retry_read(&self, block: u64, buf: &mut KVec<u8>) -> ReadOutcome {
+        let limits = ReadLimits {
+            failfast: true,
+            limit_ms: Some(RETRY_LIMIT_MS),
+            halt: &never,
+        };
+        loop {
+            let idx = self.in_flight.down_read();
+            let outcome = match self.entry(block) {
+                Some(Entry::Switching { .. }) => {
+                    // Out of the read section: the switch waits for those.
+                    self.in_flight.up_read(idx);
+                    self.wait_switch(block);
+                    continue;
+                }
+                Some(e) if e.data_lost() => ReadOutcome::Failed,
+                Some(Entry::Remapped(Spare { block: spare, .. }))
+                | Some(Entry::Fenced {
+                    at: Some(spare), ..
+                }) => self.read_timed(&self.spare, self.spare_sector(spare), buf, &limits),
+                _ => self.read_timed(&self.data, self.data_sector(block), buf, &limits),
+            };
+            self.in_flight.up_read(idx);
+            return outcome;
+        }
+    }
+
     /// Retries a kept bio block by block: writes that fail again, and
     /// writes to pending blocks, become relocations of the group; reads
     /// that fail every retry make their blocks pending.
-    fn handle_kept(&self, group: &mut Group, mut bio: KeptBio) {
+    fn handle_kept(&self, group: &mut Group, mut bio: KeptBio, answers: &mut [RetryAnswer]) {
         let status = bio.status();
         let bytes = bio.bytes();
         let data = bio.data();
@@ -139,7 +229,7 @@ impl RemapTarget {
             self.gather_readable(group, first, count);
             false
         } else {
-            self.gather_read(group, &mut bio, first, count)
+            self.gather_read(group, &mut bio, first, count, answers)
         };
         let relocating = group.relocations.iter().any(|r| r.bio == index);
         if status != 0 && !failed && !relocating {
@@ -229,22 +319,63 @@ impl RemapTarget {
         }
     }
 
-    /// Retries a failed read block by block; each block that fails every
-    /// retry fails the bio, and a data block among them becomes pending.
-    /// Returns whether the bio fails.
-    fn gather_read(&self, group: &mut Group, bio: &mut KeptBio, first: u64, count: u32) -> bool {
+    /// Retries a failed read block by block (with the batch's answers,
+    /// else one by one); each block that fails every retry fails the bio,
+    /// and a data block among them becomes pending. Returns whether the
+    /// bio fails.
+    fn gather_read(
+        &self,
+        group: &mut Group,
+        bio: &mut KeptBio,
+        first: u64,
+        count: u32,
+        answers: &mut [RetryAnswer],
+    ) -> bool {
         let mut failed = false;
         for i in 0..count {
             let block = first + u64::from(i);
-            let Ok(mut buf) = self.block_buffer() else {
-                failed = true;
-                break;
+            let answered = answers
+                .iter_mut()
+                .find(|a| a.index == i)
+                .and_then(|a| a.outcome.map(|o| (o, &mut a.data)));
+            let mut own;
+            let (outcome, buf) = match answered {
+                Some((outcome, data)) => (outcome, data),
+                None => {
+                    let Ok(b) = self.block_buffer() else {
+                        failed = true;
+                        break;
+                    };
+                    own = b;
+                    let mut outcome = ReadOutcome::Failed;
+                    for _ in 0..self.read_retries {
+                        outcome = self.retry_read(block, &mut own);
+                        if outcome.is_read() {
+                            break;
+                        }
+                    }
+                    (outcome, &mut own)
+                }
             };
-            if (0..self.read_retries).any(|_| self.retry_io(block, &mut buf, false).0.is_ok()) {
-                bio.copy(i * self.block_size, &mut buf, true);
+            if let ReadOutcome::Read { took_ms } = outcome {
+                bio.copy(i * self.block_size, buf, true);
+                // Read after a failure, and slowly: checked once the group
+                // is done, and moved with its data if it is weak.
+                if self.is_slow(took_ms) && !group.slow.contains(&block) {
+                    if group.slow.push(block, GFP_KERNEL).is_err() {
+                        kernel::pr_warn_once!(
+                            "remap: out of memory: a block read slowly is not checked\n"
+                        );
+                    }
+                }
                 continue;
             }
             failed = true;
+            if outcome == ReadOutcome::NotSent {
+                // Not tried (no memory, or too many reads of a hanging
+                // disk running): nothing is known of the block.
+                continue;
+            }
             // Only a data block becomes pending: a spare that fails a
             // read keeps its remap (see docs/dm-remap.rst). Without the memory to
             // note it, the block is not marked pending: the bio fails
@@ -260,64 +391,211 @@ impl RemapTarget {
         failed
     }
 
+    /// The retries of the batch's failed reads, block by block, up to
+    /// [`BATCH_RETRY_BYTES`]: `read_retries` rounds, each sending the
+    /// reads of the blocks not read yet at once and waiting
+    /// [`RETRY_LIMIT_MS`] at most in all.
+    fn retry_reads(&self, bios: &mut [KeptBio]) -> KVec<RetryAnswer> {
+        let mut answers = KVec::new();
+        let most = (BATCH_RETRY_BYTES / self.block_size as usize).max(1);
+        'bios: for (k, bio) in bios.iter_mut().enumerate() {
+            let (status, bytes) = (bio.status(), bio.bytes());
+            let data = bio.data();
+            let (tag, offset) = (data.tag, data.offset);
+            let whole_blocks =
+                offset & ((1 << self.block_shift) - 1) == 0 && bytes & (self.block_size - 1) == 0;
+            if status == 0 || !tag.contains(Tag::READ) || !whole_blocks {
+                continue;
+            }
+            let first = offset >> self.block_shift;
+            for index in 0..bytes / self.block_size {
+                let answer = RetryAnswer {
+                    bio: k,
+                    index,
+                    block: first + u64::from(index),
+                    outcome: None,
+                    data: KVec::new(),
+                };
+                // Those left out are retried one by one.
+                if answers.len() == most || answers.push(answer, GFP_KERNEL).is_err() {
+                    break 'bios;
+                }
+            }
+        }
+        for _ in 0..self.read_retries {
+            if !self.retry_round(&mut answers) {
+                break;
+            }
+        }
+        answers
+    }
+
+    /// Sends a read of every block of `answers` not read yet, where it maps
+    /// now, all at once (`failfast`), and waits [`RETRY_LIMIT_MS`] at most
+    /// in all; a read that did not answer by then is given up on. Returns
+    /// whether a block is left to try again.
+    fn retry_round(&self, answers: &mut [RetryAnswer]) -> bool {
+        let started = Instant::<Monotonic>::now();
+        // A switch that starts meanwhile waits for these reads.
+        let idx = self.in_flight.down_read();
+        let mut sent = KVec::new();
+        for (j, a) in answers.iter_mut().enumerate() {
+            if a.read() {
+                continue;
+            }
+            let (dev, sector) = match self.entry(a.block) {
+                // Left to the block's own retry, which waits for the
+                // switch.
+                Some(Entry::Switching { .. }) => {
+                    a.outcome = None;
+                    continue;
+                }
+                Some(e) if e.data_lost() => {
+                    a.outcome = Some(ReadOutcome::Failed);
+                    continue;
+                }
+                Some(Entry::Remapped(Spare { block: spare, .. }))
+                | Some(Entry::Fenced {
+                    at: Some(spare), ..
+                }) => (&*self.spare, self.spare_sector(spare)),
+                _ => (&self.data, self.data_sector(a.block)),
+            };
+            let io = TimedIo::new(
+                dev,
+                sector,
+                self.block_size as usize,
+                Op::Read { failfast: true },
+            )
+            .and_then(TimedIo::submit);
+            match io {
+                Ok(io) => {
+                    // Not kept (no memory): given up on, the block's own
+                    // retry does it.
+                    if sent.push((j, io), GFP_KERNEL).is_err() {
+                        a.outcome = None;
+                    }
+                }
+                // Not sent: the block's own retry tries.
+                Err(_) => a.outcome = None,
+            }
+        }
+        for (j, io) in sent.iter_mut() {
+            let waited = started.elapsed().as_millis() as u64;
+            let left = u64::from(RETRY_LIMIT_MS).saturating_sub(waited) as u32;
+            let a = &mut answers[*j];
+            a.outcome = match io.wait(Msecs(left)) {
+                Some(Ok(())) => match (self.block_buffer(), io.data()) {
+                    (Ok(mut buf), Some(data)) => {
+                        buf.copy_from_slice(data);
+                        a.data = buf;
+                        Some(ReadOutcome::Read {
+                            took_ms: io.took_ms().unwrap_or(0),
+                        })
+                    }
+                    // No memory to keep it: the block's own retry.
+                    _ => None,
+                },
+                Some(Err(_)) => Some(ReadOutcome::Failed),
+                None => Some(ReadOutcome::NoAnswer),
+            };
+        }
+        drop(sent);
+        self.in_flight.up_read(idx);
+        answers.iter().any(|a| a.outcome.is_some() && !a.read())
+    }
+
     /// Tells a data device that fails everything (unplugged, a controller
     /// reset) from one with bad blocks: when every probe read of blocks
     /// spread over the data area (outside the group, not in the table)
-    /// fails too, the group's errors pass through: its bios fail, nothing
-    /// is relocated or marked pending, no spare is used. The state is
-    /// shown in status until a probe works again.
+    /// fails too, or none answers in time, the group's errors pass
+    /// through: its bios fail, nothing is relocated or marked pending, no
+    /// spare is used. The state is shown in status until a probe works
+    /// again. A group of the scrub's (no bio of its own) gives up when the
+    /// scrub halts, and then marks nothing.
     fn check_data_device(&self, ti: &TargetInfo<'_>, group: &mut Group) {
-        let down = self.data_device_down(ti, |block| {
-            group.relocations.iter().any(|r| r.block == block) || group.unreadable.contains(&block)
-        });
-        if down {
+        let scrub_only = group.bios.is_empty();
+        let halt = || scrub_only && self.scrub_halted();
+        let probe = self.data_device_down(
+            ti,
+            |block| {
+                group.relocations.iter().any(|r| r.block == block)
+                    || group.unreadable.contains(&block)
+            },
+            &halt,
+        );
+        if probe != Some(false) {
             for r in group.relocations.drain_all() {
                 group.bios[r.bio].failed = true;
             }
             group.unreadable.clear();
-            self.stats.inc(stat::DEVICE_DOWN_GROUPS);
+            if probe == Some(true) {
+                self.stats.inc(stat::DEVICE_DOWN_GROUPS);
+            }
         }
     }
 
-    /// Whether every probe read of data blocks spread over the data area
-    /// (but those `failing`, and those in the table) fails; records the
-    /// answer for status and says in the kernel log when it changes.
+    /// Whether the data device is down: every probe read of data blocks
+    /// spread over the data area (but those `failing`, and those in the
+    /// table) fails, or none answers within [`PROBE_LIMIT_MS`]. Records
+    /// the answer for status and says in the kernel log when it changes.
+    /// `None` if `halt` said to give up first: nothing is known.
     pub(super) fn data_device_down(
         &self,
         ti: &TargetInfo<'_>,
         failing: impl Fn(u64) -> bool,
-    ) -> bool {
-        let n = self.nr_blocks(ti);
-        let Ok(mut buf) = self.block_buffer() else {
-            return false;
-        };
+        halt: &dyn Fn() -> bool,
+    ) -> Option<bool> {
         if broken(Breakage::ProbeSaysAlive) {
-            return false;
+            return Some(false);
         }
-        let mut tried = 0;
-        let mut answered = false;
+        let n = self.nr_blocks(ti);
+        let mut sectors = KVec::new();
         // Spread over 8 times as many places as probes, so that blocks in
         // the table or failing leave enough to probe.
         let places = DEVICE_PROBES * 8;
         for k in 0..places {
-            if tried == DEVICE_PROBES {
+            if sectors.len() as u64 == DEVICE_PROBES {
                 break;
             }
             let block = (n - 1) * ((k * 7) % places) / (places - 1);
-            if failing(block) || self.table.get(block).is_some() {
+            if failing(block)
+                || self.table.get(block).is_some()
+                || sectors.contains(&self.data_sector(block))
+            {
                 continue;
             }
-            tried += 1;
-            if self
-                .data
-                .rw_sync(self.data_sector(block), &mut buf, false)
-                .is_ok()
-            {
-                answered = true;
+            if sectors.push(self.data_sector(block), GFP_KERNEL).is_err() {
                 break;
             }
         }
-        let down = tried > 0 && !answered;
+        if sectors.is_empty() {
+            return Some(false);
+        }
+        let down = match self.any_reads(&self.data, &sectors, PROBE_LIMIT_MS, halt) {
+            AnyRead::Answered => {
+                self.probe_unanswered.store(false, Relaxed);
+                false
+            }
+            AnyRead::NoneWorked => {
+                self.probe_unanswered.store(false, Relaxed);
+                true
+            }
+            // Slow or hanging, but not known dead (a busy disk answers
+            // slowly too): the group goes on as the state says.
+            AnyRead::NoAnswer => {
+                // Said once until a probe gets an answer again.
+                if !self.probe_unanswered.swap(true, Relaxed) {
+                    pr_warn!(
+                        "remap: the data device answered none of {} probe reads in {} ms: not taken as down\n",
+                        sectors.len(),
+                        PROBE_LIMIT_MS
+                    );
+                }
+                return Some(self.data_down.load(Relaxed));
+            }
+            AnyRead::NotSent => return Some(self.data_down.load(Relaxed)),
+            AnyRead::Halted => return None,
+        };
         if down != self.data_down.swap(down, Relaxed) {
             if down {
                 pr_err!("remap: the data device fails every probe read: it is down, not growing bad blocks; errors pass through and no spare is used until it answers again\n");
@@ -326,7 +604,7 @@ impl RemapTarget {
                 pr_info!("remap: the data device answers again\n");
             }
         }
-        down
+        Some(down)
     }
 
     /// Takes a spare for relocation `r` and marks its block switching in
@@ -479,7 +757,18 @@ impl RemapTarget {
         // be on disk. Then the held bios go on.
         switch.end(|admin, b| self.switched(admin, b));
         self.end_bios(group);
+        let slow = core::mem::take(&mut group.slow);
         *group = Group::new();
+        // Their bios have ended: a weak block's move waits for none of
+        // them. A suspend, which waits for this worker, stops the checks;
+        // a few per group at most (the scrub finds the others).
+        for &block in slow.iter().take(WEAK_CHECKS_PER_GROUP) {
+            if self.table.get(block).is_none()
+                && self.check_weak(ti, block, &|| self.suspending()) == WeakCheck::Halted
+            {
+                break;
+            }
+        }
     }
 
     /// Claims a spare for each relocation still to be claimed (those taken
@@ -681,17 +970,31 @@ impl RemapTarget {
         let _noio = NoIoScope::enter();
         loop {
             let mut group = Group::new();
-            let mut any = false;
             let Some(kept) = ti.kept() else { return };
+            let mut bios = KVec::new();
+            let mut any = false;
             for bio in kept.take() {
                 any = true;
-                self.handle_kept(&mut group, bio);
-                if group.relocations.len() >= GROUP_MAX {
-                    self.finish_group(ti, &mut group);
+                if bios.reserve(1, GFP_KERNEL).is_err() {
+                    // No memory for the batch: this bio alone, its blocks
+                    // retried one by one.
+                    self.handle_kept(&mut group, bio, &mut []);
+                    continue;
                 }
+                // Room was reserved above: a failure would be a
+                // bookkeeping error (the bio ends with an error), warned
+                // about.
+                warn_on(bios.push_within_capacity(bio).is_err());
             }
             if !any {
                 return;
+            }
+            let mut answers = self.retry_reads(&mut bios);
+            for (k, bio) in bios.drain_all().enumerate() {
+                self.handle_kept(&mut group, bio, answers_of(&mut answers, k));
+                if group.relocations.len() >= GROUP_MAX {
+                    self.finish_group(ti, &mut group);
+                }
             }
             self.finish_group(ti, &mut group);
         }

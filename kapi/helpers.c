@@ -4,10 +4,13 @@
  * Each one wraps a static inline function or macro for the Rust side.
  */
 #include <linux/bio.h>
+#include <linux/completion.h>
+#include <linux/refcount.h>
 #include <linux/blkdev.h>
 #include <linux/crc32.h>
 #include <linux/device-mapper.h>
 #include <linux/fs.h>
+#include <linux/module.h>
 #include <linux/percpu.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
@@ -369,4 +372,182 @@ unsigned int dmr_noio_save(void)
 void dmr_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+/* The module's workqueue of timed I/O: see helpers.h. */
+static struct workqueue_struct *dmr_tio_wq;
+/* Guards dmr_tio_wq, so that a read sent as the module goes is refused. */
+static DEFINE_SPINLOCK(dmr_tio_lock);
+/*
+ * Timed reads that have not ended yet, given up on or not: at most
+ * DMR_TIO_MAX, so that a disk that hangs cannot take every worker of the
+ * queue (each such read holds one) from the other devices' reads.
+ */
+#define DMR_TIO_MAX 128
+static atomic_t dmr_tio_running = ATOMIC_INIT(0);
+
+struct dmr_tio {
+	struct work_struct work;
+	struct completion done;
+	refcount_t ref;
+	struct file *file;
+	u64 sector;
+	void *buf;
+	size_t len;
+	blk_opf_t opf;
+	int result;
+	/* When it was sent, and how long it took (ns). */
+	u64 sent_ns;
+	u64 took_ns;
+};
+
+/*
+ * Unbound, so that I/O hanging on one device does not hold up another's,
+ * and usable in memory reclaim: the error worker waits on it.
+ */
+int dmr_tio_queue_create(void)
+{
+	struct workqueue_struct *wq;
+
+	wq = alloc_workqueue("dm-remap-io", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!wq)
+		return -ENOMEM;
+	spin_lock(&dmr_tio_lock);
+	if (dmr_tio_wq) {
+		spin_unlock(&dmr_tio_lock);
+		destroy_workqueue(wq);
+		return -EBUSY;
+	}
+	dmr_tio_wq = wq;
+	spin_unlock(&dmr_tio_lock);
+	return 0;
+}
+
+/*
+ * Refuses reads from now on, then waits for every read still running
+ * (given up on or not: each holds a module reference, so this runs only
+ * once they ended, or at a failed load), then frees.
+ */
+void dmr_tio_queue_destroy(void)
+{
+	struct workqueue_struct *wq;
+
+	spin_lock(&dmr_tio_lock);
+	wq = dmr_tio_wq;
+	dmr_tio_wq = NULL;
+	spin_unlock(&dmr_tio_lock);
+	if (wq)
+		destroy_workqueue(wq);
+}
+
+/* A read of @len bytes (not 0) at @sector of the device open as @file. */
+struct dmr_tio *dmr_tio_alloc(struct file *file, u64 sector, size_t len, bool failfast)
+{
+	struct dmr_tio *tio;
+
+	if (!len)
+		return NULL;
+	tio = kzalloc(sizeof(*tio), GFP_NOIO);
+	if (!tio)
+		return NULL;
+	/*
+	 * kmalloc memory: linear, and aligned to its size up to a page.
+	 * Zeroed: a read that fails may leave it partly written.
+	 */
+	tio->buf = kzalloc(len, GFP_NOIO);
+	if (!tio->buf) {
+		kfree(tio);
+		return NULL;
+	}
+	init_completion(&tio->done);
+	refcount_set(&tio->ref, 1);
+	tio->file = get_file(file);
+	tio->sector = sector;
+	tio->len = len;
+	tio->opf = REQ_OP_READ;
+	if (failfast)
+		tio->opf |= REQ_FAILFAST_DEV | REQ_FAILFAST_TRANSPORT | REQ_FAILFAST_DRIVER;
+	return tio;
+}
+
+void *dmr_tio_buf(struct dmr_tio *tio)
+{
+	return tio->buf;
+}
+
+void dmr_tio_put(struct dmr_tio *tio)
+{
+	if (!refcount_dec_and_test(&tio->ref))
+		return;
+	fput(tio->file);
+	kfree(tio->buf);
+	kfree(tio);
+}
+
+static void dmr_tio_work(struct work_struct *work)
+{
+	struct dmr_tio *tio = container_of(work, struct dmr_tio, work);
+	unsigned int noio = memalloc_noio_save();
+
+	tio->result = bdev_rw_virt(file_bdev(tio->file), tio->sector, tio->buf,
+				   tio->len, tio->opf);
+	tio->took_ns = ktime_get_ns() - tio->sent_ns;
+	memalloc_noio_restore(noio);
+	/* Orders the result and the buffer before a waiter's read of them. */
+	complete_all(&tio->done);
+	dmr_tio_put(tio);
+	atomic_dec(&dmr_tio_running);
+	/*
+	 * The module stays while this runs: an unload waits for the queue to
+	 * drain (dmr_tio_queue_destroy), after this function returned.
+	 */
+	module_put(THIS_MODULE);
+}
+
+/*
+ * Starts the read: the work item takes a reference of its own, and one on
+ * the module (so that an unload fails while a read given up on still runs,
+ * instead of waiting for the disk). -EBUSY when DMR_TIO_MAX reads run.
+ */
+int dmr_tio_submit(struct dmr_tio *tio)
+{
+	int ret = 0;
+
+	if (atomic_inc_return(&dmr_tio_running) > DMR_TIO_MAX) {
+		atomic_dec(&dmr_tio_running);
+		return -EBUSY;
+	}
+	spin_lock(&dmr_tio_lock);
+	if (!dmr_tio_wq) {
+		ret = -ENODEV;
+	} else {
+		__module_get(THIS_MODULE);
+		refcount_inc(&tio->ref);
+		tio->sent_ns = ktime_get_ns();
+		INIT_WORK(&tio->work, dmr_tio_work);
+		queue_work(dmr_tio_wq, &tio->work);
+	}
+	spin_unlock(&dmr_tio_lock);
+	if (ret)
+		atomic_dec(&dmr_tio_running);
+	return ret;
+}
+
+/* Whether the read ended, waiting at most @msecs for it. */
+bool dmr_tio_wait(struct dmr_tio *tio, unsigned int msecs)
+{
+	if (!msecs)
+		return completion_done(&tio->done);
+	return wait_for_completion_timeout(&tio->done, msecs_to_jiffies(msecs)) != 0;
+}
+
+int dmr_tio_result(struct dmr_tio *tio)
+{
+	return tio->result;
+}
+
+/* How long the read took, from its sending to its end (once it ended). */
+u64 dmr_tio_took_ns(struct dmr_tio *tio)
+{
+	return tio->took_ns;
 }

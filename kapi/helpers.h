@@ -100,6 +100,26 @@ unsigned int dmr_noio_save(void);
 void dmr_cond_resched(void);
 void dmr_noio_restore(unsigned int flags);
 
+/*
+ * Reads that their issuer may stop waiting for (kapi/dm/timed_io.rs): run
+ * by a work item of the module's own workqueue with a reference of its own
+ * on the device's file, on its buffer and on the module, so that a read
+ * still in flight when its issuer gave up (or its target went) completes
+ * into memory nobody else uses. The workqueue is destroyed, after every
+ * such read ended, when the module goes.
+ */
+struct file;
+struct dmr_tio;
+int dmr_tio_queue_create(void);
+void dmr_tio_queue_destroy(void);
+struct dmr_tio *dmr_tio_alloc(struct file *file, u64 sector, size_t len, bool failfast);
+void *dmr_tio_buf(struct dmr_tio *tio);
+int dmr_tio_submit(struct dmr_tio *tio);
+bool dmr_tio_wait(struct dmr_tio *tio, unsigned int msecs);
+int dmr_tio_result(struct dmr_tio *tio);
+u64 dmr_tio_took_ns(struct dmr_tio *tio);
+void dmr_tio_put(struct dmr_tio *tio);
+
 /* kapi/warn.rs */
 void dmr_warn(const char *file, size_t len, unsigned int line);
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Make the guest initramfs.  Runs inside the build root (see in_root).
 #   scripts/guest-image.sh <kernel-out-dir> <output.cpio.gz> <module.ko>...
-# The image holds busybox, dmsetup, remapctl, fio, e2fsprogs, blkdiscard, the
+# The image holds busybox, dmsetup, remapctl, fio, e2fsprogs, smartctl, blkdiscard, the
 # kernel's modules, the given modules, the tools of tests/tools and
 # tests/guest as /tests.
 set -euo pipefail
@@ -23,7 +23,7 @@ done
 # libraries come along.
 for t in /usr/sbin/dmsetup /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/e2fsck \
 	/usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/cmp /usr/bin/jq /usr/sbin/blkid \
-	/usr/sbin/wipefs; do
+	/usr/sbin/wipefs /usr/sbin/smartctl; do
 	rm -f "$R/bin/$(basename "$t")" "$R/sbin/$(basename "$t")"
 	cp "$t" "$R/sbin/"
 	for lib in $(ldd "$t" | grep -o '/[^ ]*'); do

@@ -13,7 +13,7 @@
 # <number> <test files> <what is broken>. Number 0 is the baseline: the
 # same files with nothing broken must pass, so that a breakage's failures
 # are its own.
-BREAKAGES="0 10,40,45,55,60,70,75,80 nothing (baseline)
+BREAKAGES="0 10,40,45,55,60,70,75,80,86,87 nothing (baseline)
 1 40,80 a remap is acknowledged without its metadata commit
 2 60,80 a write that failed is not relocated: its bio fails
 3 60,75,80 a read that failed does not make its block pending
@@ -25,7 +25,10 @@ BREAKAGES="0 10,40,45,55,60,70,75,80 nothing (baseline)
 9 70,80 the dead-device probe always finds the data device alive
 10 75 the scrub skips the rest of a step after a run of failed reads
 11 60 a load offers retired spares again
-12 45 loading takes the newest copy's version of each block (a lost write reverts a commit)"
+12 45 loading takes the newest copy's version of each block (a lost write reverts a commit)
+13 87 a weak-block check makes no control read (a busy disk's blocks are moved)
+14 86 the target's own reads are not given up on at a suspend or scrub stop
+15 86 retries of failed reads and the dead-device probe have no time limit"
 
 # Breakages whose files fail in other ways too: the checks that must be
 # among those that fail.

@@ -6,7 +6,27 @@
 # Idempotent: a finished root is reused; a changed package list makes a new one.
 . "$(dirname "$0")/lib.sh"
 
+# guest_packages: installs the packages of scripts/guest-packages.txt that
+# the root lacks (a root made before one was added to the list too).
+guest_packages() {
+	local missing="" p
+	for p in $(grep -Ev '^#|^$' "$PROJ/scripts/guest-packages.txt"); do
+		chroot "$ROOT" dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	say "apt: installing guest tools into the build root:$missing"
+	chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+		bash -c "apt-get update && apt-get install -y --no-install-recommends $missing" 2>&1 |
+		progress apt "$CACHE/apt-guest.log" 20
+	for p in $missing; do
+		chroot "$ROOT" dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			die "installing $p failed, see $CACHE/apt-guest.log"
+	done
+}
+
 if [ -f "$ROOT/.complete" ] && [ -d "$ROOT$KSRC_DIR/rust" ]; then
+	[ "$(id -u)" = 0 ] && guest_packages
 	say "build root ready: $ROOT"
 	exit 0
 fi
@@ -55,5 +75,6 @@ chroot "$ROOT" bash -c "cd /build && tar xf /usr/src/$KSRC_PKG.tar.xz"
 chroot "$ROOT" dpkg-query -W -f '${Package} ${Version}\n' >"$ROOT/build/versions.txt"
 grep -E '^(rustc|bindgen|clang|linux-source-7.2|qemu-system-x86|dmsetup|fio) ' "$ROOT/build/versions.txt" |
 	while read -r p v; do say "  $p $v"; done
+guest_packages
 touch "$ROOT/.complete"
 say "build root ready: $ROOT"

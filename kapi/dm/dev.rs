@@ -80,6 +80,11 @@ impl DmDev {
         self.bdev.as_ptr()
     }
 
+    /// The device's open file, referenced while this handle lives.
+    pub(super) fn file(&self) -> *mut file {
+        self.file.as_ptr()
+    }
+
     /// Size of the device in 512-byte sectors.
     pub(crate) fn nr_sectors(&self) -> u64 {
         // SAFETY: the block device is alive while `file` is held (type

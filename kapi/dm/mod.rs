@@ -81,6 +81,7 @@ mod per_bio;
 mod registration;
 mod target;
 mod target_info;
+mod timed_io;
 
 pub(crate) use bio::{Bio, BioOp};
 pub(crate) use bio_queue::{BioQueue, KeptBio};
@@ -93,3 +94,4 @@ pub(crate) use limits::{max_logical_block_size, QueueLimits};
 pub(crate) use registration::Registration;
 pub(crate) use target::{StatusType, Target};
 pub(crate) use target_info::TargetInfo;
+pub(crate) use timed_io::{InFlight, IoQueue, Msecs, Op, TimedIo};

@@ -16,6 +16,14 @@
 #   r1mscrub r1m under the random-read test with a scrub running at its
 #            default rate (`scrub start`, 16 MiB/s), started before fio
 #            and stopped after it: the foreground's loss to a scrub
+#   hlinear  dm-linear over a table of the null_blk in which block 1000
+#            answers 2 s late and then fails (dm-delay over the error
+#            target), read in a loop throughout the run
+#   hremap   remap over the same table (its own spare area): its error
+#            worker retries that block, marks it pending, probes the device
+# The hanging configurations run one test, hanglat: QD1 4k random reads of
+# healthy blocks (from 1 GiB on), whose p99 latency says what one hanging
+# block costs every other read.
 # Random I/O of the other configurations touches only blocks 5, 15, 25...
 # of the first 40 GiB (none remapped, while every 256-block region of r1m
 # holds remaps, so every bio costs a hash lookup). Sequential 1 MiB reads
@@ -41,8 +49,8 @@ runtime=${runtime:-3}
 # dmr.tests= and dmr.configs= (comma lists): a subset, for development.
 tests=$(sed -n 's/.*dmr\.tests=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 configs=$(sed -n 's/.*dmr\.configs=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
-tests=${tests:-randread randwrite lat seqread}
-configs=${configs:-raw linear rlinear r0 r100k r1m r1mhit r1mscrub}
+tests=${tests:-randread randwrite lat seqread hanglat}
+configs=${configs:-raw linear rlinear r0 r100k r1m r1mhit r1mscrub hlinear hremap}
 ncpu=$(nproc)
 gib=$((1024 * 1024 * 2))
 len=$((44 * gib))
@@ -84,6 +92,16 @@ for n in $wanted_sizes; do
 	mem=$(dmsetup message r$n 0 stats | tr ' ' '\n' | sed -n 's/^memory_bytes=//p')
 	echo "BENCH memory config=r$n bytes=$mem"
 done
+# The hanging block's table, and the two configurations over it.
+if wanted hlinear hremap; then
+	dmsetup create herr --table "0 8 error" || echo "BENCH error herr"
+	dmsetup create hdelay --table "0 8000 linear $d 0
+8000 8 delay /dev/mapper/herr 0 2000
+8008 $((len - 8008)) linear $d 8008" || echo "BENCH error hdelay"
+	dmsetup create hlinear --table "0 $len linear /dev/mapper/hdelay 0" || echo "BENCH error hlinear"
+	dmsetup create hremap --table "0 $len remap /dev/mapper/hdelay 0 $s 9764864 65536 2 block_size 4096" ||
+		echo "BENCH error hremap"
+fi
 
 dev_of() {
 	case $1 in
@@ -117,6 +135,7 @@ run() {
 	randread) args="--rw=randread --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
 	randwrite) args="--rw=randwrite --bs=4k --iodepth=32 --numjobs=$ncpu $pattern" ;;
 	lat) args="--rw=randread --bs=4k --iodepth=1 --numjobs=1 $pattern" ;;
+	hanglat) args="--rw=randread --bs=4k --iodepth=1 --numjobs=1 --offset=1g --size=40g" ;;
 	seqread) args="--rw=read --bs=1m --iodepth=8 --numjobs=1 --size=4g" ;;
 	esac
 	remap=0
@@ -129,16 +148,37 @@ run() {
 			echo "BENCH error test=$t config=$c scrub start failed"
 		scrub_before=1
 	fi
-	# Terse output; JSON for the latency run, whose percentiles it gives in
+	# Terse output; JSON for the latency runs, whose percentiles it gives in
 	# nanoseconds (terse rounds them to microseconds).
 	format="--output-format=terse --terse-version=3"
 	# Total latency (submission to completion): with irqmode=0 the
 	# completion latency alone leaves out the whole submission path.
-	[ "$t" = lat ] && format="--output-format=json --lat_percentiles=1"
+	case $t in lat | hanglat) format="--output-format=json --lat_percentiles=1" ;; esac
+	# The hanging block, read in a loop while fio runs; each read that
+	# fails is counted.
+	hang_pid=
+	if [ "$t" = hanglat ]; then
+		: >/tmp/hang.fails
+		(while :; do
+			dd if="$dev" of=/dev/null bs=4k count=1 skip=1000 iflag=direct 2>/dev/null || echo x >>/tmp/hang.fails
+		done) &
+		hang_pid=$!
+		read_errors_before=$(dmsetup message hremap 0 stats | tr ' ' '\n' | sed -n 's/^read_errors=//p')
+	fi
 	# shellcheck disable=SC2086
 	out=$(fio --name=b --filename="$dev" --direct=1 --ioengine=io_uring --time_based \
 		--runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0 --group_reporting \
 		--percentile_list=50:99 $format $args 2>&1)
+	if [ -n "$hang_pid" ]; then
+		kill $hang_pid
+		wait $hang_pid 2>/dev/null
+		# The fault acted: the hanging block's reads failed, and remap's
+		# worker saw them.
+		[ -s /tmp/hang.fails ] || echo "BENCH error test=$t config=$c the hanging block never failed"
+		errs=$(dmsetup message hremap 0 stats | tr ' ' '\n' | sed -n 's/^read_errors=//p')
+		[ "$c" != hremap ] || [ "$errs" -gt "$read_errors_before" ] ||
+			echo "BENCH error test=$t config=$c remap saw no read error of the hanging block"
+	fi
 	# What the scrub read meanwhile (from its start, just before fio), in
 	# KiB per second of guest time, by its own counters.
 	scrub=
@@ -160,7 +200,7 @@ run() {
 		echo "$hit $want" | awk '{ split($2, r, "-"); exit !($1 >= r[1] && $1 <= r[2]) }' ||
 			echo "BENCH error test=$t config=$c hit_pct=$hit, wanted $want"
 	fi
-	if [ "$t" = lat ]; then
+	if [ "$t" = lat ] || [ "$t" = hanglat ]; then
 		# The first "iops" and "lat_ns" are the read side's.
 		echo "$out" | awk -v t="$t" -v c="$c" -v rep="$rep" -v hit="$hit" -v scrub="$scrub" '
 			/"iops" :/ && iops == "" { iops = $3; sub(/,/, "", iops) }
@@ -205,10 +245,16 @@ for rep in $(seq 1 "$reps"); do
 			[ "$t" = seqread ] && [ "$c" = r1mhit ] && continue
 			# The scrub's cost is measured on 4k random reads.
 			[ "$c" = r1mscrub ] && [ "$t" != randread ] && continue
+			# The hanging block's configurations run its test only, and
+			# only they do.
+			case $c in hlinear | hremap) [ "$t" = hanglat ] || continue ;; *) [ "$t" != hanglat ] || continue ;; esac
 			run "$t" "$c" "$rep"
 		done
 	done
 done
 
 for c in linear r0 $(for n in $wanted_sizes; do echo "r$n"; done); do dmsetup remove "$c"; done
+if wanted hlinear hremap; then
+	for c in hlinear hremap hdelay herr; do dmsetup remove "$c" || echo "BENCH error remove $c"; done
+fi
 echo "BENCH done"

@@ -317,3 +317,83 @@ meta_damage() {
 		i=$((i + 1))
 	done
 }
+
+# Timing, for the slow-disk tests.
+# now_ms: milliseconds since boot (/proc/uptime, 10 ms steps).
+now_ms() {
+	read -r up _ </proc/uptime
+	cs=${up#*.}
+	cs=${cs#0}
+	echo $((${up%.*} * 1000 + ${cs:-0} * 10))
+}
+# took_ms CMD...: runs it; prints how long it took in ms; its exit status.
+took_ms() {
+	t0=$(now_ms)
+	"$@" >/dev/null 2>&1
+	rc=$?
+	echo $(($(now_ms) - t0))
+	return $rc
+}
+read4k() { dd if="$1" of=/dev/null bs=4096 skip="$2" count=1 iflag=direct; }
+write4k() { dd if=/dev/urandom of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc; }
+# took_in LOW HIGH CMD...: CMD succeeds and takes LOW <= ms < HIGH.
+took_in() {
+	lo=$1 hi=$2
+	shift 2
+	ms=$(took_ms "$@") || { echo "$* failed"; return 1; }
+	in_range "$ms" "$lo" "$hi"
+}
+# in_range MS LOW HIGH: LOW <= MS < HIGH (say it when not).
+in_range() {
+	[ "$1" -ge "$2" ] && [ "$1" -lt "$3" ] && return 0
+	echo "took $1 ms, not in [$2, $3)"
+	return 1
+}
+# took_bg FILE CMD...: runs CMD in the background; when it ends, FILE
+# holds its exit status and how long it took in ms ("<rc> <ms>"). Wait for
+# it with `wait $!`.
+took_bg() {
+	local f=$1
+	shift
+	(
+		ms=$(took_ms "$@")
+		echo "$? $ms" >"$f"
+	) &
+}
+# took_was FILE ok|failed LOW HIGH: what took_bg recorded in FILE: CMD
+# succeeded (or failed) and took LOW <= ms < HIGH.
+took_was() {
+	local rc ms
+	read -r rc ms <"$1"
+	case $2 in
+	ok) [ "$rc" = 0 ] || { echo "$1: failed"; return 1; } ;;
+	failed) [ "$rc" != 0 ] || { echo "$1: succeeded"; return 1; } ;;
+	esac
+	in_range "$ms" "$3" "$4"
+}
+# delay_table NAME DEV BLOCK COUNT READ_MS [WRITE_MS]: dm device NAME over
+# all of DEV, whose 4 KiB blocks BLOCK to BLOCK+COUNT-1 are READ_MS late
+# for reads and WRITE_MS (default READ_MS) for writes (dm-delay between
+# two linear segments).
+delay_table() {
+	local n=$1 dev=$2 s=$(($3 * 8)) l=$(($4 * 8)) r=$5 w=${6:-$5} size
+	size=$(blockdev --getsz "$dev")
+	dmsetup create "$n" --table "0 $s linear $dev 0
+$s $l delay $dev $s $r $dev $s $w
+$((s + l)) $((size - s - l)) linear $dev $((s + l))"
+}
+# fails_in LOW HIGH CMD...: CMD fails and takes LOW <= ms < HIGH.
+fails_in() {
+	lo=$1 hi=$2
+	shift 2
+	if ms=$(took_ms "$@"); then
+		echo "$* succeeded"
+		return 1
+	fi
+	in_range "$ms" "$lo" "$hi"
+}
+# quiet DEV: nothing remapped, pending or lost, no read or write error.
+quiet() {
+	remapctl status --json "$1" | jq -e '.devices[0] | .remapped_blocks == 0 and .pending_blocks == 0 and
+		.lost_blocks == 0 and .read_errors == 0 and .write_errors == 0 and .health == "ok"' >/dev/null
+}

@@ -14,45 +14,12 @@
 
 modprobe dm-delay
 
-# now_ms: milliseconds since boot (/proc/uptime, 10 ms steps).
-now_ms() {
-	read -r up _ </proc/uptime
-	cs=${up#*.}
-	cs=${cs#0}
-	echo $((${up%.*} * 1000 + ${cs:-0} * 10))
-}
-# took_ms CMD...: runs it; prints how long it took in ms; its exit status.
-took_ms() {
-	t0=$(now_ms)
-	"$@" >/dev/null 2>&1
-	rc=$?
-	echo $(($(now_ms) - t0))
-	return $rc
-}
-read4k() { dd if="$1" of=/dev/null bs=4096 skip="$2" count=1 iflag=direct; }
-write4k() { dd if=/dev/urandom of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc; }
-# took_in LOW HIGH CMD...: CMD succeeds and takes LOW <= ms < HIGH.
-took_in() {
-	lo=$1 hi=$2
-	shift 2
-	ms=$(took_ms "$@") || { echo "$* failed"; return 1; }
-	in_range "$ms" "$lo" "$hi"
-}
-# in_range MS LOW HIGH: LOW <= MS < HIGH (say it when not).
-in_range() {
-	[ "$1" -ge "$2" ] && [ "$1" -lt "$3" ] && return 0
-	echo "took $1 ms, not in [$2, $3)"
-	return 1
-}
 # fast_while_slow DEV SLOWBLOCK OP: while an OP (read4k or write4k) of the
 # slow block is in flight, 20 OPs of other blocks each take under 100 ms,
 # and the slow one takes its delay.
 fast_while_slow() {
 	dev=$1 slowb=$2 op=$3
-	(
-		ms=$(took_ms $op "$dev" "$slowb")
-		echo "$? $ms" >/tmp/slow.took
-	) &
+	took_bg /tmp/slow.took $op "$dev" "$slowb"
 	bg=$!
 	sleep 0.1
 	i=0
@@ -62,9 +29,7 @@ fast_while_slow() {
 		i=$((i + 1))
 	done
 	wait $bg
-	read -r rc ms </tmp/slow.took
-	[ "$rc" = 0 ] || { echo "the slow block's $op failed"; return 1; }
-	in_range "$ms" 500 5000
+	took_was /tmp/slow.took ok 500 5000
 }
 
 a=$(nullb_make sd1 64 512)
@@ -72,10 +37,7 @@ b=$(nullb_make sd2 8 512)
 sz=$(blockdev --getsz "$a")
 # Blocks 1000-1255 (sectors 8000-10047) are 600 ms late, reads and writes.
 slow=1000
-s=$((slow * 8))
-dmsetup create sddelay --table "0 $s linear $a 0
-$s 2048 delay $a $s 600
-$((s + 2048)) $((sz - s - 2048)) linear $a $((s + 2048))"
+delay_table sddelay "$a" $slow 256 600
 
 # The fault model acts: the slow block is slow, another is not.
 check "dm-delay: a slow block reads in 500 ms or more" took_in 500 5000 read4k /dev/mapper/sddelay $slow
@@ -88,11 +50,6 @@ check "remap: while a read of the slow block is in flight, reads of 20 other blo
 	fast_while_slow /dev/mapper/sdr $slow read4k
 check "remap: while a write of the slow block is in flight, writes of 20 other blocks each take under 100 ms" \
 	fast_while_slow /dev/mapper/sdr $slow write4k
-# quiet DEV: nothing remapped, pending or lost, no read or write error.
-quiet() {
-	remapctl status --json "$1" | jq -e '.devices[0] | .remapped_blocks == 0 and .pending_blocks == 0 and
-		.lost_blocks == 0 and .read_errors == 0 and .write_errors == 0 and .health == "ok"' >/dev/null
-}
 check "remap: a slow but readable block is no error: nothing remapped or pending, no read or write error" quiet sdr
 
 # A scrub in the slow region (it reaches block 1000 within 0.1 s at

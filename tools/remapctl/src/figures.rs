@@ -109,6 +109,15 @@ impl Figures {
                 lost
             ));
         }
+        let (weak, weak_before) = (self.stat("weak_remaps"), before.stat("weak_remaps"));
+        if weak > weak_before {
+            out.push(format!(
+                "{} weak blocks moved to spares with their data (read slowly on every try: {} moved, {} slow reads in all)",
+                weak - weak_before,
+                weak,
+                self.stat("slow_reads")
+            ));
+        }
         if h.low_water && !b.low_water {
             out.push(format!(
                 "free spares fell below the low-water mark: {} of {} free",
@@ -195,7 +204,7 @@ mod tests {
         );
         let b = figures(
             "5 95/100 1 2 spares_exhausted 9 4/5 -5 2 low_water done:10/10 1",
-            "spares_free=0 scrub_passes=1 scrub_bad_data_blocks=2",
+            "spares_free=0 scrub_passes=1 scrub_bad_data_blocks=2 slow_reads=6 weak_remaps=2",
         );
         let lines = b.changes(&a);
         for want in [
@@ -206,10 +215,11 @@ mod tests {
             "no free spare left",
             "4 of 5 intact",
             "scrub finished: 2 unreadable data blocks",
+            "2 weak blocks moved to spares with their data (read slowly on every try: 2 moved, 6 slow reads",
         ] {
             assert!(lines.iter().any(|l| l.contains(want)), "{want}: {lines:?}");
         }
-        assert_eq!(lines.len(), 7);
+        assert_eq!(lines.len(), 8);
     }
 
     #[test]

@@ -21,10 +21,11 @@
 //! | 48 | 8 | spare offset (sectors) |
 //! | 56 | 8 | spare length (sectors) |
 //! | 64 | 4 | block size (bytes) |
-//! | 68 | 4 | flags: bit 0 `no_auto_remap` |
+//! | 68 | 4 | flags: bit 0 `no_auto_remap`, bit 1 `slow_read_ms` recorded |
 //! | 72 | 4 | `read_retries`, or `0xffffffff` for the target's default |
 //! | 76 | 8 | device size (bytes) when formatted |
 //! | 84 | 2 | role: 0 data and spare area, 1 data area (the spare area on another device), 2 spare area |
+//! | 88 | 4 | `slow_read_ms`, when flag bit 1 is set |
 
 use crate::crc::Crc;
 use crate::device::BlockDev;
@@ -36,6 +37,9 @@ pub const LABEL_BYTES: usize = 4096;
 const MAGIC: [u8; 8] = *b"DMRLABEL";
 pub const VERSION: u16 = 1;
 const NO_AUTO_REMAP: u32 = 1;
+/// Labels written before `slow_read_ms` existed hold zeros at 88: a flag
+/// says the field is there.
+const SLOW_READ_MS_SET: u32 = 2;
 const DEFAULT_RETRIES: u32 = u32::MAX;
 
 /// What a labelled device holds.
@@ -61,6 +65,8 @@ pub struct Label {
     pub no_auto_remap: bool,
     /// The table feature `read_retries`, when not the default.
     pub read_retries: Option<u32>,
+    /// The table feature `slow_read_ms`, when not the default.
+    pub slow_read_ms: Option<u32>,
     /// The device's size when it was formatted.
     pub device_size: u64,
     /// What this device holds.
@@ -91,6 +97,8 @@ impl Found {
 
 /// The most read retries the kernel takes (`read_retries` feature).
 pub const MAX_READ_RETRIES: u32 = 16;
+/// The largest `slow_read_ms` the kernel takes.
+pub const MAX_SLOW_READ_MS: u32 = 120_000;
 
 impl Label {
     /// The label's bytes for place `backup`.
@@ -106,12 +114,18 @@ impl Label {
         b[48..56].copy_from_slice(&id.spare_offset.to_le_bytes());
         b[56..64].copy_from_slice(&id.spare_len.to_le_bytes());
         b[64..68].copy_from_slice(&id.block_size.to_le_bytes());
-        let flags = if self.no_auto_remap { NO_AUTO_REMAP } else { 0 };
+        let flags = if self.no_auto_remap { NO_AUTO_REMAP } else { 0 }
+            | if self.slow_read_ms.is_some() {
+                SLOW_READ_MS_SET
+            } else {
+                0
+            };
         b[68..72].copy_from_slice(&flags.to_le_bytes());
         let retries = self.read_retries.unwrap_or(DEFAULT_RETRIES);
         b[72..76].copy_from_slice(&retries.to_le_bytes());
         b[76..84].copy_from_slice(&self.device_size.to_le_bytes());
         b[84..86].copy_from_slice(&(self.role as u16).to_le_bytes());
+        b[88..92].copy_from_slice(&self.slow_read_ms.unwrap_or(0).to_le_bytes());
         let crc = block_crc::<Crc>(&b);
         b[8..12].copy_from_slice(&crc.to_le_bytes());
         b
@@ -147,6 +161,7 @@ impl Label {
             },
             no_auto_remap: get_u32(b, 68) & NO_AUTO_REMAP != 0,
             read_retries: (retries != DEFAULT_RETRIES).then_some(retries),
+            slow_read_ms: (get_u32(b, 68) & SLOW_READ_MS_SET != 0).then(|| get_u32(b, 88)),
             device_size: get_u64(b, 76),
             role,
         })
@@ -251,6 +266,12 @@ impl Label {
                 dev.path().display()
             );
         }
+        if let Some(ms) = self.slow_read_ms.filter(|&ms| ms > MAX_SLOW_READ_MS) {
+            bail!(
+                "{}: the remap label records slow_read_ms {ms}, which the kernel does not take (0 to {MAX_SLOW_READ_MS}): rewrite it with `remapctl repair --geometry`",
+                dev.path().display()
+            );
+        }
         if dm_remap_ondisk::Format::new(self.identity).is_err() {
             bail!(
                 "{}: the remap label records a geometry that cannot hold metadata (block size {}, spare area {} sectors)",
@@ -298,6 +319,7 @@ mod tests {
             },
             no_auto_remap: true,
             read_retries: Some(3),
+            slow_read_ms: Some(250),
             device_size: 64 << 20,
             role: Role::Data,
         }
@@ -399,8 +421,19 @@ mod tests {
         }
         let d = Label {
             read_retries: None,
+            slow_read_ms: None,
             ..l
         };
         assert_eq!(Label::decode(&d.encode(true), true), Some(d));
+        // A label of before slow_read_ms: zeros at 88, no flag.
+        let mut old = d.encode(false);
+        old[88..92].fill(0);
+        let crc = block_crc::<Crc>(&{
+            let mut z = old.clone();
+            z[8..12].fill(0);
+            z
+        });
+        old[8..12].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Label::decode(&old, false).unwrap().slow_read_ms, None);
     }
 }

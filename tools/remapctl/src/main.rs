@@ -13,6 +13,7 @@ mod crc;
 mod device;
 mod dmdev;
 mod dump;
+mod erc;
 mod figures;
 mod hook;
 mod journal;

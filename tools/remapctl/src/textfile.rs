@@ -147,6 +147,20 @@ const SERIES: &[Series] = &[
         value: |f| count(f.stat("auto_remaps")),
     },
     Series {
+        name: "dm_remap_slow_reads_total",
+        help: "Reads of data blocks slower than the table's slow_read_ms (the scrub's, and retries of failed reads).",
+        kind: "counter",
+        label: None,
+        value: |f| count(f.stat("slow_reads")),
+    },
+    Series {
+        name: "dm_remap_weak_remaps_total",
+        help: "Weak blocks (slow on every try while the disk was not busy) moved to spares with their data.",
+        kind: "counter",
+        label: None,
+        value: |f| count(f.stat("weak_remaps")),
+    },
+    Series {
         name: "dm_remap_scrub_running",
         help: "1 while a scrub runs (paused included).",
         kind: "gauge",
@@ -285,7 +299,10 @@ mod tests {
     #[test]
     fn series_are_rendered_per_device() {
         let h = Health::parse("a\"b", None, "dm-0", "3 3/100 1 2 ok 4 5/5 0 1 - -").unwrap();
-        let f = Figures::parse(h, "spares_free=97 transient_errors=4");
+        let f = Figures::parse(
+            h,
+            "spares_free=97 transient_errors=4 slow_reads=5 weak_remaps=1",
+        );
         let text = render(&[("a\"b".to_owned(), f)]);
         let l = "device=\"dm-0\",name=\"a\\\"b\"";
         assert!(
@@ -297,6 +314,8 @@ mod tests {
         assert!(text.contains(&format!("dm_remap_spare_blocks{{{l}}} 100\n")));
         assert!(text.contains(&format!("dm_remap_spare_used_ratio{{{l}}} 0.03\n")));
         assert!(text.contains(&format!("dm_remap_transient_errors_total{{{l}}} 4\n")));
+        assert!(text.contains(&format!("dm_remap_slow_reads_total{{{l}}} 5\n")));
+        assert!(text.contains(&format!("dm_remap_weak_remaps_total{{{l}}} 1\n")));
         assert!(text.contains(&format!(
             "dm_remap_scrub_bad_blocks{{{l},kind=\"spare\"}} 0\n"
         )));

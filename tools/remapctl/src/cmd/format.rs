@@ -40,6 +40,12 @@ pub struct Options {
     /// Reads of a failing block before it counts as unreadable.
     #[arg(long)]
     pub read_retries: Option<u32>,
+    /// A data block read slower than this many milliseconds (and again on
+    /// two more tries, while a read elsewhere is fast) is weak and moved
+    /// to a spare with its data; 0 never. The target's default is 1000
+    /// (table feature slow_read_ms).
+    #[arg(long, value_name = "MS")]
+    pub slow_read_ms: Option<u32>,
     /// Format a device that holds a filesystem, a partition table,
     /// another signature or remap metadata.
     #[arg(long)]
@@ -177,6 +183,7 @@ pub fn format_file(path: &std::path::Path) -> Options {
         block_size: 4096,
         no_auto_remap: false,
         read_retries: None,
+        slow_read_ms: None,
         force: false,
         spare_dev: None,
     };
@@ -194,6 +201,12 @@ pub fn run(o: &Options) -> Result<u8> {
         if r > 16 {
             bail!("--read-retries must be 0 to 16, not {r}");
         }
+    }
+    if let Some(ms) = o.slow_read_ms.filter(|&ms| ms > label::MAX_SLOW_READ_MS) {
+        bail!(
+            "--slow-read-ms must be 0 (never) to {} milliseconds, not {ms}",
+            label::MAX_SLOW_READ_MS
+        );
     }
     let dev = BlockDev::open(&o.dev, Access::Exclusive)?;
     let spare_dev = match &o.spare_dev {
@@ -329,6 +342,7 @@ pub fn run(o: &Options) -> Result<u8> {
         identity,
         no_auto_remap: o.no_auto_remap,
         read_retries: o.read_retries,
+        slow_read_ms: o.slow_read_ms,
         device_size: dev.size(),
         role: if spare_dev.is_some() {
             Role::Data

@@ -208,6 +208,10 @@ pub fn table_params(dev: &BlockDev, spare: &BlockDev, l: &Label) -> Result<Strin
         features.push("read_retries".to_owned());
         features.push(r.to_string());
     }
+    if let Some(ms) = l.slow_read_ms {
+        features.push("slow_read_ms".to_owned());
+        features.push(ms.to_string());
+    }
     Ok(format!(
         "{devno} {} {spare_devno} {} {} {} {}",
         id.data_offset,

@@ -65,6 +65,7 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
             identity: loc.identity,
             no_auto_remap: false,
             read_retries: None,
+            slow_read_ms: None,
             device_size: dev.size(),
             role: Role::Whole,
         };
@@ -74,7 +75,7 @@ pub fn run(path: &Path, geometry: Option<&str>) -> Result<u8> {
         label::write(&dev, &l)?;
         match label::probe(&dev) {
             Ok(Some((back, Found::Both))) if back == l => println!(
-                "wrote the remap labels from --geometry and the metadata (UUID {}); no_auto_remap and read_retries are the defaults: remapctl format records them, open takes them from the label",
+                "wrote the remap labels from --geometry and the metadata (UUID {}); no_auto_remap, read_retries and slow_read_ms are the defaults: remapctl format records them, open takes them from the label",
                 UuidText(&l.uuid)
             ),
             Ok(_) => bail!("the remap labels written do not read back"),
