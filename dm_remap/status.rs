@@ -46,8 +46,15 @@ impl RemapTarget {
                 drop(admin);
                 out.emit(format_args!(" "));
                 self.emit_scrub_status(out);
-                // Last, after the fields of earlier versions.
-                out.emit(format_args!(" {}", lost));
+                // Last, after the fields of earlier versions: lost blocks,
+                // then the slow reads and weak blocks moved (kept across
+                // reloads, as the error counts).
+                out.emit(format_args!(
+                    " {} {} {}",
+                    lost,
+                    self.device_stats.read_one(&self.stats, stat::SLOW_READS),
+                    self.device_stats.read_one(&self.stats, stat::WEAK_REMAPS)
+                ));
             }
             StatusType::Table => {
                 out.emit(format_args!(

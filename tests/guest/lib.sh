@@ -106,9 +106,9 @@ read_failed_by_target() {
 		[ "$(stat_of "$1" read_errors)" = "$re" ] && [ "$(stat_of "$1" failed_bios)" -gt "$fb" ]
 }
 
-# lost_of DEV: the status line's last field, the blocks whose data is lost,
+# lost_of DEV: the status line's twelfth field, the blocks whose data is lost,
 # and the `stats` count with it ("<status> <stats>").
-lost_of() { echo "$(dmsetup status "$1" | awk '{ print $NF }') $(stat_of "$1" lost_blocks)"; }
+lost_of() { echo "$(dmsetup status "$1" | awk '{ print $(NF - 2) }') $(stat_of "$1" lost_blocks)"; }
 
 # sectors DEV: size in 512-byte sectors.
 sectors() { blockdev --getsz "$1"; }

@@ -46,9 +46,10 @@ check "list shows every remapped block in order" sh -c "[ \"\$(dmsetup message r
 check "list from a block with a count, then where to go on" sh -c "[ \"\$(dmsetup message rm 0 list 8 3 | cut -d' ' -f1 | tr '\n' ' ')\" = '8 100 2047 more ' ] && dmsetup message rm 0 list 8 3 | grep -qx 'more 2048'"
 
 # Status: <remapped> <used>/<total> <read_errors> <write_errors> <state>
-# <metadata generation> <intact copies>/5 <last commit error>
+# <metadata generation> <intact copies>/5 <last commit error> <pending>
+# <low water> <scrub> <lost> <slow reads> <weak blocks moved>
 st=$(dmsetup status rm | cut -d' ' -f4-)
-check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok 10 5/5 0 0 - - 0$'"
+check "status counts the remapped blocks and used spares" sh -c "echo '$st' | grep -qE '^9 9/[0-9]+ 0 0 ok 10 5/5 0 0 - - 0 0 0$'"
 stats=$(dmsetup message rm 0 stats)
 check "stats count remapped writes and reads" sh -c "echo '$stats' | grep -q 'remapped_writes=[1-9]' && echo '$stats' | grep -q 'remapped_reads=[1-9]'"
 check "stats count spares" sh -c "echo '$stats' | grep -q 'remapped_blocks=9 pending_blocks=0 fenced_blocks=0 lost_blocks=0 spares_used=9'"

@@ -18,7 +18,7 @@ scrub_wait() {
 	dmsetup status "$1" | grep -qE ' done:([0-9]+)/\1 [0-9]+$'
 }
 # scrub_done DEV: the units done, from the status line.
-scrub_done() { dmsetup status "$1" | sed -n 's/.* [a-z]*:\([0-9]*\)\/[0-9]* [0-9]*$/\1/p'; }
+scrub_done() { dmsetup status "$1" | sed -n 's/.* [a-z]*:\([0-9]*\)\/[0-9]* [0-9]* [0-9]* [0-9]*$/\1/p'; }
 
 # 1. dm-dust: 20 unreadable data blocks, and 3 remapped blocks (skipped:
 # their data is on spares).

@@ -65,8 +65,8 @@ while ! scrub_done wr && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 check "slow_read_ms 200: the scrub ends (within 30 s)" scrub_done wr
 check "the four weak blocks were moved: weak_remaps=4" stat_is wr weak_remaps -eq 4
 check "each was read slowly three times: slow_reads=12" stat_is wr slow_reads -eq 12
-check "status: 4 remapped blocks, nothing pending, no read error" \
-	sh -c "dmsetup status wr | awk '{ exit !(\$4 == 4 && \$12 == 0 && \$6 == 0) }'"
+check "status: 4 remapped blocks, nothing pending, no read error, 12 slow reads, 4 weak blocks moved" \
+	sh -c "dmsetup status wr | awk '{ exit !(\$4 == 4 && \$12 == 0 && \$6 == 0 && \$(NF - 1) == 12 && \$NF == 4) }'"
 check "they are blocks 1000-1003" sh -c "dmsetup message wr 0 list | awk '{ print \$1 }' | tr '\n' ' ' | grep -qx '1000 1001 1002 1003 '"
 check "the kernel log says why each moved" sh -c "[ \$(dmesg | grep -c 'reads slowly (over 200 ms, 3 times): moved to spare block') = 4 ]"
 check "their data moved with them: the 8 blocks around them read back as written" \

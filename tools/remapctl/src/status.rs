@@ -29,6 +29,11 @@ pub struct Health {
     /// reads fail until they are written. `None` from a module older than
     /// the twelfth status field.
     pub lost_blocks: Option<u64>,
+    /// Reads of data blocks slower than the table's `slow_read_ms`, and
+    /// weak blocks moved to spares with their data. `None` from a module
+    /// older than the thirteenth and fourteenth status fields.
+    pub slow_reads: Option<u64>,
+    pub weak_remaps: Option<u64>,
     /// Spare blocks in use.
     pub spares_used: u64,
     /// Spare blocks usable for data.
@@ -137,8 +142,9 @@ fn pair(s: &str, what: &str) -> Result<(u64, u64)> {
 }
 
 impl Health {
-    /// Reads the twelve fields of a `remap` status line (eleven from a
-    /// module before the lost blocks' count).
+    /// Reads the fourteen fields of a `remap` status line (eleven from a
+    /// module before the lost blocks' count, twelve from one before the
+    /// slow reads' and weak blocks').
     pub fn parse(
         name: &str,
         uuid: Option<String>,
@@ -146,8 +152,8 @@ impl Health {
         status: &str,
     ) -> Result<Self> {
         let f: Vec<&str> = status.split_whitespace().collect();
-        if !(11..=12).contains(&f.len()) {
-            bail!("{name}: status has {} fields, not 12: {status:?}", f.len());
+        if !matches!(f.len(), 11 | 12 | 14) {
+            bail!("{name}: status has {} fields, not 14: {status:?}", f.len());
         }
         let low_water = match f[9] {
             "low_water" => true,
@@ -172,6 +178,8 @@ impl Health {
             remapped_blocks: num(f[0], "remapped")?,
             pending_blocks: num(f[8], "pending")?,
             lost_blocks: f.get(11).map(|l| num(l, "lost")).transpose()?,
+            slow_reads: f.get(12).map(|l| num(l, "slow reads")).transpose()?,
+            weak_remaps: f.get(13).map(|l| num(l, "weak remaps")).transpose()?,
             spares_used,
             spares_total,
             spares_used_percent: pct(spares_used),
@@ -222,8 +230,14 @@ impl Health {
             Some(n) if n > 0 => format!(", {n} lost (reads fail until written)"),
             _ => String::new(),
         };
+        let weak = match (self.slow_reads, self.weak_remaps) {
+            (Some(slow), Some(weak)) if slow > 0 || weak > 0 => {
+                format!(", {slow} slow reads, {weak} weak blocks moved to spares")
+            }
+            _ => String::new(),
+        };
         format!(
-            "{}: {} ({}{}), {} remapped, {} pending{}, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors{}",
+            "{}: {} ({}{}), {} remapped, {} pending{}, spares {}/{} used ({:.1}% left), metadata generation {} with {}/{} copies intact, last error {}, {} read and {} write errors{}{}",
             self.name,
             self.health,
             self.state,
@@ -240,6 +254,7 @@ impl Health {
             self.last_error,
             self.read_errors,
             self.write_errors,
+            weak,
             scrub
         )
     }
@@ -307,5 +322,16 @@ mod tests {
         // An older module's eleven fields: unknown, not none.
         let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - -").unwrap();
         assert_eq!(h.lost_blocks, None);
+        assert_eq!(h.slow_reads, None);
+    }
+
+    #[test]
+    fn reads_slow_reads_and_weak_blocks() {
+        let h = Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - - 0 12 4").unwrap();
+        assert_eq!((h.slow_reads, h.weak_remaps), (Some(12), Some(4)));
+        assert!(h
+            .line()
+            .contains(", 12 slow reads, 4 weak blocks moved to spares"));
+        assert!(Health::parse("r", None, "dm-0", "9 9/4041 0 0 ok 10 5/5 0 0 - - 0 12").is_err());
     }
 }

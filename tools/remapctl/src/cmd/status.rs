@@ -5,7 +5,6 @@
 use crate::dmdev::{Dm, Live};
 use crate::erc::{self, Drive};
 use crate::exit;
-use crate::figures::Figures;
 use crate::status::Health;
 use anyhow::Result;
 use serde::Serialize;
@@ -19,33 +18,18 @@ struct Report {
     devices: Vec<Device>,
 }
 
-/// One device: its status line's fields, the weak-sector counters of its
-/// `stats` (none from a module without them), and the drives under it
-/// with their error recovery times.
+/// One device: its status line's fields and the drives under it with
+/// their error recovery times.
 #[derive(Serialize)]
 struct Device {
     #[serde(flatten)]
     health: Health,
-    /// Reads of data blocks slower than the table's `slow_read_ms`.
-    slow_reads: Option<u64>,
-    /// Weak blocks moved to spares with their data.
-    weak_remaps: Option<u64>,
     drives: Vec<Drive>,
 }
 
 impl Device {
-    fn read(dm: &Dm, health: Health) -> Self {
-        let stats = dm.message(&health.name, "stats").ok();
-        let figures = stats.map(|s| Figures::parse(health.clone(), &s));
-        let counter = |k: &str| {
-            figures
-                .as_ref()
-                .and_then(|f| f.stats.get(k))
-                .and_then(|v| v.parse().ok())
-        };
+    fn read(health: Health) -> Self {
         Device {
-            slow_reads: counter("slow_reads"),
-            weak_remaps: counter("weak_remaps"),
             drives: erc::drives_under(&health.kernel_name),
             health,
         }
@@ -54,13 +38,6 @@ impl Device {
     /// Its lines for people: the health line, then one per drive.
     fn lines(&self) -> String {
         let mut out = self.health.line();
-        if let (Some(slow), Some(weak)) = (self.slow_reads, self.weak_remaps) {
-            if slow > 0 || weak > 0 {
-                out.push_str(&format!(
-                    ", {slow} slow reads, {weak} weak blocks moved to spares"
-                ));
-            }
-        }
         for d in &self.drives {
             out.push('\n');
             out.push_str(&d.line());
@@ -109,7 +86,7 @@ pub fn run(names: &[String], json: bool) -> Result<u8> {
                 if code != exit::ERROR {
                     code = code.max(c);
                 }
-                all.push(Device::read(&dm, h));
+                all.push(Device::read(h));
             }
             Err(e) => {
                 eprintln!("remapctl: status {}: {e:#}", l.name);
