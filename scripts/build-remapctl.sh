@@ -109,8 +109,12 @@ completions_load() {
 			COMP_WORDS=(remapctl ch) COMP_CWORD=1 && _remapctl remapctl ch remapctl &&
 			printf '%s
 ' "\${COMPREPLY[@]}" | grep -qx check" || return 1
-	target/release/remapctl completions zsh | grep -q '#compdef remapctl' &&
-		target/release/remapctl completions fish | grep -q 'complete -c remapctl'
+	# Into files: grep -q stops reading at its match, and under pipefail
+	# the SIGPIPE that ends remapctl then would fail the check.
+	target/release/remapctl completions zsh >"$units/_remapctl" &&
+		grep -q '#compdef remapctl' "$units/_remapctl" &&
+		target/release/remapctl completions fish >"$units/remapctl.fish" &&
+		grep -q 'complete -c remapctl' "$units/remapctl.fish"
 }
 # Long commands show their progress on a terminal (script(1) gives them
 # one), and print none into a pipe.
