@@ -432,39 +432,32 @@ impl RemapTarget {
             .change(self.queue.queue(), |image| image.set_slot(spare, slot))
     }
 
-    /// Reads data block `block` into `buf`, retrying as a failed read is,
-    /// until `halt` says to give up.
-    fn read_data(&self, block: u64, buf: &mut KVec<u8>, halt: &dyn Fn() -> bool) -> ReadOutcome {
-        self.read_retrying(&self.data, self.data_sector(block), buf, halt)
+    /// Reads data block `block` into `buf` within `limits`, retrying as a
+    /// failed read is.
+    fn read_data(&self, block: u64, buf: &mut KVec<u8>, limits: &ReadLimits<'_>) -> ReadOutcome {
+        self.read_retrying(&self.data, self.data_sector(block), buf, limits)
     }
 
     /// Reads spare block `spare` into `buf`, retrying as a data block is.
-    fn read_spare(&self, spare: u32, buf: &mut KVec<u8>, halt: &dyn Fn() -> bool) -> ReadOutcome {
-        self.read_retrying(&self.spare, self.spare_sector(spare), buf, halt)
+    fn read_spare(&self, spare: u32, buf: &mut KVec<u8>, limits: &ReadLimits<'_>) -> ReadOutcome {
+        self.read_retrying(&self.spare, self.spare_sector(spare), buf, limits)
     }
 
-    /// Reads a block of `dev` at `sector`, and `read_retries` times more
-    /// while the device returns an error. No time limit: these reads (the
-    /// scrub's, a `remap` message's copy) wait for the disk as a
-    /// foreground read does, or for `halt`.
+    /// Reads a block of `dev` at `sector` within `limits`, and
+    /// `read_retries` times more while the device returns an error.
     fn read_retrying(
         &self,
         dev: &DmDev,
         sector: u64,
         buf: &mut KVec<u8>,
-        halt: &dyn Fn() -> bool,
+        limits: &ReadLimits<'_>,
     ) -> ReadOutcome {
-        let limits = ReadLimits {
-            failfast: false,
-            limit_ms: None,
-            halt,
-        };
-        let mut outcome = self.read_timed(dev, sector, buf, &limits);
+        let mut outcome = self.read_timed(dev, sector, buf, limits);
         for _ in 0..self.read_retries {
             if outcome != ReadOutcome::Failed {
                 break;
             }
-            outcome = self.read_timed(dev, sector, buf, &limits);
+            outcome = self.read_timed(dev, sector, buf, limits);
         }
         outcome
     }

@@ -10,7 +10,7 @@ use crate::metadata::Slot;
 use crate::switch::Switch;
 use crate::table_args::parse_u64;
 use crate::timed_read::{never, ReadLimits, ReadOutcome};
-use crate::worker::RETRY_LIMIT_MS;
+use crate::worker::{Probe, RETRY_LIMIT_MS};
 use crate::{refuse, stat, RemapTarget, TargetInfo};
 use kernel::prelude::*;
 
@@ -141,7 +141,15 @@ impl RemapTarget {
         let read = match why {
             // Given up on at a suspend, which waits for the bios this
             // switch holds.
-            Move::Message => self.read_data(block, &mut buf, &|| self.suspending()),
+            Move::Message => self.read_data(
+                block,
+                &mut buf,
+                &ReadLimits {
+                    failfast: false,
+                    limit_ms: None,
+                    halt: &|| self.suspending(),
+                },
+            ),
             // Bounded as a retry is, and given up at a suspend: no
             // foreground bio waits for this move but those it holds.
             Move::Weak => self.read_timed(
@@ -180,15 +188,30 @@ impl RemapTarget {
             );
         }
         // A block that cannot be read is zero-filled and flagged lost, but
-        // not while the whole device fails: its data is not gone then.
-        if lost && self.data_device_down(ti, |b| b == block, &never) == Some(true) {
-            return refuse(
-                EIO,
-                format_args!(
-                    "remap of block {} refused: the data device fails every read (it is down, the data is not lost)",
-                    block
-                ),
-            );
+        // only when the device answers elsewhere: not while it fails every
+        // read (its data is not gone then), nor when that is not known.
+        if lost {
+            match self.data_device_down(ti, |b| b == block, &never) {
+                Probe::Up => {}
+                Probe::Down => {
+                    return refuse(
+                        EIO,
+                        format_args!(
+                            "remap of block {} refused: the data device fails every read (it is down, the data is not lost)",
+                            block
+                        ),
+                    )
+                }
+                Probe::Unknown | Probe::Halted => {
+                    return refuse(
+                        EAGAIN,
+                        format_args!(
+                            "remap of block {} refused: its read failed and the data device does not answer in time (its data is not known lost)",
+                            block
+                        ),
+                    )
+                }
+            }
         }
         if lost {
             buf.fill(0);

@@ -54,6 +54,13 @@ const FAILED_PER_STEP: usize = 4;
 /// Blocks read slowly that a step checks for weak sectors, at most: each
 /// check costs six reads of a slow disk.
 const WEAK_CHECKS_PER_STEP: usize = 2;
+/// The wait before the next step when a read could not be sent (no
+/// memory, or the module's timed reads all taken by a hanging disk) or got
+/// no answer, in ms.
+const NOT_SENT_BACKOFF_MS: u64 = 100;
+/// How long a scrub read may take before it is passed over, in ms, at
+/// least: the error worker, which shares the workqueue, waits for it.
+const SCRUB_READ_LIMIT_MS: u32 = 10_000;
 /// Spare slots a step looks at, at most (each one read is one block).
 const SLOTS_PER_STEP: u32 = 4096;
 
@@ -164,6 +171,9 @@ struct StepResult {
     /// The device that fails every read (`"data"` or `"spare"`): the
     /// scrub stops.
     device_down: Option<&'static str>,
+    /// The next step waits at least this long (ms): a read could not be
+    /// sent or got no answer.
+    backoff_ms: u64,
 }
 
 /// What became of a used spare that failed every read of the scrub.
@@ -188,6 +198,7 @@ impl StepResult {
             bad_metadata: 0,
             copies_rewritten: 0,
             device_down: None,
+            backoff_ms: 0,
         }
     }
 }
@@ -373,6 +384,16 @@ impl RemapTarget {
         scrub.state != ScrubState::Running || scrub.paused
     }
 
+    /// The limits of a scrub read: [`SCRUB_READ_LIMIT_MS`], or twice
+    /// `slow_read_ms` (so that a slow read is seen as one), and `halt`.
+    fn scrub_read_limits<'a>(&self, halt: &'a dyn Fn() -> bool) -> ReadLimits<'a> {
+        ReadLimits {
+            failfast: false,
+            limit_ms: Some(SCRUB_READ_LIMIT_MS.max(self.slow_read_ms.saturating_mul(2))),
+            halt,
+        }
+    }
+
     /// Whether the table is suspending or suspended (or not yet resumed):
     /// the target's own reads outside the scrub give up then too.
     pub(super) fn suspending(&self) -> bool {
@@ -464,6 +485,7 @@ impl RemapTarget {
             // Waiting for a commit to end: not at once again.
             wait_ms = wait_ms.max(1);
         }
+        wait_ms = wait_ms.max(r.backoff_ms);
         scrub.foreground = foreground;
         let paused = scrub.paused;
         drop(scrub);
@@ -507,17 +529,14 @@ impl RemapTarget {
         set_len(buf, bytes);
         r.bytes = bytes as u64;
         let halt = || self.scrub_halted();
-        let limits = ReadLimits {
-            failfast: false,
-            limit_ms: None,
-            halt: &halt,
-        };
+        let limits = self.scrub_read_limits(&halt);
         let whole = self.read_timed(&self.data, self.data_sector(next), buf, &limits);
         match whole {
             ReadOutcome::Read { took_ms } if !self.is_slow(took_ms) => return r,
             ReadOutcome::Halted | ReadOutcome::NotSent => {
                 // Again from `next` when the scrub goes on (not sent: no
-                // memory, or a hanging disk's reads fill the queue).
+                // memory, or a hanging disk's reads fill the queue: later).
+                r.backoff_ms = NOT_SENT_BACKOFF_MS;
                 r.units = 0;
                 r.bytes = 0;
                 r.next = Some(Phase::Data { next });
@@ -548,7 +567,7 @@ impl RemapTarget {
                 continue;
             }
             r.bytes += u64::from(self.block_size);
-            match self.read_data(block, buf, &halt) {
+            match self.read_data(block, buf, &limits) {
                 ReadOutcome::Read { took_ms } if self.is_slow(took_ms) => {
                     weak_checks += 1;
                     if self.check_weak(ti, block, &halt) == WeakCheck::Halted {
@@ -567,11 +586,24 @@ impl RemapTarget {
                 }
                 ReadOutcome::Read { .. } => {}
                 ReadOutcome::Halted | ReadOutcome::NotSent => {
+                    r.backoff_ms = NOT_SENT_BACKOFF_MS;
                     r.units = block - next;
                     r.next = Some(Phase::Data { next: block });
                     break;
                 }
-                ReadOutcome::Failed | ReadOutcome::NoAnswer => {
+                ReadOutcome::NoAnswer => {
+                    // Not an error: passed over (the next pass reads it
+                    // again), and the worker gets its turn.
+                    pr_info!(
+                        "remap: scrub: data block {} did not answer in {} ms: passed over\n",
+                        block,
+                        limits.limit_ms.unwrap_or(0)
+                    );
+                    r.units = block + 1 - next;
+                    r.next = Some(Phase::Data { next: block + 1 });
+                    break;
+                }
+                ReadOutcome::Failed => {
                     pr_warn!("remap: scrub: data block {} cannot be read\n", block);
                     r.bad_data += 1;
                     // Without the memory to note it, it is not marked
@@ -638,8 +670,13 @@ impl RemapTarget {
             }
             r.bytes += u64::from(self.block_size);
             reads += 1;
-            let outcome = self.read_spare(spare, buf, &|| self.scrub_halted());
-            if matches!(outcome, ReadOutcome::Halted | ReadOutcome::NotSent) {
+            let halt = || self.scrub_halted();
+            let outcome = self.read_spare(spare, buf, &self.scrub_read_limits(&halt));
+            if matches!(
+                outcome,
+                ReadOutcome::Halted | ReadOutcome::NotSent | ReadOutcome::NoAnswer
+            ) {
+                r.backoff_ms = NOT_SENT_BACKOFF_MS;
                 r.units -= 1;
                 r.next = Some(Phase::Spares { next: spare });
                 break;
@@ -716,8 +753,12 @@ impl RemapTarget {
             slot
         };
         switch.wait_mapped();
-        let outcome = self.read_spare(spare, &mut buf, &|| self.scrub_halted());
-        if matches!(outcome, ReadOutcome::Halted | ReadOutcome::NotSent) {
+        let halt = || self.scrub_halted();
+        let outcome = self.read_spare(spare, &mut buf, &self.scrub_read_limits(&halt));
+        if matches!(
+            outcome,
+            ReadOutcome::Halted | ReadOutcome::NotSent | ReadOutcome::NoAnswer
+        ) {
             return UnreadableSpare::Left;
         }
         if outcome.is_read() {
@@ -734,8 +775,8 @@ impl RemapTarget {
         match self.spare_device_reads() {
             AnyRead::Answered => {}
             // Nothing known (a suspend, no memory): left, tried again.
-            AnyRead::Halted | AnyRead::NotSent => return UnreadableSpare::Left,
-            AnyRead::NoneWorked | AnyRead::NoAnswer => {
+            AnyRead::Halted | AnyRead::NotSent | AnyRead::NoAnswer => return UnreadableSpare::Left,
+            AnyRead::NoneWorked => {
                 pr_warn!(
                 "remap: scrub: the spare device fails every read: spare block {} of data block {} is left as it is (the device is down, the data is not known lost)\n",
                 spare,
@@ -826,17 +867,13 @@ impl RemapTarget {
                 break;
             }
             let sector = self.spare_offset + (fmt.area_block(copy, i) << self.block_shift);
-            let read = self.read_timed(
-                &self.spare,
-                sector,
-                buf,
-                &ReadLimits {
-                    failfast: false,
-                    limit_ms: None,
-                    halt: &|| self.scrub_halted(),
-                },
-            );
-            if matches!(read, ReadOutcome::Halted | ReadOutcome::NotSent) {
+            let halt = || self.scrub_halted();
+            let read = self.read_timed(&self.spare, sector, buf, &self.scrub_read_limits(&halt));
+            if matches!(
+                read,
+                ReadOutcome::Halted | ReadOutcome::NotSent | ReadOutcome::NoAnswer
+            ) {
+                r.backoff_ms = NOT_SENT_BACKOFF_MS;
                 r.next = Some(Phase::Metadata { copy, index: i });
                 break;
             }

@@ -21,7 +21,7 @@ use kernel::prelude::*;
 use kernel::time::{Instant, Monotonic};
 
 /// How often a waiting read looks whether it should halt, in ms.
-const HALT_POLL_MS: u32 = 50;
+pub(super) const HALT_POLL_MS: u32 = 50;
 
 /// What became of a timed read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

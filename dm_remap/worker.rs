@@ -12,7 +12,7 @@ use crate::kapi::warn::warn_on;
 use crate::metadata::{CommitError, Pending, Slot};
 use crate::per_bio::Tag;
 use crate::switch::{Switch, Switched};
-use crate::timed_read::{never, AnyRead, ReadLimits, ReadOutcome};
+use crate::timed_read::{AnyRead, ReadLimits, ReadOutcome, HALT_POLL_MS};
 use crate::weak::WeakCheck;
 use crate::{relocation, stat, Admin, KeptBio, RemapTarget, TargetInfo};
 use core::sync::atomic::Ordering::Relaxed;
@@ -36,6 +36,10 @@ const DEVICE_PROBES: u64 = 8;
 /// marks its block pending, its data left in place, and the next read
 /// that works clears it (see docs/dm-remap.rst).
 pub(super) const RETRY_LIMIT_MS: u32 = 5_000;
+
+/// Blocks whose retries a batch sends at once, at most (the module runs
+/// 128 timed reads in all).
+const RETRY_CHUNK: usize = 32;
 
 /// Blocks read slowly by a group's retries that are checked for weak
 /// sectors after it, at most.
@@ -70,6 +74,19 @@ struct GroupBio {
     failed: bool,
 }
 
+/// What a probe of the data device found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Probe {
+    /// A read worked.
+    Up,
+    /// Every read failed: the device is down.
+    Down,
+    /// None answered in time, or none could be sent: not known.
+    Unknown,
+    /// Told to halt first.
+    Halted,
+}
+
 /// The batch's retry of one block of a failed read: sent with the retries
 /// of every other block of the batch at once, so that one block that does
 /// not answer delays the others by one [`RETRY_LIMIT_MS`] at most, not by
@@ -98,8 +115,10 @@ fn answers_of(answers: &mut [RetryAnswer], bio: usize) -> &mut [RetryAnswer] {
         .iter()
         .position(|a| a.bio == bio)
         .unwrap_or(answers.len());
-    let len = answers[start..].iter().take_while(|a| a.bio == bio).count();
-    &mut answers[start..start + len]
+    let len = answers
+        .get(start..)
+        .map_or(0, |rest| rest.iter().take_while(|a| a.bio == bio).count());
+    answers.get_mut(start..start + len).unwrap_or(&mut [])
 }
 
 /// What the worker gathered from kept bios, committed together.
@@ -172,10 +191,12 @@ impl RemapTarget {
     /// Reads `block` where it maps now, as [`Self::retry_io`] does, within
     /// [`RETRY_LIMIT_MS`] and `failfast`: a retry of a failed read.
     fn retry_read(&self, block: u64, buf: &mut KVec<u8>) -> ReadOutcome {
+        // A suspend waits for the kept bios: they fail at once then.
+        let halt = || self.suspending();
         let limits = ReadLimits {
             failfast: true,
             limit_ms: Some(RETRY_LIMIT_MS),
-            halt: &never,
+            halt: &halt,
         };
         loop {
             let idx = self.in_flight.down_read();
@@ -371,9 +392,14 @@ impl RemapTarget {
                 continue;
             }
             failed = true;
-            if outcome == ReadOutcome::NotSent {
+            if matches!(
+                outcome,
+                ReadOutcome::NotSent | ReadOutcome::NoAnswer | ReadOutcome::Halted
+            ) {
                 // Not tried (no memory, or too many reads of a hanging
-                // disk running): nothing is known of the block.
+                // disk running), or no answer in time (it may wait behind
+                // another sector's recovery in the drive): only an error
+                // says the block cannot be read.
                 continue;
             }
             // Only a data block becomes pending: a spare that fails a
@@ -397,7 +423,9 @@ impl RemapTarget {
     /// [`RETRY_LIMIT_MS`] at most in all.
     fn retry_reads(&self, bios: &mut [KeptBio]) -> KVec<RetryAnswer> {
         let mut answers = KVec::new();
-        let most = (BATCH_RETRY_BYTES / self.block_size as usize).max(1);
+        // Shifts, not divisions: a block is 2^(block_shift + 9) bytes.
+        let byte_shift = self.block_shift + 9;
+        let most = (BATCH_RETRY_BYTES >> byte_shift).max(1);
         'bios: for (k, bio) in bios.iter_mut().enumerate() {
             let (status, bytes) = (bio.status(), bio.bytes());
             let data = bio.data();
@@ -408,7 +436,7 @@ impl RemapTarget {
                 continue;
             }
             let first = offset >> self.block_shift;
-            for index in 0..bytes / self.block_size {
+            for index in 0..bytes >> byte_shift {
                 let answer = RetryAnswer {
                     bio: k,
                     index,
@@ -423,7 +451,13 @@ impl RemapTarget {
             }
         }
         for _ in 0..self.read_retries {
-            if !self.retry_round(&mut answers) {
+            // A chunk at a time: the module runs a bounded number of timed
+            // reads, for every device.
+            let mut again = false;
+            for chunk in answers.chunks_mut(RETRY_CHUNK) {
+                again |= self.retry_round(chunk);
+            }
+            if !again || self.suspending() {
                 break;
             }
         }
@@ -467,36 +501,38 @@ impl RemapTarget {
                 Op::Read { failfast: true },
             )
             .and_then(TimedIo::submit);
-            match io {
-                Ok(io) => {
-                    // Not kept (no memory): given up on, the block's own
-                    // retry does it.
-                    if sent.push((j, io), GFP_KERNEL).is_err() {
-                        a.outcome = None;
-                    }
-                }
-                // Not sent: the block's own retry tries.
-                Err(_) => a.outcome = None,
+            // Not sent, or not kept (no memory; given up on): what an
+            // earlier round found stays, else the block's own retry tries.
+            if let Ok(io) = io {
+                // Not kept: dropped, given up on.
+                let _kept = sent.push((j, io), GFP_KERNEL);
             }
         }
         for (j, io) in sent.iter_mut() {
-            let waited = started.elapsed().as_millis() as u64;
-            let left = u64::from(RETRY_LIMIT_MS).saturating_sub(waited) as u32;
             let a = &mut answers[*j];
-            a.outcome = match io.wait(Msecs(left)) {
-                Some(Ok(())) => match (self.block_buffer(), io.data()) {
-                    (Ok(mut buf), Some(data)) => {
-                        buf.copy_from_slice(data);
-                        a.data = buf;
-                        Some(ReadOutcome::Read {
-                            took_ms: io.took_ms().unwrap_or(0),
-                        })
+            a.outcome = loop {
+                let waited = started.elapsed().as_millis() as u64;
+                let left = u64::from(RETRY_LIMIT_MS).saturating_sub(waited) as u32;
+                match io.wait(Msecs(left.min(HALT_POLL_MS))) {
+                    Some(Ok(())) => {
+                        break match (self.block_buffer(), io.data()) {
+                            (Ok(mut buf), Some(data)) => {
+                                buf.copy_from_slice(data);
+                                a.data = buf;
+                                Some(ReadOutcome::Read {
+                                    took_ms: io.took_ms().unwrap_or(0),
+                                })
+                            }
+                            // No memory to keep it: the block's own retry.
+                            _ => None,
+                        };
                     }
-                    // No memory to keep it: the block's own retry.
-                    _ => None,
-                },
-                Some(Err(_)) => Some(ReadOutcome::Failed),
-                None => Some(ReadOutcome::NoAnswer),
+                    Some(Err(_)) => break Some(ReadOutcome::Failed),
+                    None if left <= HALT_POLL_MS => break Some(ReadOutcome::NoAnswer),
+                    // A suspend waits for the kept bios: they fail now.
+                    None if self.suspending() => break Some(ReadOutcome::Halted),
+                    None => {}
+                }
             };
         }
         drop(sent);
@@ -523,30 +559,39 @@ impl RemapTarget {
             },
             &halt,
         );
-        if probe != Some(false) {
+        let down = match probe {
+            Probe::Up => false,
+            Probe::Down => true,
+            // Not known: as the device's state says.
+            Probe::Unknown => self.data_down.load(Relaxed),
+            // A scrub's group, halted: nothing is marked.
+            Probe::Halted => true,
+        };
+        if down {
             for r in group.relocations.drain_all() {
                 group.bios[r.bio].failed = true;
             }
             group.unreadable.clear();
-            if probe == Some(true) {
+            if probe == Probe::Down {
                 self.stats.inc(stat::DEVICE_DOWN_GROUPS);
             }
         }
     }
 
-    /// Whether the data device is down: every probe read of data blocks
-    /// spread over the data area (but those `failing`, and those in the
-    /// table) fails, or none answers within [`PROBE_LIMIT_MS`]. Records
-    /// the answer for status and says in the kernel log when it changes.
-    /// `None` if `halt` said to give up first: nothing is known.
+    /// Probes the data device: reads of data blocks spread over the data
+    /// area (but those `failing`, and those in the table), sent at once.
+    /// Down when every one fails; unknown when none answers within
+    /// [`PROBE_LIMIT_MS`] or none could be sent; halted if `halt` said to
+    /// give up first. Records up or down for status and says in the kernel
+    /// log when it changes.
     pub(super) fn data_device_down(
         &self,
         ti: &TargetInfo<'_>,
         failing: impl Fn(u64) -> bool,
         halt: &dyn Fn() -> bool,
-    ) -> Option<bool> {
+    ) -> Probe {
         if broken(Breakage::ProbeSaysAlive) {
-            return Some(false);
+            return Probe::Up;
         }
         let n = self.nr_blocks(ti);
         let mut sectors = KVec::new();
@@ -569,7 +614,7 @@ impl RemapTarget {
             }
         }
         if sectors.is_empty() {
-            return Some(false);
+            return Probe::Unknown;
         }
         let down = match self.any_reads(&self.data, &sectors, PROBE_LIMIT_MS, halt) {
             AnyRead::Answered => {
@@ -591,10 +636,10 @@ impl RemapTarget {
                         PROBE_LIMIT_MS
                     );
                 }
-                return Some(self.data_down.load(Relaxed));
+                return Probe::Unknown;
             }
-            AnyRead::NotSent => return Some(self.data_down.load(Relaxed)),
-            AnyRead::Halted => return None,
+            AnyRead::NotSent => return Probe::Unknown,
+            AnyRead::Halted => return Probe::Halted,
         };
         if down != self.data_down.swap(down, Relaxed) {
             if down {
@@ -604,7 +649,11 @@ impl RemapTarget {
                 pr_info!("remap: the data device answers again\n");
             }
         }
-        Some(down)
+        if down {
+            Probe::Down
+        } else {
+            Probe::Up
+        }
     }
 
     /// Takes a spare for relocation `r` and marks its block switching in

@@ -465,8 +465,13 @@ struct dmr_tio *dmr_tio_alloc(struct file *file, u64 sector, size_t len, bool fa
 	tio->sector = sector;
 	tio->len = len;
 	tio->opf = REQ_OP_READ;
+	/*
+	 * Failfast reads (retries, probes) go alone: merged with a neighbour,
+	 * one bad sector would fail the others' blocks with it.
+	 */
 	if (failfast)
-		tio->opf |= REQ_FAILFAST_DEV | REQ_FAILFAST_TRANSPORT | REQ_FAILFAST_DRIVER;
+		tio->opf |= REQ_FAILFAST_DEV | REQ_FAILFAST_TRANSPORT | REQ_FAILFAST_DRIVER |
+			    REQ_NOMERGE;
 	return tio;
 }
 

@@ -85,7 +85,7 @@ check "64 KiB blocks: remove" dmsetup remove r7
 # Messages and status.
 check "message help answers" sh -c "dmsetup message r4 0 help | grep -q 'remap target messages'"
 message_refused r4 "unknown message refused with a reason" "unrecognised message 'frobnicate'" frobnicate 1
-check "status of a fresh device: nothing remapped, no errors" sh -c "dmsetup status r4 | grep -qE '^0 32768 remap 0 0/[0-9]+ 0 0 ok 1 5/5 0 0 - - 0$'"
+check "status of a fresh device: nothing remapped, no errors" sh -c "dmsetup status r4 | grep -qE '^0 32768 remap 0 0/[0-9]+ 0 0 ok 1 5/5 0 0 - - 0 0 0$'"
 check "null_blk two devices: remove" dmsetup remove r4
 
 # Discard passes through to the data device.

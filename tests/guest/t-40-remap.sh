@@ -292,7 +292,7 @@ head -c $((k * 4096)) /tmp/during >/tmp/during.sent
 check "switch under I/O: the single writes sent during remaps of their blocks read back" \
 	sh -c "dd if=/dev/mapper/rs bs=4096 skip=20 count=$k iflag=direct 2>/dev/null | cmp - /tmp/during.sent"
 check "switch under I/O: the blocks are on spares" [ "$(dmsetup status rs | cut -d' ' -f4)" -ge $((k + 1)) ]
-check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok [0-9]+ 5/5 0 0 - - 0$'"
+check "switch under I/O: no I/O errors" sh -c "dmsetup status rs | grep -qE ' 0 0 ok [0-9]+ 5/5 0 0 - - 0 0 0$'"
 check "switch under I/O: remove" dmsetup remove rs
 nullb_drop rm7
 nullb_drop rm8

@@ -18,7 +18,7 @@ dev=/dev/mapper/md
 
 check "create" dmsetup create md --table "$table"
 check "a blank spare area is formatted: generation 1, 5 of 5 copies" \
-	sh -c "dmsetup status md | grep -qE ' ok 1 5/5 0 0 - - 0$'"
+	sh -c "dmsetup status md | grep -qE ' ok 1 5/5 0 0 - - 0 0 0$'"
 check "fio writes the first 32 MiB, which hold the remaps" fio --name=md --filename=$dev --direct=1 --ioengine=libaio \
 	--iodepth=16 --rw=write --bs=64k --size=32m --verify=crc32c --do_verify=0 \
 	--output=/tmp/fio-md.out
@@ -49,7 +49,7 @@ check "rmmod" rmmod dm_remap
 check "modprobe" modprobe dm_remap
 check "re-create after module reload" dmsetup create md --table "$table"
 same_remaps "module reload"
-check "status after reload: 50 remapped, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 50 50/[0-9]+ 0 0 ok [0-9]+ 5/5 0 0 - - 0$'"
+check "status after reload: 50 remapped, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 50 50/[0-9]+ 0 0 ok [0-9]+ 5/5 0 0 - - 0 0 0$'"
 dmsetup remove md
 
 # damage BLOCK: overwrites 8 bytes inside 4 KiB block BLOCK of the spare
@@ -76,7 +76,7 @@ for k in 1 2 3 4; do
 	check "$k damaged copies ($copies): create" dmsetup create md --table "$table"
 	want=$(echo $copies | tr ' ' '\n' | sort -n | tr '\n' ' ')
 	check "$k damaged copies: exactly those copies ($want) reported in the kernel log" sh -c "[ \"\$(dmesg | sed -n 's/.*metadata copy \([0-9]\) has [0-9]* damaged or stale blocks: rewritten.*/\1/p' | sort -n | tr '\n' ' ')\" = '$want' ]"
-	check "$k damaged copies: 5 of 5 copies intact after load" eventually sh -c "dmsetup status md | grep -qE ' ok [0-9]+ 5/5 0 0 - - 0$'"
+	check "$k damaged copies: 5 of 5 copies intact after load" eventually sh -c "dmsetup status md | grep -qE ' ok [0-9]+ 5/5 0 0 - - 0 0 0$'"
 	same_remaps "$k damaged copies"
 	dmsetup remove md
 	dmesg -c >/dev/null
@@ -131,7 +131,7 @@ check "5 damaged copies: nothing written" [ "$(md5sum <$s)" = "$sum" ]
 dd if=/dev/zero of=$s bs=1M count=16 oflag=direct 2>/dev/null
 check "remapctl restore writes 1000 remaps" meta_restore $s 0 131072 0 32768 4096 1000 7
 check "the target loads them" dmsetup create md --table "$table"
-check "status: 1000 remapped, generation 1, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 1000 1000/[0-9]+ 0 0 ok 1 5/5 0 0 - - 0$'"
+check "status: 1000 remapped, generation 1, 5 of 5 copies" sh -c "dmsetup status md | grep -qE 'remap 1000 1000/[0-9]+ 0 0 ok 1 5/5 0 0 - - 0 0 0$'"
 check "list: block 0 on spare 11, block 7 on spare 12" sh -c "[ \"\$(dmsetup message md 0 list 0 2 | tr '\n' ' ')\" = '0 11 7 12 more 14 ' ]"
 check "remove" dmsetup remove md
 nullb_drop md1
@@ -201,14 +201,14 @@ check "failing metadata: one remap committed first" dmsetup message mf 0 remap 2
 for b in 0 254 509 764 1019; do dmsetup message dustm 0 addbadblock $b 100 >/dev/null; done
 dmsetup message dustm 0 enable >/dev/null
 message_refused mf "a commit that reaches no copy refuses the remap" "remap of block 100 failed: the metadata commit failed" remap 800
-check "status says metadata_failed and the error" sh -c "dmsetup status mf | grep -qE ' 0 0 metadata_failed 2 0/5 -5 0 - - 0$'"
+check "status says metadata_failed and the error" sh -c "dmsetup status mf | grep -qE ' 0 0 metadata_failed 2 0/5 -5 0 - - 0 0 0$'"
 message_refused mf "further remaps refused" "metadata writes failed: reload the table to try again" remap 1600
 check "I/O passes through after the failure" write_read /dev/mapper/mf 7
 dmsetup remove mf
 dmsetup message dustm 0 disable >/dev/null
 dmsetup message dustm 0 clearbadblocks >/dev/null
 check "failing metadata: re-create loads the last good commit" dmsetup create mf --table "$ftable"
-check "failing metadata: the committed remap only, 5 of 5 copies rewritten" sh -c "dmsetup status mf | grep -qE 'remap 1 1/[0-9]+ 0 0 ok [0-9]+ 5/5 0 0 - - 0$'"
+check "failing metadata: the committed remap only, 5 of 5 copies rewritten" sh -c "dmsetup status mf | grep -qE 'remap 1 1/[0-9]+ 0 0 ok [0-9]+ 5/5 0 0 - - 0 0 0$'"
 check "failing metadata: the list holds block 300, the remap that was committed" sh -c "[ \"\$(dmsetup message mf 0 list | cut -d' ' -f1)\" = 300 ]"
 check "failing metadata: the data is there" read_matches /dev/mapper/mf $((7 * 32))
 dmsetup remove mf

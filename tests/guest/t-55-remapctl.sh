@@ -104,7 +104,7 @@ for blk in 0 1; do
 			check "block $blk damaged in $k copies: check is clean after repair" remapctl check -q $a
 			check "block $blk damaged in $k copies: the table is unchanged" sh -c "remapctl dump $a | /sbin/cmp - /tmp/rc-before"
 			remapctl open $a rc >/dev/null 2>&1
-			check "block $blk damaged in $k copies: after repair the kernel reports 5/5" sh -c "dmsetup status rc | grep -qE ' ok [0-9]+ 5/5 0 0 - - 0$'"
+			check "block $blk damaged in $k copies: after repair the kernel reports 5/5" sh -c "dmsetup status rc | grep -qE ' ok [0-9]+ 5/5 0 0 - - 0 0 0$'"
 			remapctl close rc >/dev/null 2>&1
 		else
 			check "block $blk damaged in all 5 copies: check exits 3, beyond repair" [ $rc = 3 ]

@@ -11,11 +11,11 @@ modprobe dm-dust
 # paused; succeeds when it is done.
 scrub_wait() {
 	sw=0
-	while dmsetup status "$1" | grep -qE ' (running|paused):[0-9]+/[0-9]+ [0-9]+$' && [ $sw -lt $(($2 * 10)) ]; do
+	while dmsetup status "$1" | grep -qE ' (running|paused):[0-9]+/[0-9]+ [0-9]+ [0-9]+ [0-9]+$' && [ $sw -lt $(($2 * 10)) ]; do
 		sleep 0.1
 		sw=$((sw + 1))
 	done
-	dmsetup status "$1" | grep -qE ' done:([0-9]+)/\1 [0-9]+$'
+	dmsetup status "$1" | grep -qE ' done:([0-9]+)/\1 [0-9]+ [0-9]+ [0-9]+$'
 }
 # scrub_done DEV: the units done, from the status line.
 scrub_done() { dmsetup status "$1" | sed -n 's/.* [a-z]*:\([0-9]*\)\/[0-9]* [0-9]* [0-9]* [0-9]*$/\1/p'; }
@@ -39,7 +39,7 @@ table="0 131072 remap /dev/mapper/scdust 0 $b 0 16384 2 block_size 4096"
 check "create" dmsetup create sc --table "$table"
 for blk in 100 5000 16383; do dmsetup message sc 0 remap $((blk * 8)) >/dev/null; done
 dmsetup message scdust 0 enable >/dev/null
-check "status before any scrub: no scrub field" sh -c "dmsetup status sc | grep -qE ' - - 0$'"
+check "status before any scrub: no scrub field" sh -c "dmsetup status sc | grep -qE ' - - 0 0 0$'"
 dmesg -c >/dev/null
 check "scrub start" dmsetup message sc 0 scrub start 1000
 check "scrub: a second start is refused while it runs" sh -c "! dmsetup message sc 0 scrub start 2>/dev/null"
@@ -72,30 +72,30 @@ check "counters: read_errors and reads kept across the reload" sh -c "[ $(stat_o
 check "counters: status shows the kept read errors" [ "$(dmsetup status sc | cut -d' ' -f6)" = "$re" ]
 dd if=/dev/mapper/sc of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null
 check "counters: suspend and resume keep them too" sh -c "dmsetup suspend sc && dmsetup resume sc && [ $(stat_of sc reads) -ge $((rd + 16)) ] && [ $(stat_of sc read_errors) = $re ]"
-check "counters: a new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - - 0$'"
+check "counters: a new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - - 0 0 0$'"
 
 # 2. stop, suspend, reload and remove during a scrub, at 1 MiB/s.
 dmsetup message scdust 0 disable >/dev/null
 check "slow scrub start" dmsetup message sc 0 scrub start 1
 sleep 1
-check "slow scrub: running" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+ [0-9]+$'"
+check "slow scrub: running" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+ [0-9]+ [0-9]+ [0-9]+$'"
 check "scrub stop" dmsetup message sc 0 scrub stop
 d1=$(scrub_done sc)
 sleep 1
-check "scrub stop: stopped, and it stays where it was" sh -c "dmsetup status sc | grep -qE ' stopped:$d1/[0-9]+ [0-9]+$'"
+check "scrub stop: stopped, and it stays where it was" sh -c "dmsetup status sc | grep -qE ' stopped:$d1/[0-9]+ [0-9]+ [0-9]+ [0-9]+$'"
 check "scrub stop: a second stop is refused" sh -c "! dmsetup message sc 0 scrub stop 2>/dev/null"
 dmsetup message sc 0 scrub start 1 >/dev/null
 sleep 0.5
 check "suspend during a scrub" dmsetup suspend sc
 d1=$(scrub_done sc)
 sleep 1
-check "suspended: the scrub is paused where it was" sh -c "dmsetup status sc | grep -qE ' paused:$d1/[0-9]+ [0-9]+$'"
+check "suspended: the scrub is paused where it was" sh -c "dmsetup status sc | grep -qE ' paused:$d1/[0-9]+ [0-9]+ [0-9]+ [0-9]+$'"
 check "resume: the scrub goes on" dmsetup resume sc
 sleep 1
-check "resumed: running, further on" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+ [0-9]+$' && [ $(scrub_done sc) -gt $d1 ]"
+check "resumed: running, further on" sh -c "dmsetup status sc | grep -qE ' running:[0-9]+/[0-9]+ [0-9]+ [0-9]+ [0-9]+$' && [ $(scrub_done sc) -gt $d1 ]"
 bounded 30 "reload during a scrub" sh -c "dmsetup reload sc --table '$table' && dmsetup resume sc"
 check "reload during a scrub: worked" [ "$(rc_of 'reload during a scrub')" = 0 ]
-check "reload during a scrub: the new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - - 0$'"
+check "reload during a scrub: the new table has no scrub" sh -c "dmsetup status sc | grep -qE ' - - 0 0 0$'"
 dmsetup message sc 0 scrub start 1 >/dev/null
 sleep 0.5
 bounded 30 "remove during a scrub" dmsetup remove sc
@@ -169,12 +169,12 @@ dmsetup message scw 0 scrub start 1000 >/dev/null
 sleep 2
 dmsetup message scw 0 scrub stop >/dev/null &
 check "slow disk: scrub stop ends within 3 s (between blocks, not after a 7.5 s step)" ends_within 3 $!
-check "slow disk: the scrub is stopped" sh -c "dmsetup status scw | grep -qE ' stopped:[0-9]+/[0-9]+ [0-9]+$'"
+check "slow disk: the scrub is stopped" sh -c "dmsetup status scw | grep -qE ' stopped:[0-9]+/[0-9]+ [0-9]+ [0-9]+ [0-9]+$'"
 dmsetup message scw 0 scrub start 1000 >/dev/null
 sleep 2
 dmsetup suspend scw &
 check "slow disk: a suspend during a step ends within 3 s" ends_within 3 $!
-check "slow disk: paused while suspended" sh -c "dmsetup status scw | grep -qE ' paused:[0-9]+/[0-9]+ [0-9]+$'"
+check "slow disk: paused while suspended" sh -c "dmsetup status scw | grep -qE ' paused:[0-9]+/[0-9]+ [0-9]+ [0-9]+ [0-9]+$'"
 dmsetup resume scw
 dmsetup message scw 0 scrub stop >/dev/null
 dmsetup remove scw
@@ -412,10 +412,10 @@ check "low water: stats say so" [ "$(stat_of sclw low_water)" = 1 ]
 for i in 1 2 3; do dmsetup message sclw 0 remap $(((n + i) * 8)) >/dev/null; done
 check "low water: not again while below" [ "$(lows)" = 1 ]
 for blk in $((n + 1)) $((n + 2)) $((n + 3)) $((n - 1)) $((n - 2)) $((n - 3)); do dmsetup message sclw 0 unremap $((blk * 8)) >/dev/null; done
-check "low water: above again: the flag is gone" sh -c "dmsetup status sclw | grep -qE ' - - 0$' && [ $(stat_of sclw low_water) = 0 ] && [ $(lows) = 1 ]"
+check "low water: above again: the flag is gone" sh -c "dmsetup status sclw | grep -qE ' - - 0 0 0$' && [ $(stat_of sclw low_water) = 0 ] && [ $(lows) = 1 ]"
 for i in 1 2 3 4 5 6; do dmsetup message sclw 0 remap $(((n + 10 + i) * 8)) >/dev/null; done
 check "low water: crossed again, reported again" [ "$(lows)" = 2 ]
-check "low water: a reload below the mark shows it, without a report" sh -c "dmsetup reload sclw --table '$lw' && dmsetup resume sclw && dmsetup status sclw | grep -qE ' low_water - 0$' && [ $(lows) = 2 ]"
+check "low water: a reload below the mark shows it, without a report" sh -c "dmsetup reload sclw --table '$lw' && dmsetup resume sclw && dmsetup status sclw | grep -qE ' low_water - 0 0 0$' && [ $(lows) = 2 ]"
 dmsetup remove sclw
 refused "refused: spare_low_water 101" "spare_low_water must be a percentage from 0 to 100" "0 32768 remap $a 0 $b 0 2048 2 spare_low_water 101"
 nullb_drop sc8
