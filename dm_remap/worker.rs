@@ -508,11 +508,16 @@ impl RemapTarget {
                 let _kept = sent.push((j, io), GFP_KERNEL);
             }
         }
+        let bounded = !broken(Breakage::ReadsUnbounded);
         for (j, io) in sent.iter_mut() {
             let a = &mut answers[*j];
             a.outcome = loop {
                 let waited = started.elapsed().as_millis() as u64;
-                let left = u64::from(RETRY_LIMIT_MS).saturating_sub(waited) as u32;
+                let left = if bounded {
+                    u64::from(RETRY_LIMIT_MS).saturating_sub(waited) as u32
+                } else {
+                    u32::MAX
+                };
                 match io.wait(Msecs(left.min(HALT_POLL_MS))) {
                     Some(Ok(())) => {
                         break match (self.block_buffer(), io.data()) {
