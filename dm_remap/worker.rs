@@ -6,7 +6,7 @@
 
 use crate::breakage::{broken, Breakage};
 use crate::entry::{Entry, Spare};
-use crate::kapi::dm::{self, Msecs, Op, TimedIo};
+use crate::kapi::dm::{self, DmDev, Msecs, Op, TimedIo};
 use crate::kapi::sched::NoIoScope;
 use crate::kapi::warn::warn_on;
 use crate::metadata::{CommitError, Pending, Slot};
@@ -158,6 +158,18 @@ impl RemapTarget {
         matches!(self.entry(block), Some(e) if e.is_pending())
     }
 
+    /// Where `block`, whose entry is `entry`, keeps its data: its spare if
+    /// it is remapped (or fenced at one), else its data block.
+    fn place(&self, block: u64, entry: Option<Entry>) -> (&DmDev, u64) {
+        match entry {
+            Some(Entry::Remapped(Spare { block: spare, .. }))
+            | Some(Entry::Fenced {
+                at: Some(spare), ..
+            }) => (&*self.spare, self.spare_sector(spare)),
+            _ => (&self.data, self.data_sector(block)),
+        }
+    }
+
     /// Reads or writes `block` where it maps now, synchronously, waiting
     /// while a message switches it. Inside a read section: a switch that
     /// starts meanwhile copies the block after this write. Also returns the
@@ -177,11 +189,10 @@ impl RemapTarget {
                 }
                 Some(e) if e.data_lost() => Err(EIO),
                 Some(Entry::Fenced { .. }) if write => Err(EIO),
-                Some(Entry::Remapped(Spare { block: spare, .. }))
-                | Some(Entry::Fenced {
-                    at: Some(spare), ..
-                }) => self.spare.rw_sync(self.spare_sector(spare), buf, write),
-                _ => self.data.rw_sync(self.data_sector(block), buf, write),
+                entry => {
+                    let (dev, sector) = self.place(block, entry);
+                    dev.rw_sync(sector, buf, write)
+                }
             };
             self.in_flight.up_read(idx);
             return (result, entry);
@@ -208,11 +219,10 @@ impl RemapTarget {
                     continue;
                 }
                 Some(e) if e.data_lost() => ReadOutcome::Failed,
-                Some(Entry::Remapped(Spare { block: spare, .. }))
-                | Some(Entry::Fenced {
-                    at: Some(spare), ..
-                }) => self.read_timed(&self.spare, self.spare_sector(spare), buf, &limits),
-                _ => self.read_timed(&self.data, self.data_sector(block), buf, &limits),
+                entry => {
+                    let (dev, sector) = self.place(block, entry);
+                    self.read_timed(dev, sector, buf, &limits)
+                }
             };
             self.in_flight.up_read(idx);
             return outcome;
@@ -488,11 +498,7 @@ impl RemapTarget {
                     a.outcome = Some(ReadOutcome::Failed);
                     continue;
                 }
-                Some(Entry::Remapped(Spare { block: spare, .. }))
-                | Some(Entry::Fenced {
-                    at: Some(spare), ..
-                }) => (&*self.spare, self.spare_sector(spare)),
-                _ => (&self.data, self.data_sector(a.block)),
+                entry => self.place(a.block, entry),
             };
             let io = TimedIo::new(
                 dev,
